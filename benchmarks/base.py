@@ -1,0 +1,192 @@
+"""The interface every benchmark implements.
+
+A benchmark is a set of trained architectures with known quality. It knows how to
+rebuild each architecture with random weights, how to make the mini-batch a
+zero-cost proxy sees, which scalar the one backward pass differentiates, and where
+in its models the six proxy inputs live (`ZCSites`). Everything above this layer
+(input extraction, caching, fitness, evolution) talks to benchmarks only through
+this interface.
+"""
+from __future__ import annotations
+
+import abc
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+
+class BenchmarkError(Exception):
+    """Bad benchmark input: a missing file, a malformed config, an unknown id.
+
+    The message names the file or id and the problem; the CLI prints it on one line.
+    """
+
+
+def default_data_root() -> Path:
+    """`LPZERO_DATA` if set, else `../shared/data` beside the repository."""
+    env = os.environ.get("LPZERO_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def resolve_data_root(data: str | os.PathLike | None) -> Path:
+    root = Path(data) if data is not None else default_data_root()
+    if not root.is_dir():
+        raise BenchmarkError(
+            f"{root}: data directory not found (pass --data DIR or set LPZERO_DATA)"
+        )
+    return root
+
+
+def read_yaml(path: Path) -> Any:
+    import yaml
+
+    if not path.is_file():
+        raise BenchmarkError(f"{path}: file not found")
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise BenchmarkError(f"{path}: malformed YAML{where}: {getattr(e, 'problem', e)}") from None
+
+
+def read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise BenchmarkError(f"{path}: file not found")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise BenchmarkError(f"{path}: malformed JSON (line {e.lineno}): {e.msg}") from None
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One trained architecture of a benchmark.
+
+    `ground_truth` is oriented so that higher is better (e.g. minus perplexity);
+    `raw` is the benchmark's own number (e.g. the perplexity itself).
+    `reference_params` are the parameter counts the benchmark itself reports
+    (empty when it reports none).
+    """
+
+    id: str
+    config: dict
+    ground_truth: float
+    raw: float
+    reference_params: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Batch:
+    """One mini-batch of token ids (and, for encoders, its attention mask)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor | None = None
+
+    def to(self, device: str | torch.device) -> "Batch":
+        mask = None if self.attention_mask is None else self.attention_mask.to(device)
+        return Batch(self.input_ids.to(device), mask)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.input_ids.shape)  # type: ignore[return-value]
+
+
+Where = Literal["input", "output"]
+
+
+@dataclass
+class Site:
+    """A module whose forward input or output is one per-layer proxy input.
+
+    `layer` is the index of the block it belongs to, so an input that does not exist
+    for some block (no softmax in a Fourier layer) is visibly absent, not shifted.
+    """
+
+    layer: int
+    module: nn.Module
+    where: Where = "output"
+    name: str = ""
+
+
+@dataclass
+class WeightSite:
+    """A weight matrix of a block: W is `param`, G is `param.grad` after backward."""
+
+    layer: int
+    name: str
+    param: nn.Parameter
+
+
+@dataclass
+class ZCSites:
+    """Where the six proxy inputs live in one model (see README, 'The six inputs').
+
+    - embedding: J is the gradient of the backward objective w.r.t. this module's output.
+    - activations (A): outputs of the feed-forward activation functions.
+    - heads (H): outputs of the attention heads / token-mixing operation of each block.
+    - softmax (S): attention probability maps.
+    - weights (W, G): the weight matrices of the blocks' linear layers.
+    """
+
+    embedding: nn.Module
+    activations: list[Site]
+    heads: list[Site]
+    softmax: list[Site]
+    weights: list[WeightSite]
+
+
+class Benchmark(abc.ABC):
+    """A benchmark of trained language-model architectures."""
+
+    #: short registry name, e.g. "gpt2"
+    name: str = ""
+    #: what `Architecture.raw` is, e.g. "valid_ppl"
+    raw_metric: str = ""
+    #: default mini-batch shape (batch size, sequence length)
+    default_batch_size: int = 16
+    default_seq_len: int = 192
+
+    @abc.abstractmethod
+    def ids(self) -> list[str]:
+        """Architecture ids in a stable order."""
+
+    @abc.abstractmethod
+    def architecture(self, arch_id: str) -> Architecture:
+        """The architecture with this id; `BenchmarkError` if unknown."""
+
+    @abc.abstractmethod
+    def build_model(self, arch_id: str, seed: int, device: str | torch.device = "cpu") -> nn.Module:
+        """The architecture with random weights drawn from `seed` (same seed, same weights)."""
+
+    @abc.abstractmethod
+    def count_params(self, arch_id: str) -> dict[str, int]:
+        """Parameter counts of our model, under the same keys as `reference_params`."""
+
+    @abc.abstractmethod
+    def make_batch(self, seed: int, batch_size: int | None = None, seq_len: int | None = None) -> Batch:
+        """A mini-batch of real text; the same seed gives the same batch."""
+
+    @abc.abstractmethod
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """The scalar the one backward pass of a proxy differentiates."""
+
+    @abc.abstractmethod
+    def zc_sites(self, model: nn.Module) -> ZCSites:
+        """Where the six proxy inputs live in `model` (a model from `build_model`)."""
+
+    def architectures(self) -> list[Architecture]:
+        return [self.architecture(i) for i in self.ids()]
+
+    def check_id(self, arch_id: str) -> None:
+        if arch_id not in set(self.ids()):
+            raise BenchmarkError(f"{self.name}: unknown architecture id {arch_id!r}")

@@ -1,0 +1,161 @@
+"""The primitive operations of SPEC section 3 (paper Table 7), declared once.
+
+Protection lives here and only here: log and sqrt clamp their argument into their
+domain, reciprocal and div keep denominators away from zero, exp caps its
+argument below float32 overflow. No op modifies its input. A value that still
+comes out non-finite is caught by the fitness layer, which marks the proxy invalid.
+
+Reductions and softmax-like ops act along the last axis of a `Weighted` value, with
+each element counted `weight` times (see `primitives.values`), so on a sampled
+tensor they estimate the full tensor's value.
+"""
+from __future__ import annotations
+
+import sympy
+import torch
+
+from .registry import Op, OpRegistry
+from .symbolic import opaque
+from .values import EPS, Weighted, masked_extreme, safe_denominator, weight_total, weighted_sum
+
+#: exp's argument is capped here: exp(80) ~ 5.5e34 is still finite in float32
+EXP_CAP = 80.0
+
+ANY = ("tensors", "layers", "scalar")
+VECTOR_MATRIX = ("tensors", "layers")
+
+
+# --- element-wise ----------------------------------------------------------------
+
+def _log(x: torch.Tensor) -> torch.Tensor:
+    return torch.log(x.clamp_min(EPS))
+
+
+def _abslog(x: torch.Tensor) -> torch.Tensor:
+    return torch.log(x.clamp_min(EPS)).abs()
+
+
+def _exp(x: torch.Tensor) -> torch.Tensor:
+    return torch.exp(x.clamp_max(EXP_CAP))
+
+
+def _sqrt(x: torch.Tensor) -> torch.Tensor:
+    return torch.sqrt(x.clamp_min(0.0))
+
+
+def _reciprocal(x: torch.Tensor) -> torch.Tensor:
+    return 1.0 / safe_denominator(x)
+
+
+def _div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return a / safe_denominator(b)
+
+
+# --- distributions along the last axis -------------------------------------------
+
+def _softmax(x: Weighted) -> torch.Tensor:
+    shifted = x.values - masked_extreme(x, largest=True)
+    e = torch.exp(shifted)
+    denom = weighted_sum(x, e).unsqueeze(-1)
+    return e / safe_denominator(denom)
+
+
+def _log_softmax(x: Weighted) -> torch.Tensor:
+    shifted = x.values - masked_extreme(x, largest=True)
+    denom = weighted_sum(x, torch.exp(shifted)).unsqueeze(-1)
+    return shifted - torch.log(denom.clamp_min(EPS))
+
+
+def _min_max(x: Weighted) -> torch.Tensor:
+    lo = masked_extreme(x, largest=False)
+    hi = masked_extreme(x, largest=True)
+    return (x.values - lo) / safe_denominator(hi - lo)
+
+
+# --- reductions of the last axis ---------------------------------------------------
+
+def _mean(x: Weighted) -> torch.Tensor:
+    return weighted_sum(x) / safe_denominator(weight_total(x))
+
+
+def _std(x: Weighted) -> torch.Tensor:
+    centred = x.values - _mean(x).unsqueeze(-1)
+    var = weighted_sum(x, centred * centred) / safe_denominator(weight_total(x))
+    return torch.sqrt(var.clamp_min(0.0))
+
+
+def _frobenius(x: Weighted) -> torch.Tensor:
+    return torch.sqrt(weighted_sum(x, x.values * x.values))
+
+
+def _l1(x: Weighted) -> torch.Tensor:
+    return weighted_sum(x, x.values.abs())
+
+
+def _layer_sum(x: Weighted) -> torch.Tensor:
+    return weighted_sum(x)
+
+
+def _relu_sym(x: sympy.Expr) -> sympy.Expr:
+    return sympy.Max(x, 0)
+
+
+def build_registry() -> OpRegistry:
+    """The op table. Called once by `primitives.OPS`; tests may build their own."""
+    r = OpRegistry()
+    add = r.add
+    # Unary, any level -> same (f01-f09, f19).
+    add(Op("log", "f01", "elementwise", ANY, _log, lambda x: sympy.log(x),
+           "natural log; arguments below 1e-12 are clamped to 1e-12", domain="positive",
+           cancels=frozenset({"exp", "softmax"})))
+    add(Op("abslog", "f02", "elementwise", ANY, _abslog, lambda x: sympy.Abs(sympy.log(x)),
+           "|log x|; arguments below 1e-12 are clamped to 1e-12", domain="positive", nonnegative=True,
+           can_produce_zero=True))
+    add(Op("abs", "f03", "elementwise", ANY, torch.abs, sympy.Abs, "|x|", nonnegative=True,
+           idempotent=True, identity_on_nonnegative=True))
+    add(Op("square", "f04", "elementwise", ANY, torch.square, lambda x: x**2, "x^2", nonnegative=True,
+           cancels=frozenset({"sqrt"})))
+    add(Op("exp", "f05", "elementwise", ANY, _exp, sympy.exp, "e^x; arguments above 80 are capped at 80",
+           nonnegative=True, cancels=frozenset({"log", "log_softmax"})))
+    add(Op("sqrt", "f06", "elementwise", ANY, _sqrt, sympy.sqrt, "sqrt(x); negative arguments count as 0",
+           domain="nonnegative", nonnegative=True, cancels=frozenset({"square"})))
+    add(Op("relu", "f07", "elementwise", ANY, torch.relu, _relu_sym, "max(x, 0)", nonnegative=True,
+           can_produce_zero=True, idempotent=True, identity_on_nonnegative=True))
+    add(Op("reciprocal", "f08", "elementwise", ANY, _reciprocal, lambda x: 1 / x,
+           "1/x; |x| below 1e-12 is pushed to ±1e-12", involution=True))
+    add(Op("neg", "f09", "elementwise", ANY, torch.neg, lambda x: -x, "-x", flips_sign=True, involution=True))
+    # Reductions, vector/matrix -> one level down (f10-f12, f17, f18), plus the layer sum.
+    add(Op("frobenius", "f10", "reduce", VECTOR_MATRIX, _frobenius,
+           opaque("frobenius", r"\left\|#\right\|_{F@}"), "Frobenius norm sqrt(sum x^2)", nonnegative=True))
+    add(Op("normalized_sum", "f11", "reduce", VECTOR_MATRIX, _mean,
+           opaque("normalized_sum", r"\frac{\Sigma@ #}{n@}"),
+           "sum x / numel (the same value as mean; both are listed in the paper's table)"))
+    add(Op("l1", "f12", "reduce", VECTOR_MATRIX, _l1, opaque("l1", r"\left\|#\right\|_{1@}"),
+           "L1 norm sum |x|", nonnegative=True))
+    add(Op("mean", "f17", "reduce", VECTOR_MATRIX, _mean, opaque("mean", r"\operatorname{mean}@\left(#\right)"),
+           "arithmetic mean"))
+    add(Op("std", "f18", "reduce", VECTOR_MATRIX, _std, opaque("std", r"\operatorname{std}@\left(#\right)"),
+           "population standard deviation", nonnegative=True, can_produce_zero=True))
+    add(Op("layer_sum", "sum", "reduce", ("layers",), _layer_sum, opaque("layer_sum", r"\sum_{l} #"),
+           "sum over layers: how per-layer results become one score (SPEC section 3)"))
+    # Vector/matrix -> same (f13-f16).
+    add(Op("softmax", "f13", "distribution", VECTOR_MATRIX, _softmax,
+           opaque("softmax", r"\operatorname{softmax}@\left(#\right)"), "softmax over the whole tensor / over layers",
+           nonnegative=True, cancels=frozenset({"log_softmax"})))
+    add(Op("sigmoid", "f14", "elementwise", VECTOR_MATRIX, torch.sigmoid, lambda x: 1 / (1 + sympy.exp(-x)),
+           "logistic sigmoid", nonnegative=True))
+    add(Op("log_softmax", "f15", "distribution", VECTOR_MATRIX, _log_softmax,
+           opaque("log_softmax", r"\log\operatorname{softmax}@\left(#\right)"), "log of softmax",
+           idempotent=True, cancels=frozenset({"softmax"})))
+    add(Op("min_max", "f16", "distribution", VECTOR_MATRIX, _min_max,
+           opaque("min_max", r"\operatorname{minmax}@\left(#\right)"), "(x - min) / (max - min)",
+           nonnegative=True, can_produce_zero=True, idempotent=True))
+    # Genes of the paper genome only.
+    add(Op("identity", "f19", "elementwise", ANY, lambda x: x, lambda x: x, "pass-through", typed=False))
+    add(Op("prune", "f20", "genome", ANY, None, None, "removes its branch (paper genome only)", typed=False))
+    # Binary, (T, T) -> T (g01-g04).
+    add(Op("add", "g01", "binary", ANY, torch.add, lambda a, b: a + b, "a + b"))
+    add(Op("sub", "g02", "binary", ANY, torch.sub, lambda a, b: a - b, "a - b"))
+    add(Op("mul", "g03", "binary", ANY, torch.mul, lambda a, b: a * b, "a * b"))
+    add(Op("div", "g04", "binary", ANY, _div, lambda a, b: a / b, "a / b; |b| below 1e-12 is pushed to ±1e-12"))
+    return r

@@ -1,0 +1,133 @@
+"""From the op table to a DEAP `PrimitiveSetTyped`, and typed tree generation.
+
+Each op is instantiated once per type it applies to; the instance is named
+`<op>__<type code>` (e.g. `mean__Tw`: the mean of each weight tensor), so
+`op_and_type(name)` recovers the table entry from any node of a tree.
+"""
+from __future__ import annotations
+
+import functools
+import random
+from typing import Callable, Iterable
+
+from deap import gp
+
+from .registry import Op, OpRegistry, PrimitiveError
+from .types import ALL_TYPES, INPUTS, TYPES_BY_CODE, InputSpec, ProxyType, Scalar, reduced_type
+from .values import Weighted, reduced
+
+
+def runtime(op: Op, level: str) -> Callable:
+    """The callable a compiled tree calls for `op` applied at `level`."""
+    fn = op.torch_fn
+    if op.kind == "elementwise":
+        if level == "scalar":
+            return fn
+        return lambda x: x.with_values(fn(x.values))
+    if op.kind == "binary":
+        if level == "scalar":
+            return fn
+        return lambda a, b: a.with_values(fn(a.values, b.values))
+    if op.kind == "distribution":
+        return lambda x: x.with_values(fn(x))
+    if op.kind == "reduce":
+        if level == "tensors":
+            return lambda x: reduced(x, fn(x))
+        return fn  # layers -> scalar: a plain [N] tensor
+    raise PrimitiveError(f"op {op.name!r} of kind {op.kind!r} has no runtime form")
+
+
+def signature(op: Op, t: type[ProxyType]) -> tuple[list[type[ProxyType]], type[ProxyType]]:
+    """(argument types, return type) of `op` applied to values of type `t`."""
+    if op.kind == "reduce":
+        return [t], reduced_type(t)
+    return [t] * op.arity, t
+
+
+def instance_name(op: Op, t: type[ProxyType]) -> str:
+    return f"{op.name}__{t.code}"
+
+
+def op_and_type(name: str, ops: OpRegistry) -> tuple[Op, type[ProxyType]]:
+    """The table entry and argument type behind a primitive instance name."""
+    op_name, _, code = name.rpartition("__")
+    if not op_name or code not in TYPES_BY_CODE:
+        raise PrimitiveError(f"{name!r} is not a primitive instance name")
+    return ops[op_name], TYPES_BY_CODE[code]
+
+
+def build_primitive_set(ops: OpRegistry, inputs: Iterable[InputSpec] = INPUTS) -> gp.PrimitiveSetTyped:
+    """A typed primitive set over `inputs` with every typed op of `ops`.
+
+    Compiled trees are functions of the inputs in `INPUTS` order, named by their
+    symbols (A, J, G, H, W, S), returning one score per architecture.
+    """
+    inputs = list(inputs)
+    pset = gp.PrimitiveSetTyped("proxy", [spec.type for spec in inputs], Scalar)
+    pset.renameArguments(**{f"ARG{i}": spec.symbol for i, spec in enumerate(inputs)})
+    input_families = {spec.type.family for spec in inputs}
+    for op in ops:
+        if not op.typed:
+            continue
+        for t in ALL_TYPES:
+            if t.level not in op.levels or (t.family and t.family not in input_families):
+                continue
+            args, ret = signature(op, t)
+            pset.addPrimitive(runtime(op, t.level), args, ret, name=instance_name(op, t))
+    return pset
+
+
+@functools.lru_cache(maxsize=8)
+def _min_heights(pset: gp.PrimitiveSetTyped) -> dict[type, int]:
+    """Smallest subtree height that yields each type (0 where a terminal exists)."""
+    inf = float("inf")
+    height = {t: (0 if pset.terminals.get(t) else inf) for t in set(pset.primitives) | set(pset.terminals)}
+    changed = True
+    while changed:
+        changed = False
+        for ret, prims in pset.primitives.items():
+            for p in prims:
+                h = 1 + max(height.get(a, inf) for a in p.args)
+                if h < height.get(ret, inf):
+                    height[ret] = h
+                    changed = True
+    return height
+
+
+def generate_typed(
+    pset: gp.PrimitiveSetTyped,
+    min_: int,
+    max_: int,
+    type_: type | None = None,
+    terminal_prob: float = 0.5,
+    rng: random.Random | None = None,
+) -> list:
+    """A random typed tree (as a DEAP prefix list) of height in [min_, max_].
+
+    Unlike `gp.genGrow`, it knows that some types (per-layer values, scalars) have no
+    terminals and must be reached through reductions, so it never asks for a
+    terminal that does not exist. Below the drawn height it stops at a terminal
+    with probability `terminal_prob` (grow); pass 0 for full-depth trees.
+    """
+    rng = rng or random
+    type_ = pset.ret if type_ is None else type_
+    need = _min_heights(pset)
+    if need.get(type_, float("inf")) == float("inf"):
+        raise PrimitiveError(f"no tree of type {type_.__name__} can be built from this primitive set")
+    height = max(rng.randint(min_, max_), need[type_])
+    expr: list = []
+    stack = [(0, type_)]
+    while stack:
+        depth, t = stack.pop()
+        budget = height - depth
+        terminals = pset.terminals.get(t, [])
+        if terminals and (budget <= 0 or (depth >= min_ and rng.random() < terminal_prob)):
+            term = rng.choice(terminals)
+            expr.append(term() if isinstance(term, type) else term)
+            continue
+        fitting = [p for p in pset.primitives.get(t, []) if 1 + max(need[a] for a in p.args) <= max(budget, need[t])]
+        prim = rng.choice(fitting)
+        expr.append(prim)
+        for arg in reversed(prim.args):
+            stack.append((depth + 1, arg))
+    return expr

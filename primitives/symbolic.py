@@ -1,0 +1,50 @@
+"""Sympy forms of ops that sympy has no function for (norms, softmax, layer sums).
+
+Each such op becomes an undefined sympy `Function` per level, so sympy simplifies
+inside it (`mean(log(exp(x)))` -> `mean(x)`) but never through it, and prints it
+with the op's own LaTeX. The per-layer form of an op is named without a suffix
+(`mean`), its across-layers form with `_l` (`mean_l`).
+"""
+from __future__ import annotations
+
+import functools
+
+import sympy
+
+
+@functools.lru_cache(maxsize=None)
+def opaque_function(name: str, level: str, latex: str) -> type[sympy.Function]:
+    """The sympy Function class for op `name` applied at `level`.
+
+    `latex` is a template with `#` for the argument and `@` where, at the layers
+    level, a subscript `l` marks that the op runs across layers.
+    """
+    suffix = "_l" if level == "layers" else ""
+
+    def _latex(self, printer, *args, **kwargs) -> str:
+        body = latex.replace("#", printer._print(self.args[0]))
+        return body.replace("@", "_{l}" if level == "layers" else "")
+
+    def _sympystr(self, printer, *args, **kwargs) -> str:
+        return f"{name}{suffix}({printer._print(self.args[0])})"
+
+    cls = type(
+        name + suffix,
+        (sympy.Function,),
+        {"nargs": 1, "_latex": _latex, "_sympystr": _sympystr, "op_name": name, "level": level},
+    )
+    return cls
+
+
+def opaque(name: str, latex: str):
+    """A `sympy_fn` for an op without a sympy equivalent."""
+
+    def build(arg: sympy.Expr, level: str) -> sympy.Expr:
+        return opaque_function(name, level, latex)(arg)
+
+    return build
+
+
+def input_symbol(symbol: str) -> sympy.Symbol:
+    """θ_X as a real sympy symbol (real, so log(exp(x)) simplifies to x)."""
+    return sympy.Symbol(f"theta_{symbol}", real=True)

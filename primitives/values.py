@@ -1,0 +1,66 @@
+"""Runtime values a proxy tree computes on, for many architectures at once.
+
+A proxy input (say W) of N architectures is a `Weighted` with
+`values[N, L, K]`: L = the most per-layer tensors any of them has, K = elements kept
+per tensor. `weights` (same shape, or broadcastable) says how many elements of the
+*full* tensor each kept element stands for: `numel / K` for a uniform sample, 1 for a
+full tensor, 0 for padding (an absent layer, or the tail of a shorter tensor). Every
+reduction is a weighted reduction over the last axis, so a sum, a norm or a softmax
+denominator computed from a sample estimates the full tensor's value, and the same
+code runs on full tensors.
+
+Reducing `[N, L, K] -> [N, L]` gives per-layer values (weights: 1 where the layer
+exists); reducing `[N, L] -> [N]` gives one score per architecture.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+#: smallest magnitude a denominator or a log argument is allowed to have
+EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class Weighted:
+    """Values with per-element weights, reduced along the last axis."""
+
+    values: torch.Tensor
+    weights: torch.Tensor
+
+    def with_values(self, values: torch.Tensor) -> "Weighted":
+        return Weighted(values, self.weights)
+
+    @property
+    def present(self) -> torch.Tensor:
+        """Boolean mask of the elements that exist (weight > 0), full shape."""
+        return (self.weights > 0).expand_as(self.values)
+
+
+def weighted_sum(x: Weighted, values: torch.Tensor | None = None) -> torch.Tensor:
+    v = x.values if values is None else values
+    return torch.where(x.present, v * x.weights, torch.zeros((), dtype=v.dtype, device=v.device)).sum(-1)
+
+
+def weight_total(x: Weighted) -> torch.Tensor:
+    return torch.where(x.present, x.weights.expand_as(x.values), torch.zeros((), device=x.values.device)).sum(-1)
+
+
+def reduced(x: Weighted, out: torch.Tensor) -> Weighted:
+    """Wrap the result of reducing the last axis: weight 1 where anything was present."""
+    return Weighted(out, x.present.any(-1).to(out.dtype))
+
+
+def masked_extreme(x: Weighted, largest: bool) -> torch.Tensor:
+    fill = float("-inf") if largest else float("inf")
+    v = torch.where(x.present, x.values, torch.full((), fill, dtype=x.values.dtype, device=x.values.device))
+    out = v.amax(-1, keepdim=True) if largest else v.amin(-1, keepdim=True)
+    # An all-absent row has no extreme; 0 keeps the (masked) arithmetic finite.
+    return torch.where(torch.isfinite(out), out, torch.zeros_like(out))
+
+
+def safe_denominator(x: torch.Tensor) -> torch.Tensor:
+    """`x` with magnitudes below EPS pushed to ±EPS (sign kept, 0 -> +EPS)."""
+    sign = torch.where(x < 0, -1.0, 1.0).to(x.dtype)
+    return torch.where(x.abs() < EPS, sign * EPS, x)
