@@ -122,7 +122,7 @@ def build_registry() -> OpRegistry:
     add(Op("relu", "f07", "elementwise", ANY, torch.relu, _relu_sym, "max(x, 0)", nonnegative=True,
            can_produce_zero=True, idempotent=True, identity_on_nonnegative=True))
     add(Op("reciprocal", "f08", "elementwise", ANY, _reciprocal, lambda x: 1 / x,
-           "1/x; |x| below 1e-12 is pushed to ±1e-12", involution=True))
+           "1/x; |x| below 1e-12 is pushed to ±1e-12", involution=True, denominator_args=(0,)))
     add(Op("neg", "f09", "elementwise", ANY, torch.neg, lambda x: -x, "-x", flips_sign=True, involution=True))
     # Reductions, vector/matrix -> one level down (f10-f12, f17, f18), plus the layer sum.
     add(Op("frobenius", "f10", "reduce", VECTOR_MATRIX, _frobenius,
@@ -155,7 +155,8 @@ def build_registry() -> OpRegistry:
     add(Op("prune", "f20", "genome", ANY, None, None, "removes its branch (paper genome only)", typed=False))
     # Binary, (T, T) -> T (g01-g04).
     add(Op("add", "g01", "binary", ANY, torch.add, lambda a, b: a + b, "a + b"))
-    add(Op("sub", "g02", "binary", ANY, torch.sub, lambda a, b: a - b, "a - b"))
+    add(Op("sub", "g02", "binary", ANY, torch.sub, lambda a, b: a - b, "a - b", constant_on_equal_args=True))
     add(Op("mul", "g03", "binary", ANY, torch.mul, lambda a, b: a * b, "a * b"))
-    add(Op("div", "g04", "binary", ANY, _div, lambda a, b: a / b, "a / b; |b| below 1e-12 is pushed to ±1e-12"))
+    add(Op("div", "g04", "binary", ANY, _div, lambda a, b: a / b, "a / b; |b| below 1e-12 is pushed to ±1e-12",
+           denominator_args=(1,), constant_on_equal_args=True))
     return r

@@ -58,6 +58,10 @@ class Op:
     involution: bool = False
     #: f(x) == x whenever x >= 0 (abs, relu): redundant after a nonnegative op
     identity_on_nonnegative: bool = False
+    #: argument positions that are denominators (1/x, a/b): undefined after an op that can produce zero
+    denominator_args: tuple[int, ...] = ()
+    #: constant when both arguments are the same subtree (a - a, a / a)
+    constant_on_equal_args: bool = False
     #: in the typed toolbox's primitive set (identity and prune are genes of the paper genome only)
     typed: bool = True
 

@@ -1,0 +1,245 @@
+"""Per-architecture cache of the six proxy inputs and the baseline proxies' values.
+
+One pass per architecture builds the model, extracts A, J, G, H, W, S (one forward,
+one backward), computes the requested baseline proxies, and writes one
+safetensors file. The search then never builds a model.
+
+Full tensors do not fit (W and G alone of the 200 GPT-2 models are tens of GB), so
+each per-layer tensor is stored as `samples` (K) of its elements drawn uniformly at
+random, with the tensor's size: every sampled element stands for numel/K elements
+(see `primitives.values`). W and G of a weight are sampled at the same positions,
+so element-wise W∘G is the sample of the full W∘G. A tensor with at most K elements
+is stored whole.
+
+Files live in `<root>/<benchmark>/<settings key>/<arch id>.safetensors`; the key
+hashes every setting that changes the contents (batch, seeds, samples, benchmark
+options, extraction version), so a changed setting never reads stale data. A file
+is written to a temporary name and renamed, so an interrupted run leaves only
+complete files and the next run resumes with the missing ones.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import zlib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from benchmarks import Benchmark, get_benchmark
+from benchmarks.inputs import SYMBOLS, ProxyInputs, extract_inputs
+from primitives import Weighted
+
+from .errors import LPZeroError
+
+#: bump when extraction or sampling changes what is stored
+EXTRACTION_VERSION = "1"
+#: below this many elements a sample is drawn without replacement
+_EXACT_SAMPLING_LIMIT = 1 << 16
+
+
+def default_cache_root() -> Path:
+    return Path(os.environ.get("LPZERO_CACHE", ".lpzero_cache"))
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    """Everything that determines what a cache file holds."""
+
+    benchmark: str
+    batch_size: int
+    seq_len: int
+    batch_seed: int = 0
+    model_seed: int = 0
+    samples: int = 1024
+    options: dict = field(default_factory=dict)
+    data: str | None = None
+
+    def key(self) -> str:
+        d = asdict(self)
+        d.pop("data")  # the same benchmark read from another path is the same data
+        d["version"] = EXTRACTION_VERSION
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def open_benchmark(self) -> Benchmark:
+        return get_benchmark(self.benchmark, self.data, **self.options)
+
+
+def sample_inputs(inputs: ProxyInputs, samples: int, seed: int) -> dict[str, torch.Tensor]:
+    """Reduce full inputs to K elements per tensor; returns the tensors to store.
+
+    Per input X: `X.values` [L, K], `X.count` [L] (elements kept), `X.scale` [L]
+    (full elements per kept element), `X.layers` [L] (block index).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    shared_index: dict[str, torch.Tensor] = {}  # W and G of one weight: same positions
+    stored: dict[str, torch.Tensor] = {}
+    for sym in SYMBOLS:
+        rows, counts, scales, layers = [], [], [], []
+        for lt in inputs[sym]:
+            flat = lt.tensor.reshape(-1)
+            n = flat.numel()
+            if n <= samples:
+                kept = torch.zeros(samples)
+                kept[:n] = flat
+                count, scale = n, 1.0
+            else:
+                idx_key = f"{sym in ('W', 'G')}:{lt.layer}:{lt.name}"
+                idx = shared_index.get(idx_key)
+                if idx is None:
+                    if n <= _EXACT_SAMPLING_LIMIT:
+                        idx = torch.randperm(n, generator=gen)[:samples]
+                    else:  # with replacement: O(K), and duplicates are negligible for n >> K
+                        idx = torch.randint(0, n, (samples,), generator=gen)
+                    shared_index[idx_key] = idx
+                kept = flat[idx]
+                count, scale = samples, n / samples
+            rows.append(kept)
+            counts.append(count)
+            scales.append(scale)
+            layers.append(lt.layer)
+        stored[f"{sym}.values"] = torch.stack(rows) if rows else torch.zeros(0, samples)
+        stored[f"{sym}.count"] = torch.tensor(counts, dtype=torch.int64)
+        stored[f"{sym}.scale"] = torch.tensor(scales, dtype=torch.float64)
+        stored[f"{sym}.layers"] = torch.tensor(layers, dtype=torch.int64)
+    return stored
+
+
+def _arch_seed(arch_id: str, seed: int) -> int:
+    return zlib.crc32(arch_id.encode()) ^ seed
+
+
+def compute_architecture(settings: CacheSettings, arch_id: str, baselines: Sequence[str], device: str,
+                         path: Path) -> dict:
+    """Build, extract, sample, score baselines, write `path`; returns the stored info."""
+    from .baselines import BASELINES, ProxyContext  # the proxy library sits above the cache
+
+    bench = settings.open_benchmark()
+    batch = bench.make_batch(settings.batch_seed, settings.batch_size, settings.seq_len).to(device)
+    t0 = time.perf_counter()
+    model = bench.build_model(arch_id, settings.model_seed, device)
+    inputs = extract_inputs(bench, model, batch)
+    seconds = {"inputs": time.perf_counter() - t0}
+    del model
+    stored = sample_inputs(inputs, settings.samples, _arch_seed(arch_id, settings.model_seed))
+    del inputs
+    values: dict[str, float] = {}
+    ctx = ProxyContext(bench, arch_id, settings.model_seed, batch, device)
+    for name in baselines:
+        t = time.perf_counter()
+        values[name] = float(BASELINES[name].fn(ctx))
+        seconds[name] = time.perf_counter() - t
+    info = {"arch_id": arch_id, "baselines": values, "seconds": seconds}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(stored, str(tmp), metadata={"info": json.dumps(info)})
+    tmp.replace(path)
+    return info
+
+
+def _worker(settings: CacheSettings, arch_id: str, baselines: Sequence[str], device: str, path: str,
+            threads: int) -> dict:
+    torch.set_num_threads(threads)
+    return compute_architecture(settings, arch_id, baselines, device, Path(path))
+
+
+class InputCache:
+    """The cache directory for one `CacheSettings`."""
+
+    def __init__(self, settings: CacheSettings, root: Path | None = None):
+        self.settings = settings
+        self.dir = (root or default_cache_root()) / settings.benchmark.replace(":", "_").replace("/", "_") / settings.key()
+
+    def path(self, arch_id: str) -> Path:
+        return self.dir / f"{arch_id}.safetensors"
+
+    def missing(self, arch_ids: Iterable[str], baselines: Sequence[str] = ()) -> list[str]:
+        """Ids without a file, or whose file lacks one of `baselines`."""
+        out = []
+        for a in arch_ids:
+            if not self.path(a).is_file() or any(b not in self.info(a)["baselines"] for b in baselines):
+                out.append(a)
+        return out
+
+    def compute(self, arch_ids: Sequence[str], baselines: Sequence[str] = (), jobs: int = 1, device: str = "cpu",
+                progress: Callable[[str, dict], None] | None = None) -> list[str]:
+        """Fill in the missing architectures; returns the ids computed now."""
+        todo = self.missing(arch_ids, baselines)
+        if not todo:
+            return []
+        self.dir.mkdir(parents=True, exist_ok=True)
+        meta = self.dir / "settings.json"
+        if not meta.is_file():
+            meta.write_text(json.dumps({**asdict(self.settings), "version": EXTRACTION_VERSION}, indent=1))
+        if jobs <= 1:
+            for a in todo:
+                info = compute_architecture(self.settings, a, baselines, device, self.path(a))
+                if progress:
+                    progress(a, info)
+            return todo
+        threads = max(1, torch.get_num_threads() // jobs)
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+            futures = {
+                pool.submit(_worker, self.settings, a, tuple(baselines), device, str(self.path(a)), threads): a
+                for a in todo
+            }
+            for fut in as_completed(futures):
+                info = fut.result()
+                if progress:
+                    progress(futures[fut], info)
+        return todo
+
+    def info(self, arch_id: str) -> dict:
+        path = self.path(arch_id)
+        if not path.is_file():
+            raise LPZeroError(f"{path}: not cached (run `lpzero cache {self.settings.benchmark}` first)")
+        with safe_open(str(path), "pt") as f:
+            return json.loads(f.metadata()["info"])
+
+    def load(self, arch_ids: Sequence[str], device: str = "cpu") -> dict[str, Weighted]:
+        """The inputs of `arch_ids` stacked as `Weighted` [N, L, K] (absent layers weigh 0)."""
+        per_arch = []
+        for a in arch_ids:
+            path = self.path(a)
+            if not path.is_file():
+                raise LPZeroError(f"{path}: not cached (run `lpzero cache {self.settings.benchmark}` first)")
+            with safe_open(str(path), "pt") as f:
+                per_arch.append({k: f.get_tensor(k) for k in f.keys()})
+        k = self.settings.samples
+        out = {}
+        for sym in SYMBOLS:
+            n_layers = max(1, max(d[f"{sym}.values"].shape[0] for d in per_arch))
+            values = torch.zeros(len(arch_ids), n_layers, k)
+            weights = torch.zeros(len(arch_ids), n_layers, k)
+            for i, d in enumerate(per_arch):
+                rows = d[f"{sym}.values"]
+                values[i, : rows.shape[0]] = rows
+                for l, (count, scale) in enumerate(zip(d[f"{sym}.count"].tolist(), d[f"{sym}.scale"].tolist())):
+                    weights[i, l, :count] = scale
+            out[sym] = Weighted(values.to(device), weights.to(device))
+        return out
+
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.dir.glob("*.safetensors")) if self.dir.is_dir() else 0
+
+
+def full_weighted(inputs: ProxyInputs, device: str = "cpu") -> dict[str, Weighted]:
+    """Full (unsampled) inputs of one architecture as `Weighted` [1, L, max numel]."""
+    out = {}
+    for sym in SYMBOLS:
+        tensors = [lt.tensor.reshape(-1) for lt in inputs[sym]]
+        width = max([t.numel() for t in tensors], default=1)
+        values = torch.zeros(1, max(1, len(tensors)), width, device=device)
+        weights = torch.zeros_like(values)
+        for l, t in enumerate(tensors):
+            values[0, l, : t.numel()] = t
+            weights[0, l, : t.numel()] = 1.0
+        out[sym] = Weighted(values, weights)
+    return out

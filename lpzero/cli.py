@@ -1,0 +1,269 @@
+"""The `lpzero` command line: info, cache, rank, evolve, export.
+
+Bad input (missing data, malformed files, unknown benchmark or id) is reported as
+one line on stderr with exit code 2, never a traceback.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import random
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import USER_ERRORS, LPZeroError
+
+
+def _user_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as e:
+            click.echo(f"lpzero: error: {e}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _benchmark_options(fn):
+    fn = click.option("--data", type=click.Path(), default=None,
+                      help="Data root (default: $LPZERO_DATA, else ../shared/data).")(fn)
+    fn = click.option("--hidden-size-compat", is_flag=True,
+                      help="FlexiBERT: build every model at hidden size 256, as the original proxy code did.")(fn)
+    return fn
+
+
+def _cache_options(fn):
+    for opt in reversed([
+        click.option("--cache-dir", type=click.Path(), default=None, help="Cache root (default: $LPZERO_CACHE or .lpzero_cache)."),
+        click.option("--batch-size", type=int, default=None, help="Mini-batch size (default: the paper's)."),
+        click.option("--seq-len", type=int, default=None, help="Sequence length (default: the paper's)."),
+        click.option("--batch-seed", type=int, default=0, show_default=True, help="Seed of the mini-batch."),
+        click.option("--model-seed", type=int, default=0, show_default=True, help="Seed of the random weights."),
+        click.option("--samples", type=int, default=1024, show_default=True, help="Elements kept per cached tensor."),
+        click.option("--device", default="cpu", show_default=True, help="cpu or cuda."),
+        click.option("--jobs", type=int, default=1, show_default=True, help="Architectures computed in parallel."),
+        click.option("--limit", type=int, default=None, help="Only the first N architectures (seeded subset)."),
+        click.option("--ids", default=None, help="Comma-separated architecture ids."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _open(benchmark: str, data, hidden_size_compat: bool):
+    from benchmarks import get_benchmark
+
+    options = {"hidden_size_compat": True} if hidden_size_compat else {}
+    if hidden_size_compat and benchmark != "flexibert":
+        raise LPZeroError("--hidden-size-compat applies to the flexibert benchmark only")
+    return get_benchmark(benchmark, data, **options), options
+
+
+def _select_ids(bench, limit: int | None, ids: str | None, seed: int = 0) -> list[str]:
+    all_ids = bench.ids()
+    if ids:
+        chosen = [i.strip() for i in ids.split(",") if i.strip()]
+        for i in chosen:
+            bench.check_id(i)
+        return chosen
+    if limit is not None and limit < len(all_ids):
+        keep = set(random.Random(seed).sample(all_ids, limit))
+        return [a for a in all_ids if a in keep]
+    return all_ids
+
+
+def _make_cache(bench, options, data, kw):
+    from .cache import CacheSettings, InputCache
+
+    settings = CacheSettings(
+        benchmark=bench.name,
+        batch_size=kw["batch_size"] or bench.default_batch_size,
+        seq_len=kw["seq_len"] or bench.default_seq_len,
+        batch_seed=kw["batch_seed"],
+        model_seed=kw["model_seed"],
+        samples=kw["samples"],
+        options=options,
+        data=str(data) if data else None,
+    )
+    return InputCache(settings, Path(kw["cache_dir"]) if kw["cache_dir"] else None)
+
+
+def _parse_baselines(spec: str) -> list[str]:
+    from .baselines import BASELINES
+
+    if spec in ("all", ""):
+        return list(BASELINES)
+    if spec == "none":
+        return []
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    unknown = [n for n in names if n not in BASELINES]
+    if unknown:
+        raise LPZeroError(f"unknown proxy {', '.join(unknown)} (known: {', '.join(BASELINES)})")
+    return names
+
+
+def _fill_cache(cache, ids, baselines, jobs, device, quiet=False) -> None:
+    from tqdm import tqdm
+
+    todo = cache.missing(ids, baselines)
+    if not todo:
+        return
+    bar = tqdm(total=len(todo), desc=f"caching {cache.settings.benchmark}", unit="arch", disable=quiet)
+    cache.compute(ids, baselines, jobs=jobs, device=device, progress=lambda a, info: bar.update(1))
+    bar.close()
+
+
+@click.group()
+@click.version_option(package_name="lpzero")
+def main() -> None:
+    """Find and use zero-cost proxies for language-model architecture search."""
+
+
+@main.command()
+@click.argument("benchmark")
+@click.option("--json", "as_json", is_flag=True, help="Print every architecture as JSON.")
+@_benchmark_options
+@_user_errors
+def info(benchmark, as_json, data, hidden_size_compat):
+    """Summarise BENCHMARK: count, ground-truth range, parameter range."""
+    bench, _ = _open(benchmark, data, hidden_size_compat)
+    archs = bench.architectures()
+    rows = [{"id": a.id, "ground_truth": a.ground_truth, "raw": a.raw, "params": bench.count_params(a.id),
+             "reference_params": a.reference_params} for a in archs]
+    if as_json:
+        click.echo(json.dumps({"benchmark": bench.name, "architectures": rows}))
+        return
+    raw = [a.raw for a in archs]
+    totals = [r["params"]["total"] for r in rows]
+    matching = sum(1 for r in rows if r["reference_params"] and
+                   all(r["params"].get(k) == v for k, v in r["reference_params"].items()))
+    click.echo(f"benchmark      {bench.name}")
+    click.echo(f"architectures  {len(archs)}")
+    click.echo(f"ground truth   {bench.raw_metric} from {min(raw):.4g} to {max(raw):.4g}")
+    click.echo(f"parameters     {min(totals):,} to {max(totals):,} (total, our builder)")
+    click.echo(f"reference      {matching}/{len(archs)} architectures match the benchmark's own parameter counts")
+    click.echo(f"mini-batch     {bench.default_batch_size} x {bench.default_seq_len} (default)")
+
+
+@main.command()
+@click.argument("benchmark")
+@_benchmark_options
+@_cache_options
+@click.option("--baselines", default="all", show_default=True, help="Baseline proxies to store: all, none or a list.")
+@_user_errors
+def cache(benchmark, data, hidden_size_compat, baselines, **kw):
+    """Compute and store the six inputs (and baseline proxies) of every architecture."""
+    bench, options = _open(benchmark, data, hidden_size_compat)
+    store = _make_cache(bench, options, data, kw)
+    ids = _select_ids(bench, kw["limit"], kw["ids"])
+    names = _parse_baselines(baselines)
+    _fill_cache(store, ids, names, kw["jobs"], kw["device"])
+    size = store.size_bytes()
+    click.echo(f"{len(ids)} architectures cached in {store.dir} ({size / 2**20:.1f} MiB, "
+               f"{store.settings.samples} samples per tensor)")
+
+
+@main.command()
+@click.argument("benchmark")
+@_benchmark_options
+@_cache_options
+@click.option("--proxies", default="all", show_default=True, help="all, none, or comma-separated baseline names.")
+@click.option("--proxy", "best_files", multiple=True, type=click.Path(), help="A found proxy (best.json); repeatable.")
+@click.option("--out", type=click.Path(), default="runs/rank", show_default=True)
+@click.option("--no-plots", is_flag=True, help="Skip the rank-vs-rank PNGs.")
+@_user_errors
+def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots, **kw):
+    """Score every architecture with each proxy; print and write the ρ/τ table."""
+    from tqdm import tqdm
+
+    from .experiment import load_best
+    from .rank import format_table, rank_row, score_best_exactly, write_rank
+
+    bench, options = _open(benchmark, data, hidden_size_compat)
+    store = _make_cache(bench, options, data, kw)
+    ids = _select_ids(bench, kw["limit"], kw["ids"])
+    truth = [bench.architecture(a).ground_truth for a in ids]
+    names = _parse_baselines(proxies)
+    rows = []
+    if names:
+        _fill_cache(store, ids, names, kw["jobs"], kw["device"])
+        infos = [store.info(a) for a in ids]
+        for n in names:
+            rows.append(rank_row(n, [i["baselines"][n] for i in infos], truth, [i["seconds"][n] for i in infos]))
+    for path in best_files:
+        best = load_best(Path(path))
+        bar = tqdm(total=len(ids), desc=f"scoring {path}", unit="arch")
+        scores, secs = score_best_exactly(best, bench, store.settings, ids, kw["device"], lambda a: bar.update(1))
+        bar.close()
+        rows.append(rank_row(Path(path).parent.name or "best", scores, truth, secs))
+    write_rank(rows, ids, truth, Path(out), plots=not no_plots)
+    click.echo(format_table(rows, bench.raw_metric))
+    click.echo(f"written: {Path(out) / 'rank.csv'}, rank.json" + ("" if no_plots else ", rank_*.png"))
+
+
+@main.command()
+@click.option("--benchmark", default="gpt2", show_default=True)
+@click.option("--toolbox", "toolbox_kind", type=click.Choice(["typed", "paper"]), default="typed", show_default=True)
+@click.option("--out", type=click.Path(), default=None, help="Output directory (default: runs/<benchmark>).")
+@click.option("--population", type=int, default=80, show_default=True)
+@click.option("--iterations", type=int, default=1000, show_default=True)
+@click.option("--crossover", type=float, default=0.5, show_default=True)
+@click.option("--mutation", type=float, default=0.5, show_default=True)
+@click.option("--top", "top_fraction", type=float, default=0.1, show_default=True, help="Parent pool: top fraction.")
+@click.option("--sample", type=int, default=50, show_default=True, help="Architectures fitness is computed on.")
+@click.option("--holdout", type=float, default=0.5, show_default=True, help="Fraction held out from the search.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--unary", "n_unary", type=int, default=2, show_default=True, help="Unary ops per branch (paper toolbox).")
+@click.option("--max-height", type=int, default=8, show_default=True, help="Tree height limit (typed toolbox).")
+@click.option("--no-rps", is_flag=True, help="Switch the rule-based pruning strategy off (ablation).")
+@click.option("--random-search", is_flag=True, help="Random search instead of evolution (baseline).")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
+@click.option("--baselines", default="all", show_default=True, help="Hand-designed proxies to compare against.")
+@_benchmark_options
+@_cache_options
+@_user_errors
+def evolve(benchmark, toolbox_kind, out, population, iterations, crossover, mutation, top_fraction, sample, holdout,
+           seed, n_unary, max_height, no_rps, random_search, resume, baselines, data, hidden_size_compat, **kw):
+    """Search for a proxy with genetic programming (paper Algorithm 1)."""
+    from tqdm import tqdm
+
+    from .evolve import EvolveSettings
+    from .experiment import SearchSetup, run_search
+
+    bench, options = _open(benchmark, data, hidden_size_compat)
+    store = _make_cache(bench, options, data, kw)
+    ids = _select_ids(bench, kw["limit"], kw["ids"], seed)
+    _fill_cache(store, ids, _parse_baselines(baselines), kw["jobs"], kw["device"])
+    setup = SearchSetup(
+        toolbox=toolbox_kind, sample=sample, holdout=holdout, rps=not no_rps, n_unary=n_unary, max_height=max_height,
+        evolve=EvolveSettings(population=population, iterations=iterations, crossover=crossover, mutation=mutation,
+                              top_fraction=top_fraction, seed=seed, random_search=random_search),
+    )
+    out_dir = Path(out) if out else Path("runs") / bench.name.replace(":", "_").replace("/", "_")
+    bar = tqdm(total=iterations, desc="evolving", unit="it")
+    best = run_search(bench, store, ids, setup, out_dir, resume=resume,
+                      progress=lambda it, b: (bar.update(it - bar.n), bar.set_postfix(best=f"{b:.3f}")))
+    bar.close()
+    click.echo((out_dir / "report.md").read_text())
+    click.echo(f"written: {out_dir}/best.json, hall_of_fame.json, log.csv, evolution.png, report.md")
+
+
+@main.command()
+@click.argument("best_json", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["latex", "pretty", "text"]), default="latex", show_default=True)
+@_user_errors
+def export(best_json, fmt):
+    """Print the simplified formula of a found proxy (best.json)."""
+    from .experiment import load_best, parse_tree
+    from .export import proxy_formula
+
+    best = load_best(Path(best_json))
+    tree, _ = parse_tree(best["tree"])
+    click.echo(proxy_formula(tree, best.get("orientation", 1), fmt))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""The evolution loop of the paper's Algorithm 1, with checkpoints.
+
+Each iteration draws two parents from the top `top_fraction` of the population,
+applies crossover (probability `crossover`) and mutation (probability `mutation`),
+evaluates the first offspring and keeps the best `population` distinct proxies.
+`random_search=True` replaces the variation step by a fresh random proxy (the
+paper's random-search baseline). Fitness comes from the evaluator, i.e. from cached
+inputs: no model is built here.
+
+The loop state (population, iteration, `random` state, counters, log) is written
+as JSON every `checkpoint_every` iterations; `resume=True` continues from it and
+reaches the same result as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import random
+import statistics
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from deap import base, creator, gp
+
+from .fitness import FitnessEvaluator
+from .genome import PaperGenes
+
+LOG_FIELDS = ("iteration", "best", "median", "invalid", "rps_rejected", "seconds")
+CHECKPOINT = "checkpoint.json"
+
+
+@dataclass
+class EvolveSettings:
+    """Paper Algorithm 1 defaults (SPEC section 4)."""
+
+    population: int = 80
+    iterations: int = 1000
+    crossover: float = 0.5
+    mutation: float = 0.5
+    top_fraction: float = 0.1
+    seed: int = 42
+    random_search: bool = False
+    checkpoint_every: int = 50
+
+
+@dataclass
+class EvolutionState:
+    population: list
+    iteration: int = 0
+    invalid: Counter = field(default_factory=Counter)
+    log: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _to_record(ind) -> dict:
+    rec = {"tree": str(ind), "fitness": ind.fitness.values[0]}
+    genes = getattr(ind, "genes", None)
+    if genes is not None:
+        rec["genes"] = genes.to_dict()
+    return rec
+
+
+def _from_record(rec: dict, pset: gp.PrimitiveSetTyped):
+    ind = creator.ProxyTree(gp.PrimitiveTree.from_string(rec["tree"], pset))
+    ind.fitness.values = (float(rec["fitness"]),)
+    if "genes" in rec:
+        ind.genes = PaperGenes.from_dict(rec["genes"])
+    return ind
+
+
+def _json_state(rs) -> list:
+    version, internal, gauss = rs
+    return [version, list(internal), gauss]
+
+
+def save_checkpoint(path: Path, state: EvolutionState, settings: EvolveSettings, rps_counts: dict) -> None:
+    data = {
+        "settings": asdict(settings),
+        "iteration": state.iteration,
+        "population": [_to_record(ind) for ind in state.population],
+        "invalid": dict(state.invalid),
+        "rps": rps_counts,
+        "log": state.log,
+        "seconds": state.seconds,
+        "random_state": _json_state(random.getstate()),
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)  # atomic: an interrupted write never leaves a torn checkpoint
+
+
+def load_checkpoint(path: Path, toolbox: base.Toolbox) -> tuple[EvolutionState, dict]:
+    data = json.loads(path.read_text())
+    version, internal, gauss = data["random_state"]
+    random.setstate((version, tuple(internal), gauss))
+    state = EvolutionState(
+        population=[_from_record(r, toolbox.pset) for r in data["population"]],
+        iteration=data["iteration"],
+        invalid=Counter(data["invalid"]),
+        log=data["log"],
+        seconds=data["seconds"],
+    )
+    return state, data
+
+
+def _evaluate(toolbox: base.Toolbox, evaluator: FitnessEvaluator, inds: list, invalid: Counter) -> None:
+    for ind, fit in zip(inds, toolbox.map(toolbox.evaluate, inds)):
+        ind.fitness.values = fit
+        reason = evaluator.details(ind).reason
+        if reason is not None:
+            invalid[reason.split(" on ")[0]] += 1
+
+
+def run_evolution(
+    toolbox: base.Toolbox,
+    evaluator: FitnessEvaluator,
+    settings: EvolveSettings,
+    out_dir: Path | None = None,
+    resume: bool = False,
+    progress: Callable[[int, float], None] | None = None,
+) -> EvolutionState:
+    """Run (or continue) Algorithm 1; returns the final state (population best first)."""
+    ckpt = out_dir / CHECKPOINT if out_dir is not None else None
+    if resume and ckpt is not None and ckpt.is_file():
+        state, data = load_checkpoint(ckpt, toolbox)
+        toolbox.rps_log.rejected = data["rps"]["rejected"]
+        toolbox.rps_log.gave_up = data["rps"]["gave_up"]
+        toolbox.rps_log.reasons.update(data["rps"]["reasons"])
+        for ind in state.population:  # re-fill the memo; cached fitness makes this cheap
+            evaluator.details(ind)
+    else:
+        random.seed(settings.seed)
+        state = EvolutionState(population=toolbox.population(settings.population))
+        _evaluate(toolbox, evaluator, state.population, state.invalid)
+        state.population.sort(key=lambda i: i.fitness.values[0], reverse=True)
+
+    keys = {str(ind) for ind in state.population}
+    started = time.perf_counter() - state.seconds
+    while state.iteration < settings.iterations:
+        if settings.random_search:
+            child = toolbox.individual()
+        else:
+            parents = toolbox.select(state.population, 2)
+            child, other = (toolbox.clone(p) for p in parents)
+            if random.random() < settings.crossover:
+                child, other = toolbox.mate(child, other)
+            if random.random() < settings.mutation:
+                (child,) = toolbox.mutate(child)
+        _evaluate(toolbox, evaluator, [child], state.invalid)
+        key = str(child)
+        if key not in keys and evaluator.details(child).valid:
+            keys.add(key)
+            state.population.append(child)
+            state.population.sort(key=lambda i: i.fitness.values[0], reverse=True)
+            for dropped in state.population[settings.population :]:
+                keys.discard(str(dropped))
+            del state.population[settings.population :]
+        state.iteration += 1
+        state.seconds = time.perf_counter() - started
+        fits = [i.fitness.values[0] for i in state.population]
+        state.log.append({
+            "iteration": state.iteration,
+            "best": fits[0],
+            "median": statistics.median(fits),
+            "invalid": sum(state.invalid.values()),
+            "rps_rejected": toolbox.rps_log.rejected,
+            "seconds": round(state.seconds, 3),
+        })
+        if progress is not None:
+            progress(state.iteration, fits[0])
+        if ckpt is not None and (state.iteration % settings.checkpoint_every == 0 or state.iteration == settings.iterations):
+            save_checkpoint(ckpt, state, settings, rps_counts(toolbox))
+    return state
+
+
+def rps_counts(toolbox: base.Toolbox) -> dict:
+    log = toolbox.rps_log
+    return {"rejected": log.rejected, "gave_up": log.gave_up, "reasons": dict(log.reasons)}
+
+
+def write_log_csv(path: Path, log: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        w.writeheader()
+        w.writerows(log)

@@ -1,0 +1,212 @@
+"""An evolution run end to end: split, cache, search, held-out report, outputs.
+
+Protocol (issue "lpzero evolve"): the architectures are split (seeded) into a
+search part and a held-out part; fitness is computed on `sample` architectures
+drawn from the search part only. The report gives the best proxy's ρ/τ on the
+held-out part and on the whole benchmark (the paper's protocol), beside the best
+hand-designed proxy on the same held-out part.
+"""
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from deap import gp
+
+from benchmarks import Benchmark
+
+from .cache import InputCache
+from .errors import LPZeroError
+from .evolve import EvolveSettings, rps_counts, run_evolution, write_log_csv
+from .export import proxy_formula
+from .fitness import Evaluation, FitnessEvaluator, spearman_fitness
+from .toolbox import build_toolbox
+
+#: identifies the primitive set a saved tree refers to; bump when op semantics change
+PRIMITIVE_SET_VERSION = "1"
+BEST_FILE = "best.json"
+
+
+@dataclass
+class SearchSetup:
+    toolbox: str = "typed"
+    sample: int = 50
+    holdout: float = 0.5
+    rps: bool = True
+    n_unary: int = 2
+    max_height: int = 8
+    hall_of_fame: int = 10
+    evolve: EvolveSettings = field(default_factory=EvolveSettings)
+
+
+def split_architectures(ids: list[str], holdout: float, seed: int) -> tuple[list[str], list[str]]:
+    """(search part, held-out part), shuffled with `seed`; the held-out part is never searched."""
+    order = list(ids)
+    random.Random(seed).shuffle(order)
+    n_hold = int(round(holdout * len(order)))
+    if n_hold >= len(order) or (holdout > 0 and n_hold == 0):
+        raise LPZeroError(f"--holdout {holdout} leaves no architectures on one side of {len(order)}")
+    return sorted(order[n_hold:], key=ids.index), sorted(order[:n_hold], key=ids.index)
+
+
+def metrics(scores: np.ndarray, truth: np.ndarray) -> dict:
+    ev = spearman_fitness(scores, truth, with_kendall=True)
+    return {"spearman": ev.spearman, "kendall": ev.kendall, "n": int(len(truth)), "invalid_reason": ev.reason}
+
+
+def evaluate_tree(pset: gp.PrimitiveSetTyped, tree, cache: InputCache, ids: list[str], truth: np.ndarray) -> dict:
+    ev = FitnessEvaluator(pset, cache.load(ids), truth)
+    return metrics(ev.scores(tree), truth)
+
+
+def best_baseline(cache: InputCache, ids: list[str], truth: np.ndarray) -> dict | None:
+    """The cached hand-designed proxy with the highest |ρ| on `ids`."""
+    infos = [cache.info(a)["baselines"] for a in ids]
+    names = set.intersection(*(set(i) for i in infos)) if infos else set()
+    best = None
+    for name in sorted(names):
+        m = metrics(np.array([i[name] for i in infos]), truth)
+        if m["spearman"] is not None and (best is None or abs(m["spearman"]) > abs(best["spearman"])):
+            best = {"proxy": name, **m}
+    return best
+
+
+def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: SearchSetup, out: Path,
+               resume: bool = False, progress: Callable[[int, float], None] | None = None) -> dict:
+    """Run the search on `ids` (already cached) and write all outputs into `out`."""
+    seed = setup.evolve.seed
+    search_ids, held_ids = split_architectures(ids, setup.holdout, seed)
+    sample_ids = sorted(random.Random(seed + 1).sample(search_ids, min(setup.sample, len(search_ids))), key=ids.index)
+    truth = {a: bench.architecture(a).ground_truth for a in ids}
+
+    def gt(some: list[str]) -> np.ndarray:
+        return np.array([truth[a] for a in some])
+
+    evaluator = FitnessEvaluator(None, cache.load(sample_ids), gt(sample_ids))
+    tb = build_toolbox(setup.toolbox, evaluator, rps=setup.rps, n_unary=setup.n_unary, max_height=setup.max_height,
+                       select_fraction=setup.evolve.top_fraction)
+    evaluator.pset = tb.pset
+    out.mkdir(parents=True, exist_ok=True)
+    state = run_evolution(tb, evaluator, setup.evolve, out, resume=resume, progress=progress)
+
+    held_inputs = FitnessEvaluator(tb.pset, cache.load(held_ids), gt(held_ids))
+    all_inputs = FitnessEvaluator(tb.pset, cache.load(ids), gt(ids))
+    hof = []
+    for ind in state.population[: setup.hall_of_fame]:
+        found: Evaluation = evaluator.details(ind)
+        hof.append({
+            "tree": str(ind),
+            "genes": ind.genes.to_dict() if hasattr(ind, "genes") else None,
+            "search": {"spearman": found.spearman, "fitness": found.fitness, "n": len(sample_ids)},
+            "heldout": metrics(held_inputs.scores(ind), gt(held_ids)),
+            "whole": metrics(all_inputs.scores(ind), gt(ids)),
+            "orientation": found.orientation,
+            "formula": proxy_formula(ind, found.orientation, "text"),
+            "latex": proxy_formula(ind, found.orientation, "latex"),
+        })
+    best = {
+        "lpzero_best_version": 1,
+        "benchmark": cache.settings.benchmark,
+        "toolbox": setup.toolbox,
+        "primitive_set_version": PRIMITIVE_SET_VERSION,
+        **hof[0],
+        "baseline_heldout": best_baseline(cache, held_ids, gt(held_ids)),
+        "split": {"seed": seed, "search": len(search_ids), "heldout": len(held_ids), "sample": len(sample_ids)},
+        "cache": {**asdict(cache.settings), "key": cache.settings.key()},
+        "setup": {**asdict(setup)},
+        "rps": rps_counts(tb),
+        "invalid": dict(state.invalid),
+        "seconds": state.seconds,
+    }
+    (out / BEST_FILE).write_text(json.dumps(best, indent=1))
+    (out / "hall_of_fame.json").write_text(json.dumps(hof, indent=1))
+    write_log_csv(out / "log.csv", state.log)
+    plot_evolution(state.log, out / "evolution.png")
+    (out / "report.md").write_text(report_text(best, hof))
+    return best
+
+
+def plot_evolution(log: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    it = [r["iteration"] for r in log]
+    ax.plot(it, [r["best"] for r in log], label="best |ρ|")
+    ax.plot(it, [r["median"] for r in log], label="median |ρ|")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("fitness (|Spearman ρ| on the search sample)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:+.3f}"
+
+
+def report_text(best: dict, hof: list[dict]) -> str:
+    h, w, b = best["heldout"], best["whole"], best["baseline_heldout"]
+    lines = [
+        f"# lpzero evolve — {best['benchmark']} ({best['toolbox']} toolbox)",
+        "",
+        f"Found proxy: `{best['formula']}`",
+        "",
+        f"$$ {best['latex']} $$",
+        "",
+        "| set | n | Spearman ρ | Kendall τ |",
+        "|---|---|---|---|",
+        f"| search sample | {best['search']['n']} | {_fmt(best['search']['spearman'])} | |",
+        f"| held-out | {h['n']} | {_fmt(h['spearman'])} | {_fmt(h['kendall'])} |",
+        f"| whole benchmark | {w['n']} | {_fmt(w['spearman'])} | {_fmt(w['kendall'])} |",
+    ]
+    if b:
+        lines.append(f"| best hand-designed ({b['proxy']}), held-out | {b['n']} | {_fmt(b['spearman'])} | "
+                     f"{_fmt(b['kendall'])} |")
+    lines += [
+        "",
+        "ρ is oriented with ground truth higher = better (for GPT-2, minus perplexity).",
+        f"RPS rejected {best['rps']['rejected']} offspring; invalid proxies by reason: {best['invalid']}.",
+        f"Search time: {best['seconds']:.1f} s.",
+        "",
+        "## Hall of fame",
+        "",
+        "| # | search ρ | held-out ρ | formula |",
+        "|---|---|---|---|",
+    ]
+    for i, e in enumerate(hof, 1):
+        lines.append(f"| {i} | {_fmt(e['search']['spearman'])} | {_fmt(e['heldout']['spearman'])} | `{e['formula']}` |")
+    return "\n".join(lines) + "\n"
+
+
+def load_best(path: Path) -> dict:
+    if not path.is_file():
+        raise LPZeroError(f"{path}: file not found")
+    try:
+        best = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise LPZeroError(f"{path}: malformed JSON (line {e.lineno}): {e.msg}") from None
+    for key in ("tree", "primitive_set_version"):
+        if key not in best:
+            raise LPZeroError(f"{path}: not an lpzero best.json (no {key!r})")
+    if best["primitive_set_version"] != PRIMITIVE_SET_VERSION:
+        raise LPZeroError(f"{path}: written for primitive set version {best['primitive_set_version']}, "
+                          f"this lpzero has {PRIMITIVE_SET_VERSION}")
+    return best
+
+
+def parse_tree(text: str):
+    from primitives import OPS, build_primitive_set
+
+    pset = build_primitive_set(OPS)
+    try:
+        return gp.PrimitiveTree.from_string(text, pset), pset
+    except (KeyError, TypeError, IndexError) as e:
+        raise LPZeroError(f"cannot parse proxy tree {text!r}: {e}") from None

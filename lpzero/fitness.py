@@ -1,0 +1,99 @@
+"""Fitness of a proxy tree: Spearman ρ of its scores against ground truth.
+
+This module is the one place that decides when a proxy is invalid (scores NaN,
+infinite or constant over the architectures) and what an invalid proxy is worth:
+`INVALID_FITNESS`, below every legal ρ (-1 is a legal ρ, so it is not used).
+
+Fitness is |ρ|: a proxy that ranks in exact reverse is as informative as one that
+ranks in order, and its sign is kept (`Evaluation.spearman`) so the found proxy is
+reported and applied with its orientation.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from deap import gp
+from scipy import stats
+
+from primitives import INPUT_SYMBOLS, Weighted
+
+#: fitness of an invalid proxy: worse than any |ρ|
+INVALID_FITNESS = float("-inf")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one proxy achieved on one set of architectures."""
+
+    fitness: float
+    spearman: float | None = None
+    kendall: float | None = None
+    reason: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.reason is None
+
+    @property
+    def orientation(self) -> int:
+        """+1 if higher proxy scores mean better architectures, -1 if lower do."""
+        return -1 if (self.spearman or 0.0) < 0 else 1
+
+
+def invalid(reason: str) -> Evaluation:
+    return Evaluation(INVALID_FITNESS, reason=reason)
+
+
+def spearman_fitness(scores: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray,
+                     with_kendall: bool = False) -> Evaluation:
+    """Rank agreement of `scores` with `truth` (higher truth = better), or the reason it has none."""
+    scores = np.asarray(scores, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    bad = int((~np.isfinite(scores)).sum())
+    if bad:
+        return invalid(f"non-finite score on {bad} of {len(scores)} architectures")
+    if len(scores) < 2 or np.all(scores == scores[0]):
+        return invalid("constant scores")
+    rho = float(stats.spearmanr(scores, truth).statistic)
+    if not math.isfinite(rho):
+        return invalid("undefined Spearman correlation")
+    tau = float(stats.kendalltau(scores, truth).statistic) if with_kendall else None
+    return Evaluation(abs(rho), spearman=rho, kendall=tau)
+
+
+class FitnessEvaluator:
+    """Scores trees on a fixed set of architectures from their cached inputs.
+
+    `inputs` maps each input symbol to a `Weighted` of shape [N, L, K] for the N
+    architectures whose ground truth is `truth`. Results are memoised by the tree's
+    text, so a candidate the search meets again costs nothing.
+    """
+
+    def __init__(self, pset: gp.PrimitiveSetTyped, inputs: Mapping[str, Weighted], truth: Sequence[float]):
+        missing = [s for s in INPUT_SYMBOLS if s not in inputs]
+        if missing:
+            raise ValueError(f"inputs lack {', '.join(missing)}")
+        self.pset = pset
+        self.args = [inputs[s] for s in INPUT_SYMBOLS]
+        self.truth = np.asarray(truth, dtype=np.float64)
+        self.memo: dict[str, Evaluation] = {}
+
+    def scores(self, tree: gp.PrimitiveTree) -> np.ndarray:
+        func = gp.compile(tree, self.pset)
+        with torch.no_grad():
+            out = func(*self.args)
+        return out.detach().double().cpu().numpy()
+
+    def details(self, tree: gp.PrimitiveTree) -> Evaluation:
+        key = str(tree)
+        if key not in self.memo:
+            self.memo[key] = spearman_fitness(self.scores(tree), self.truth)
+        return self.memo[key]
+
+    def __call__(self, tree: gp.PrimitiveTree) -> tuple[float]:
+        """DEAP's evaluate convention: a one-element fitness tuple."""
+        return (self.details(tree).fitness,)

@@ -1,0 +1,137 @@
+"""DEAP toolboxes for proxy search: `typed` (general typed trees) and `paper`.
+
+Both are ordinary `deap.base.Toolbox` objects with the usual registrations, so a
+research script can re-register any of them before running the same loop::
+
+    tb = build_toolbox("typed", evaluate)
+    tb.register("mutate", gp.mutNodeReplacement, pset=tb.pset)
+    tb.decorate("mutate", rps_guard(tb.rps_log))   # keep RPS on the new operator
+
+Registrations: `individual`, `population(n)`, `compile`, `evaluate` (a tree ->
+`(fitness,)`), `select(population, k)` (k random parents from the top
+`fraction` of the population, paper Algorithm 1), `mate`, `mutate` (each
+returning a tuple of offspring, RPS applied as a decorator unless disabled).
+Attributes: `pset`, `rps_log`, `kind`.
+
+All randomness goes through the `random` module, which the CLI seeds, as DEAP's
+own operators do.
+"""
+from __future__ import annotations
+
+import math
+import operator
+import random
+from typing import Callable
+
+from deap import base, creator, gp
+
+from primitives import OPS, OpRegistry, build_primitive_set, generate_typed
+
+from .genome import PaperGenes, crossover_genes, genes_to_tree, mutate_genes, random_genes
+from .rps import RPSLog, rps_guard, violations
+
+TOOLBOXES = ("typed", "paper")
+
+
+def ensure_creator() -> None:
+    """Create DEAP's fitness and individual classes once (never at import time)."""
+    if not hasattr(creator, "ProxyFitness"):
+        creator.create("ProxyFitness", base.Fitness, weights=(1.0,))
+    if not hasattr(creator, "ProxyTree"):
+        creator.create("ProxyTree", gp.PrimitiveTree, fitness=creator.ProxyFitness)
+
+
+def select_from_top(population: list, k: int, fraction: float = 0.1) -> list:
+    """k distinct random parents from the best `fraction` of the population."""
+    ranked = sorted(population, key=lambda ind: ind.fitness.values[0], reverse=True)
+    pool = ranked[: max(k, math.ceil(fraction * len(ranked)))]
+    return random.sample(pool, k)
+
+
+def _unique_population(toolbox: base.Toolbox, n: int, check_rps: bool, max_draws: int = 100_000) -> list:
+    population, seen = [], set()
+    for _ in range(max_draws):
+        if len(population) == n:
+            return population
+        ind = toolbox.individual()
+        key = str(ind)
+        if key in seen:
+            continue
+        if check_rps:
+            reasons = violations(ind, toolbox.ops)
+            if reasons:
+                toolbox.rps_log.record(reasons)
+                continue
+        seen.add(key)
+        population.append(ind)
+    raise RuntimeError(f"could not draw {n} distinct valid proxies in {max_draws} tries")
+
+
+def _paper_individual(pset: gp.PrimitiveSetTyped, genes: PaperGenes, ops: OpRegistry):
+    ind = creator.ProxyTree(genes_to_tree(genes, pset, ops))
+    ind.genes = genes
+    return ind
+
+
+def _retry(make: Callable[[], PaperGenes], pset, ops, tries: int = 100):
+    """A genome from `make()` that has a typed tree (crossover can break level order)."""
+    for _ in range(tries):
+        genes = make()
+        try:
+            return _paper_individual(pset, genes, ops)
+        except ValueError:
+            continue
+    return None
+
+
+def build_toolbox(
+    kind: str,
+    evaluate: Callable,
+    *,
+    ops: OpRegistry = OPS,
+    rps: bool = True,
+    init_height: tuple[int, int] = (2, 5),
+    max_height: int = 8,
+    n_unary: int = 2,
+    select_fraction: float = 0.1,
+) -> base.Toolbox:
+    """The `typed` or `paper` toolbox (see the module docstring)."""
+    if kind not in TOOLBOXES:
+        raise ValueError(f"unknown toolbox {kind!r} (known: {', '.join(TOOLBOXES)})")
+    ensure_creator()
+    pset = build_primitive_set(ops)
+    tb = base.Toolbox()
+    tb.kind, tb.pset, tb.ops, tb.rps_log = kind, pset, ops, RPSLog()
+    tb.register("compile", gp.compile, pset=pset)
+    tb.register("evaluate", evaluate)
+    tb.register("select", select_from_top, fraction=select_fraction)
+
+    if kind == "typed":
+        tb.register("expr", generate_typed, pset, init_height[0], init_height[1])
+        tb.register("individual", lambda: creator.ProxyTree(tb.expr()))
+        tb.register("mate", gp.cxOnePoint)
+        tb.register("expr_mut", generate_typed, min_=0, max_=3)
+        tb.register("mutate", gp.mutUniform, expr=tb.expr_mut, pset=pset)
+        limit = gp.staticLimit(key=operator.attrgetter("height"), max_value=max_height)
+        tb.decorate("mate", limit)
+        tb.decorate("mutate", limit)
+    else:
+        tb.n_unary = n_unary
+        tb.register("individual", lambda: _retry(lambda: random_genes(n_unary, random, ops), pset, ops))
+
+        def mate(a, b):
+            kids = [_retry(lambda: crossover_genes(a.genes, b.genes, random), pset, ops) for _ in range(2)]
+            return tuple(k if k is not None else p for k, p in zip(kids, (a, b)))
+
+        def mutate(a):
+            kid = _retry(lambda: mutate_genes(a.genes, n_unary, random, ops), pset, ops)
+            return (kid if kid is not None else a,)
+
+        tb.register("mate", mate)
+        tb.register("mutate", mutate)
+
+    tb.register("population", lambda n: _unique_population(tb, n, check_rps=rps))
+    if rps:
+        tb.decorate("mate", rps_guard(tb.rps_log, ops))
+        tb.decorate("mutate", rps_guard(tb.rps_log, ops))
+    return tb
