@@ -1,0 +1,206 @@
+"""LiteTransformerSearch (Archai) results directories as a benchmark.
+
+Layout of a results directory (any path; `lts_gpt2_wt103/` is the GPT-2 one):
+
+    config_<i>/j<k>/model_config.yaml   one trained architecture, id "config_<i>_j<k>"
+    ppl_summary.yaml                    {id: {valid_ppl: ..., ...}}  ground truth, lower is better
+    params_summary.yaml                 {id: {AdaEmb, Attn, FFN, nonembedding, total}}  optional
+
+The architectures are exactly the ids of `ppl_summary.yaml`; each must have its
+`model_config.yaml`. Models are `benchmarks.gpt2_flex.GPT2Flex`.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .base import (
+    Architecture,
+    Batch,
+    Benchmark,
+    BenchmarkError,
+    Site,
+    WeightSite,
+    ZCSites,
+    default_data_root,
+    read_yaml,
+)
+from .gpt2_flex import FlexConfig, GPT2Flex, build_gpt2_flex, count_gpt2_flex_params
+from .text import decoder_batch
+
+_ID = re.compile(r"config_(\d+)_j(\d+)")
+PARAM_KEYS = ("AdaEmb", "Attn", "FFN", "nonembedding", "total")
+
+
+def _natural_key(arch_id: str) -> tuple[int, int]:
+    """(i, k) of "config_<i>_j<k>", so config_2 sorts before config_10."""
+    i, k = _ID.fullmatch(arch_id).groups()  # type: ignore[union-attr]  (ids are validated on load)
+    return int(i), int(k)
+
+
+class LTSBenchmark(Benchmark):
+    """Trained GPT-2 flex architectures of an Archai / LTS results directory."""
+
+    raw_metric = "valid_ppl"
+    default_batch_size = 16
+    default_seq_len = 192  # the paper's (and Archai's) tgt_len
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        data_root: str | os.PathLike | None = None,
+        name: str = "gpt2",
+    ) -> None:
+        self.name = name
+        self.path = Path(path)
+        self.data_root = Path(data_root) if data_root is not None else default_data_root()
+        if not self.path.is_dir():
+            raise BenchmarkError(f"{self.path}: results directory not found")
+        self._ppl = self._read_ppl(self.path / "ppl_summary.yaml")
+        self._ids = sorted(self._ppl, key=_natural_key)
+        for arch_id in self._ids:
+            path = self._config_path(arch_id)
+            if not path.is_file():
+                raise BenchmarkError(f"{path}: file not found (architecture {arch_id})")
+        params_path = self.path / "params_summary.yaml"
+        self._params = self._read_params(params_path) if params_path.exists() else {}
+        self._configs: dict[str, dict] = {}
+
+    # --- reading the results directory -------------------------------------------------
+
+    @staticmethod
+    def _read_ppl(path: Path) -> dict[str, float]:
+        summary = read_yaml(path)
+        if not isinstance(summary, dict) or not summary:
+            raise BenchmarkError(f"{path}: expected a non-empty mapping of architecture ids")
+        ppl = {}
+        for arch_id, entry in summary.items():
+            if not isinstance(arch_id, str) or not _ID.fullmatch(arch_id):
+                raise BenchmarkError(f"{path}: key {arch_id!r} is not an id of the form config_<i>_j<k>")
+            value = entry.get("valid_ppl") if isinstance(entry, dict) else None
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise BenchmarkError(f"{path}: {arch_id} has no numeric valid_ppl")
+            ppl[arch_id] = float(value)
+        return ppl
+
+    @staticmethod
+    def _read_params(path: Path) -> dict[str, dict[str, int]]:
+        summary = read_yaml(path)
+        if not isinstance(summary, dict):
+            raise BenchmarkError(f"{path}: expected a mapping of architecture ids")
+        params = {}
+        for arch_id, entry in summary.items():
+            counts = entry if isinstance(entry, dict) else {}
+            if not all(isinstance(counts.get(k), (int, float)) for k in PARAM_KEYS):
+                raise BenchmarkError(f"{path}: {arch_id} lacks numeric {', '.join(PARAM_KEYS)}")
+            # Archai wrote the counts as floats (e.g. 6631088.0).
+            params[str(arch_id)] = {k: int(counts[k]) for k in PARAM_KEYS}
+        return params
+
+    def _config_path(self, arch_id: str) -> Path:
+        i, k = _ID.fullmatch(arch_id).groups()  # type: ignore[union-attr]
+        return self.path / f"config_{i}" / f"j{k}" / "model_config.yaml"
+
+    def _raw_config(self, arch_id: str) -> dict:
+        self.check_id(arch_id)
+        if arch_id not in self._configs:
+            path = self._config_path(arch_id)
+            raw = read_yaml(path)
+            if not isinstance(raw, dict):
+                raise BenchmarkError(f"{path}: expected a mapping of config keys")
+            self._configs[arch_id] = raw
+        return self._configs[arch_id]
+
+    def _flex_config(self, arch_id: str) -> FlexConfig:
+        raw = self._raw_config(arch_id)
+        try:
+            return FlexConfig.from_dict(raw)
+        except (ValueError, TypeError) as e:
+            raise BenchmarkError(f"{self._config_path(arch_id)}: {e}") from None
+
+    # --- Benchmark interface ------------------------------------------------------------
+
+    def ids(self) -> list[str]:
+        """`config_<i>_j<k>` ids sorted numerically by (i, k)."""
+        return list(self._ids)
+
+    def check_id(self, arch_id: str) -> None:
+        if arch_id not in self._ppl:
+            summary = self.path / "ppl_summary.yaml"
+            raise BenchmarkError(f"{self.name}: unknown architecture id {arch_id!r} (not in {summary})")
+
+    def architecture(self, arch_id: str) -> Architecture:
+        """Config, ground truth (-valid_ppl) and Archai's parameter counts (if shipped)."""
+        raw = self._raw_config(arch_id)
+        ppl = self._ppl[arch_id]
+        return Architecture(
+            id=arch_id,
+            config=dict(raw),
+            ground_truth=-ppl,
+            raw=ppl,
+            reference_params=dict(self._params.get(arch_id, {})),
+        )
+
+    def build_model(self, arch_id: str, seed: int, device: str | torch.device = "cpu") -> GPT2Flex:
+        """The architecture with weights drawn from `seed`, in eval mode (dropout off)."""
+        return build_gpt2_flex(self._flex_config(arch_id), seed, device)
+
+    def count_params(self, arch_id: str) -> dict[str, int]:
+        """AdaEmb / Attn / FFN / nonembedding / total of our model, counted on the meta device."""
+        return count_gpt2_flex_params(self._flex_config(arch_id))
+
+    def make_batch(self, seed: int, batch_size: int | None = None, seq_len: int | None = None) -> Batch:
+        """Random windows of GPT-2 tokens from WikiText-2 (default 16 x 192)."""
+        return decoder_batch(
+            self.data_root,
+            seed,
+            batch_size or self.default_batch_size,
+            seq_len or self.default_seq_len,
+        )
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Mean next-token cross-entropy of the adaptive softmax over the batch."""
+        model = self._flex(model)
+        device = next(model.parameters()).device
+        return model.loss(batch.input_ids.to(device))
+
+    def zc_sites(self, model: nn.Module) -> ZCSites:
+        """Where the proxy inputs live in a `GPT2Flex`; B = batch, T = sequence length.
+
+        For block i (`model.h[i]`, H_i = n_head[i] heads, F_i = d_inner[i], D = d_model):
+
+        - embedding: `model.wte`, the adaptive input embedding; its output [B, T, D] (scaled
+          token embeddings, before the position embedding is added) is what J differentiates.
+        - activations: `h[i].mlp.act` (GELU), output [B, T, F_i].
+        - heads: `h[i].attn.c_proj`, where="input": the H_i head outputs concatenated,
+          [B, T, D] (head j in columns j*D/H_i to (j+1)*D/H_i).
+        - softmax: `h[i].attn.attn_dropout`, where="input": the attention probabilities
+          [B, H_i, T, T], causal (zero above the diagonal), rows summing to 1. The input, not
+          the output, so attention dropout in train mode would not alter them.
+        - weights: `h.<i>.attn.c_attn` [D, 3D], `h.<i>.attn.c_proj` [D, D],
+          `h.<i>.mlp.c_fc` [D, F_i], `h.<i>.mlp.c_proj` [F_i, D]. These are transformers'
+          Conv1D weights, stored (in_features, out_features), i.e. transposed w.r.t. nn.Linear.
+        """
+        model = self._flex(model)
+        activations, heads, softmax, weights = [], [], [], []
+        for i, block in enumerate(model.h):
+            activations.append(Site(i, block.mlp.act, "output", f"h.{i}.mlp.act"))
+            heads.append(Site(i, block.attn.c_proj, "input", f"h.{i}.attn.c_proj"))
+            softmax.append(Site(i, block.attn.attn_dropout, "input", f"h.{i}.attn.attn_dropout"))
+            for part, module in (
+                ("attn.c_attn", block.attn.c_attn),
+                ("attn.c_proj", block.attn.c_proj),
+                ("mlp.c_fc", block.mlp.c_fc),
+                ("mlp.c_proj", block.mlp.c_proj),
+            ):
+                weights.append(WeightSite(i, f"h.{i}.{part}", module.weight))
+        return ZCSites(model.wte, activations, heads, softmax, weights)
+
+    def _flex(self, model: nn.Module) -> GPT2Flex:
+        if not isinstance(model, GPT2Flex):
+            raise BenchmarkError(f"{self.name}: expected a GPT2Flex model, got {type(model).__name__}")
+        return model
