@@ -124,6 +124,8 @@ def run_evolution(
 ) -> EvolutionState:
     """Run (or continue) Algorithm 1; returns the final state (population best first)."""
     ckpt = out_dir / CHECKPOINT if out_dir is not None else None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
     if resume and ckpt is not None and ckpt.is_file():
         state, data = load_checkpoint(ckpt, toolbox)
         toolbox.rps_log.rejected = data["rps"]["rejected"]

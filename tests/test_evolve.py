@@ -1,0 +1,78 @@
+import json
+import math
+
+import numpy as np
+import pytest
+from deap import gp
+
+from lpzero.evolve import EvolveSettings, run_evolution
+from lpzero.fitness import INVALID_FITNESS, FitnessEvaluator, spearman_fitness
+from lpzero.rps import rps_guard
+from lpzero.toolbox import build_toolbox
+from synthetic import planted_truth, synthetic_inputs
+
+
+def setup(kind="typed", **kw):
+    inputs = synthetic_inputs()
+    ev = FitnessEvaluator(None, inputs, planted_truth(inputs))
+    tb = build_toolbox(kind, ev, **kw)
+    ev.pset = tb.pset
+    return tb, ev
+
+
+def run(tmp_path, kind="typed", iterations=60, resume=False, **settings):
+    tb, ev = setup(kind)
+    s = EvolveSettings(population=20, iterations=iterations, checkpoint_every=10, **settings)
+    return run_evolution(tb, ev, s, tmp_path, resume=resume)
+
+
+def test_invalid_proxies_get_the_worst_fitness_and_a_reason():
+    assert spearman_fitness([1.0, 1.0, 1.0], [1, 2, 3]).reason == "constant scores"
+    ev = spearman_fitness([1.0, math.nan, 2.0], [1, 2, 3])
+    assert ev.fitness == INVALID_FITNESS and "non-finite" in ev.reason
+    assert INVALID_FITNESS < -1.0
+    assert spearman_fitness([3.0, 2.0, 1.0], [1, 2, 3]).spearman == pytest.approx(-1.0)
+
+
+@pytest.mark.parametrize("kind", ["typed", "paper"])
+def test_search_recovers_a_planted_proxy(tmp_path, kind):
+    state = run(tmp_path, kind, iterations=150)
+    assert state.population[0].fitness.values[0] > 0.95
+
+
+@pytest.mark.parametrize("kind", ["typed", "paper"])
+def test_same_seed_same_result(tmp_path, kind):
+    a = run(tmp_path / "a", kind)
+    b = run(tmp_path / "b", kind)
+    assert [str(i) for i in a.population] == [str(i) for i in b.population]
+    assert [r["best"] for r in a.log] == [r["best"] for r in b.log]
+
+
+@pytest.mark.parametrize("kind", ["typed", "paper"])
+def test_resume_reaches_the_uninterrupted_result(tmp_path, kind):
+    whole = run(tmp_path / "whole", kind, iterations=60)
+    run(tmp_path / "cut", kind, iterations=30)
+    resumed = run(tmp_path / "cut", kind, iterations=60, resume=True)
+    assert [str(i) for i in resumed.population] == [str(i) for i in whole.population]
+    saved = json.loads((tmp_path / "cut" / "checkpoint.json").read_text())
+    assert saved["iteration"] == 60
+
+
+def test_random_search_baseline_runs(tmp_path):
+    state = run(tmp_path, iterations=40, random_search=True)
+    assert len(state.log) == 40
+
+
+def test_a_script_can_reregister_operators(tmp_path):
+    tb, ev = setup()
+    tb.register("mutate", gp.mutNodeReplacement, pset=tb.pset)
+    tb.decorate("mutate", rps_guard(tb.rps_log))
+    tb.register("select", lambda pop, k: pop[:k])
+    state = run_evolution(tb, ev, EvolveSettings(population=20, iterations=30), tmp_path)
+    assert np.isfinite(state.population[0].fitness.values[0])
+
+
+def test_no_rps_switch(tmp_path):
+    tb, _ = setup(rps=False)
+    assert tb.mate.__wrapped__ is not None  # staticLimit only
+    assert tb.rps_log.rejected == 0
