@@ -217,13 +217,15 @@ class InputCache:
         for sym in SYMBOLS:
             n_layers = max(1, max(d[f"{sym}.values"].shape[0] for d in per_arch))
             values = torch.zeros(len(arch_ids), n_layers, k)
-            weights = torch.zeros(len(arch_ids), n_layers, k)
+            weights = torch.zeros(len(arch_ids), n_layers, 1)
+            present = torch.zeros(len(arch_ids), n_layers, k, dtype=torch.bool)
             for i, d in enumerate(per_arch):
                 rows = d[f"{sym}.values"]
                 values[i, : rows.shape[0]] = rows
                 for l, (count, scale) in enumerate(zip(d[f"{sym}.count"].tolist(), d[f"{sym}.scale"].tolist())):
-                    weights[i, l, :count] = scale
-            out[sym] = Weighted(values.to(device), weights.to(device))
+                    weights[i, l, 0] = scale
+                    present[i, l, :count] = True
+            out[sym] = Weighted(values.to(device), weights.to(device), present.to(device))
         return out
 
     def size_bytes(self) -> int:
@@ -237,9 +239,9 @@ def full_weighted(inputs: ProxyInputs, device: str = "cpu") -> dict[str, Weighte
         tensors = [lt.tensor.reshape(-1) for lt in inputs[sym]]
         width = max([t.numel() for t in tensors], default=1)
         values = torch.zeros(1, max(1, len(tensors)), width, device=device)
-        weights = torch.zeros_like(values)
+        present = torch.zeros(values.shape, dtype=torch.bool, device=device)
         for l, t in enumerate(tensors):
             values[0, l, : t.numel()] = t
-            weights[0, l, : t.numel()] = 1.0
-        out[sym] = Weighted(values, weights)
+            present[0, l, : t.numel()] = True
+        out[sym] = Weighted(values, torch.ones(1, values.shape[1], 1, device=device), present)
     return out

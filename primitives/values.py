@@ -2,9 +2,10 @@
 
 A proxy input (say W) of N architectures is a `Weighted` with
 `values[N, L, K]`: L = the most per-layer tensors any of them has, K = elements kept
-per tensor. `weights` (same shape, or broadcastable) says how many elements of the
-*full* tensor each kept element stands for: `numel / K` for a uniform sample, 1 for a
-full tensor, 0 for padding (an absent layer, or the tail of a shorter tensor). Every
+per tensor. `weights[N, L, 1]` says how many elements of the *full* tensor each kept
+element of a row stands for: `numel / K` for a uniform sample, 1 for a tensor kept
+whole. `present[N, L, K]` marks padding (an absent layer, or the tail of a tensor
+with fewer than K elements) as absent. Every
 reduction is a weighted reduction over the last axis, so a sum, a norm or a softmax
 denominator computed from a sample estimates the full tensor's value, and the same
 code runs on full tensors.
@@ -24,32 +25,42 @@ EPS = 1e-12
 
 @dataclass(frozen=True)
 class Weighted:
-    """Values with per-element weights, reduced along the last axis."""
+    """Values with per-row weights and a presence mask, reduced along the last axis.
+
+    `values` [..., K]; `weights` [..., 1]: how many full elements each present
+    element of the row stands for; `present` [..., K] bool: which elements exist.
+    """
 
     values: torch.Tensor
     weights: torch.Tensor
+    present: torch.Tensor
+
+    @classmethod
+    def from_weights(cls, values: torch.Tensor, weights: torch.Tensor) -> "Weighted":
+        """From per-row weights (0 marks an absent row); every element of a present row exists."""
+        return cls(values, weights, (weights > 0).expand_as(values))
 
     def with_values(self, values: torch.Tensor) -> "Weighted":
-        return Weighted(values, self.weights)
+        return Weighted(values, self.weights, self.present)
 
-    @property
-    def present(self) -> torch.Tensor:
-        """Boolean mask of the elements that exist (weight > 0), full shape."""
-        return (self.weights > 0).expand_as(self.values)
+
+def _zero(v: torch.Tensor) -> torch.Tensor:
+    return torch.zeros((), dtype=v.dtype, device=v.device)
 
 
 def weighted_sum(x: Weighted, values: torch.Tensor | None = None) -> torch.Tensor:
     v = x.values if values is None else values
-    return torch.where(x.present, v * x.weights, torch.zeros((), dtype=v.dtype, device=v.device)).sum(-1)
+    return (torch.where(x.present, v, _zero(v)) * x.weights).sum(-1)
 
 
 def weight_total(x: Weighted) -> torch.Tensor:
-    return torch.where(x.present, x.weights.expand_as(x.values), torch.zeros((), device=x.values.device)).sum(-1)
+    return x.present.sum(-1).to(x.weights.dtype) * x.weights[..., 0]
 
 
 def reduced(x: Weighted, out: torch.Tensor) -> Weighted:
-    """Wrap the result of reducing the last axis: weight 1 where anything was present."""
-    return Weighted(out, x.present.any(-1).to(out.dtype))
+    """Wrap the result of reducing the last axis: a row is present if any element was."""
+    present = x.present.any(-1)
+    return Weighted(out, torch.ones(*out.shape[:-1], 1, dtype=out.dtype, device=out.device), present)
 
 
 def masked_extreme(x: Weighted, largest: bool) -> torch.Tensor:

@@ -19,7 +19,7 @@ def synthetic_inputs(n_arch: int = 20, samples: int = 64, seed: int = 0, dtype=t
         values = torch.randn(n_arch, L, samples, generator=g, dtype=dtype) * spread
         weights = torch.full((n_arch, L, 1), 50.0, dtype=dtype)
         weights[0, -1] = 0.0  # the first architecture lacks its last layer of every input
-        out[sym] = Weighted(values, weights)
+        out[sym] = Weighted.from_weights(values, weights)
     return out
 
 

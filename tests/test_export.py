@@ -31,7 +31,7 @@ def test_latex_precision_is_controlled():
 def test_simplified_formula_scores_like_the_tree():
     # Positive inputs keep protected ops inside their domain, where tree and formula must agree.
     raw = synthetic_inputs(n_arch=6, samples=32, seed=3, dtype=torch.float64)
-    inputs = {s: Weighted(v.values.abs() + 0.5, v.weights) for s, v in raw.items()}
+    inputs = {s: v.with_values(v.values.abs() + 0.5) for s, v in raw.items()}
     rng = random.Random(7)
     checked = 0
     while checked < 150:

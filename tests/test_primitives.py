@@ -71,8 +71,8 @@ def test_binary_ops_match_sympy_and_div_is_protected():
 
 def test_weighted_reductions_estimate_the_full_tensor():
     full = torch.randn(1, 1, 4096, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    sample = Weighted(full[..., :1024], torch.full((1, 1, 1), 4.0, dtype=torch.float64))
-    exact = Weighted(full, torch.ones(1, 1, 1, dtype=torch.float64))
+    sample = Weighted.from_weights(full[..., :1024], torch.full((1, 1, 1), 4.0, dtype=torch.float64))
+    exact = Weighted.from_weights(full, torch.ones(1, 1, 1, dtype=torch.float64))
     for name, tol in (("mean", 0.1), ("std", 0.05), ("frobenius", 0.05), ("l1", 0.05)):
         est, ref = OPS[name].torch_fn(sample), OPS[name].torch_fn(exact)
         assert est.item() == pytest.approx(ref.item(), rel=tol, abs=0.05), name
@@ -82,7 +82,7 @@ def test_weighted_reductions_estimate_the_full_tensor():
 
 
 def test_absent_layers_do_not_count():
-    x = Weighted(torch.tensor([[[1.0, 1.0], [100.0, 100.0]]]), torch.tensor([[[1.0], [0.0]]]))
+    x = Weighted.from_weights(torch.tensor([[[1.0, 1.0], [100.0, 100.0]]]), torch.tensor([[[1.0], [0.0]]]))
     assert OPS["l1"].torch_fn(x).tolist() == [[2.0, 0.0]]
 
 

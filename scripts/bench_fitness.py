@@ -1,0 +1,76 @@
+"""Speed of fitness from the cache: one candidate on 50 architectures, and a whole search.
+
+Prints the median over random valid trees of the time to score one candidate on
+`--sample` cached architectures (target: <= 100 ms on the 2-core CPU), then times
+the paper-protocol search (population 80, 1,000 iterations) unless --no-search.
+
+    python scripts/bench_fitness.py --benchmark gpt2 --batch-size 4 --seq-len 192
+"""
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+from deap import gp
+
+from benchmarks import get_benchmark
+from lpzero.cache import CacheSettings, InputCache
+from lpzero.evolve import EvolveSettings
+from lpzero.experiment import SearchSetup, run_search
+from lpzero.fitness import FitnessEvaluator
+from lpzero.rps import violations
+from primitives import OPS, build_primitive_set, generate_typed
+
+
+@click.command()
+@click.option("--benchmark", default="gpt2")
+@click.option("--batch-size", type=int, default=4)
+@click.option("--seq-len", type=int, default=192)
+@click.option("--samples", type=int, default=1024)
+@click.option("--sample", type=int, default=50, help="Architectures per fitness evaluation.")
+@click.option("--trees", type=int, default=200)
+@click.option("--cache-dir", type=click.Path(), default=None)
+@click.option("--no-search", is_flag=True)
+def main(benchmark, batch_size, seq_len, samples, sample, trees, cache_dir, no_search):
+    bench = get_benchmark(benchmark)
+    cache = InputCache(CacheSettings(bench.name, batch_size, seq_len, samples=samples),
+                       Path(cache_dir) if cache_dir else None)
+    ids = random.Random(0).sample(bench.ids(), sample)
+    cache.compute(ids)
+    truth = np.array([bench.architecture(a).ground_truth for a in ids])
+    pset = build_primitive_set(OPS)
+    t = time.perf_counter()
+    evaluator = FitnessEvaluator(pset, cache.load(ids), truth)
+    click.echo(f"loading {sample} cached architectures: {time.perf_counter() - t:.2f} s")
+    rng = random.Random(1)
+    times, sizes = [], []
+    while len(times) < trees:
+        tree = gp.PrimitiveTree(generate_typed(pset, 2, 6, rng=rng))
+        if violations(tree):
+            continue
+        t = time.perf_counter()
+        evaluator.details(tree)
+        times.append(time.perf_counter() - t)
+        sizes.append(len(tree))
+        evaluator.memo.clear()
+    ms = sorted(1000 * x for x in times)
+    click.echo(f"fitness of one candidate on {sample} architectures ({trees} random valid trees, "
+               f"median {statistics.median(sizes)} nodes): median {statistics.median(ms):.1f} ms, "
+               f"p90 {ms[int(0.9 * len(ms))]:.1f} ms")
+    if no_search:
+        return
+    ids_all = bench.ids()
+    cache.compute(ids_all)
+    setup = SearchSetup(evolve=EvolveSettings(population=80, iterations=1000, seed=42))
+    t = time.perf_counter()
+    best = run_search(bench, cache, ids_all, setup, Path("runs") / "bench_fitness")
+    click.echo(f"paper-protocol search (80 x 1000) incl. reporting: {time.perf_counter() - t:.1f} s "
+               f"(loop alone {best['seconds']:.1f} s); held-out rho {best['heldout']['spearman']:+.3f}")
+
+
+if __name__ == "__main__":
+    main()
