@@ -212,24 +212,27 @@ class InputCache:
                 raise LPZeroError(f"{path}: not cached (run `lpzero cache {self.settings.benchmark}` first)")
             with safe_open(str(path), "pt") as f:
                 per_arch.append({k: f.get_tensor(k) for k in f.keys()})
-        k = self.settings.samples
-        out = {}
-        for sym in SYMBOLS:
-            n_layers = max(1, max(d[f"{sym}.values"].shape[0] for d in per_arch))
-            values = torch.zeros(len(arch_ids), n_layers, k)
-            weights = torch.zeros(len(arch_ids), n_layers, 1)
-            present = torch.zeros(len(arch_ids), n_layers, k, dtype=torch.bool)
-            for i, d in enumerate(per_arch):
-                rows = d[f"{sym}.values"]
-                values[i, : rows.shape[0]] = rows
-                for l, (count, scale) in enumerate(zip(d[f"{sym}.count"].tolist(), d[f"{sym}.scale"].tolist())):
-                    weights[i, l, 0] = scale
-                    present[i, l, :count] = True
-            out[sym] = Weighted(values.to(device), weights.to(device), present.to(device))
-        return out
+        return {sym: w.to(device) for sym, w in stack_stored(per_arch, self.settings.samples).items()}
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.dir.glob("*.safetensors")) if self.dir.is_dir() else 0
+
+
+def stack_stored(per_arch: Sequence[dict[str, torch.Tensor]], samples: int) -> dict[str, Weighted]:
+    """Stored (sampled) inputs of N architectures as `Weighted` [N, L, K]; absent layers are not present."""
+    out = {}
+    for sym in SYMBOLS:
+        n_layers = max(1, max(d[f"{sym}.values"].shape[0] for d in per_arch))
+        values = torch.zeros(len(per_arch), n_layers, samples)
+        weights = torch.zeros(len(per_arch), n_layers, 1)
+        present = torch.zeros(values.shape, dtype=torch.bool)
+        for i, d in enumerate(per_arch):
+            values[i, : d[f"{sym}.values"].shape[0]] = d[f"{sym}.values"]
+            for l, (count, scale) in enumerate(zip(d[f"{sym}.count"].tolist(), d[f"{sym}.scale"].tolist())):
+                weights[i, l, 0] = scale
+                present[i, l, :count] = True
+        out[sym] = Weighted(values, weights, present)
+    return out
 
 
 def full_weighted(inputs: ProxyInputs, device: str = "cpu") -> dict[str, Weighted]:

@@ -43,6 +43,9 @@ class Weighted:
     def with_values(self, values: torch.Tensor) -> "Weighted":
         return Weighted(values, self.weights, self.present)
 
+    def to(self, device: str | torch.device) -> "Weighted":
+        return Weighted(self.values.to(device), self.weights.to(device), self.present.to(device))
+
 
 def _zero(v: torch.Tensor) -> torch.Tensor:
     return torch.zeros((), dtype=v.dtype, device=v.device)
