@@ -152,8 +152,11 @@ class Benchmark(abc.ABC):
     name: str = ""
     #: what `Architecture.raw` is, e.g. "valid_ppl"
     raw_metric: str = ""
-    #: default mini-batch shape (batch size, sequence length)
-    default_batch_size: int = 16
+    #: the paper's mini-batch shape (batch size, sequence length)
+    paper_batch_size: int = 16
+    paper_seq_len: int = 192
+    #: the default mini-batch shape: sized so a whole benchmark runs on a 2-core CPU
+    default_batch_size: int = 4
     default_seq_len: int = 192
 
     @abc.abstractmethod
@@ -188,5 +191,5 @@ class Benchmark(abc.ABC):
         return [self.architecture(i) for i in self.ids()]
 
     def check_id(self, arch_id: str) -> None:
-        if arch_id not in set(self.ids()):
+        if arch_id not in self.ids():
             raise BenchmarkError(f"{self.name}: unknown architecture id {arch_id!r}")

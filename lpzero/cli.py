@@ -39,8 +39,9 @@ def _benchmark_options(fn):
 def _cache_options(fn):
     for opt in reversed([
         click.option("--cache-dir", type=click.Path(), default=None, help="Cache root (default: $LPZERO_CACHE or .lpzero_cache)."),
-        click.option("--batch-size", type=int, default=None, help="Mini-batch size (default: the paper's)."),
-        click.option("--seq-len", type=int, default=None, help="Sequence length (default: the paper's)."),
+        click.option("--batch-size", type=int, default=None, help="Mini-batch size (default: the benchmark's CPU default)."),
+        click.option("--seq-len", type=int, default=None, help="Sequence length (default: the benchmark's CPU default)."),
+        click.option("--paper-batch", is_flag=True, help="Use the paper's mini-batch shape (GPT-2 16x192, BERT 128 seqs)."),
         click.option("--batch-seed", type=int, default=0, show_default=True, help="Seed of the mini-batch."),
         click.option("--model-seed", type=int, default=0, show_default=True, help="Seed of the random weights."),
         click.option("--samples", type=int, default=1024, show_default=True, help="Elements kept per cached tensor."),
@@ -78,10 +79,12 @@ def _select_ids(bench, limit: int | None, ids: str | None, seed: int = 0) -> lis
 def _make_cache(bench, options, data, kw):
     from .cache import CacheSettings, InputCache
 
+    batch_size, seq_len = ((bench.paper_batch_size, bench.paper_seq_len) if kw["paper_batch"]
+                           else (bench.default_batch_size, bench.default_seq_len))
     settings = CacheSettings(
         benchmark=bench.name,
-        batch_size=kw["batch_size"] or bench.default_batch_size,
-        seq_len=kw["seq_len"] or bench.default_seq_len,
+        batch_size=kw["batch_size"] or batch_size,
+        seq_len=kw["seq_len"] or seq_len,
         batch_seed=kw["batch_seed"],
         model_seed=kw["model_seed"],
         samples=kw["samples"],
@@ -145,7 +148,8 @@ def info(benchmark, as_json, data, hidden_size_compat):
     click.echo(f"ground truth   {bench.raw_metric} from {min(raw):.4g} to {max(raw):.4g}")
     click.echo(f"parameters     {min(totals):,} to {max(totals):,} (total, our builder)")
     click.echo(f"reference      {matching}/{len(archs)} architectures match the benchmark's own parameter counts")
-    click.echo(f"mini-batch     {bench.default_batch_size} x {bench.default_seq_len} (default)")
+    click.echo(f"mini-batch     {bench.default_batch_size} x {bench.default_seq_len} (default), "
+               f"{bench.paper_batch_size} x {bench.paper_seq_len} (paper, --paper-batch)")
 
 
 @main.command()
