@@ -1,0 +1,61 @@
+"""Cache: contents, resume, invalidation, sampling."""
+import pytest
+import torch
+
+from benchmarks import get_benchmark
+from benchmarks.inputs import extract_inputs
+from lpzero.cache import CacheSettings, InputCache, sample_inputs
+from lpzero.errors import LPZeroError
+from primitives import OPS
+
+IDS = ["config_9_j3", "config_4_j5"]
+
+
+def settings(**kw):
+    return CacheSettings(**{"benchmark": "gpt2", "batch_size": 2, "seq_len": 32, "samples": 64, **kw})
+
+
+def test_compute_load_and_resume(tmp_path):
+    cache = InputCache(settings(), tmp_path)
+    assert cache.compute(IDS, baselines=["num_params"]) == IDS
+    loaded = cache.load(IDS)
+    assert loaded["W"].values.shape[0] == 2 and loaded["W"].values.shape[2] == 64
+    assert cache.info(IDS[0])["baselines"]["num_params"] > 0
+    assert cache.compute(IDS, baselines=["num_params"]) == []  # nothing left to do
+    cache.path(IDS[1]).unlink()
+    (cache.dir / f"{IDS[1]}.safetensors.tmp").write_text("torn write")  # an interrupted run's leftover
+    assert cache.compute(IDS, baselines=["num_params"]) == [IDS[1]]
+    assert cache.missing(IDS, baselines=["num_params", "grad_norm"]) == IDS  # a new baseline is missing
+    assert cache.size_bytes() > 0
+
+
+def test_changed_settings_never_read_stale_data(tmp_path):
+    keys = {settings().key(), settings(seq_len=16).key(), settings(batch_seed=1).key(), settings(samples=32).key(),
+            settings(model_seed=1).key(), settings(benchmark="flexibert").key()}
+    assert len(keys) == 6
+    assert settings().key() == settings(data="/elsewhere").key()
+    with pytest.raises(LPZeroError, match="not cached"):
+        InputCache(settings(seq_len=16), tmp_path).load(IDS)
+
+
+def test_w_and_g_are_sampled_at_the_same_positions():
+    bench = get_benchmark("gpt2")
+    x = extract_inputs(bench, bench.build_model(IDS[0], 0), bench.make_batch(0, 2, 32))
+    stored = sample_inputs(x, 64, seed=3)
+    w_full, g_full = x["W"][0].tensor.reshape(-1), x["G"][0].tensor.reshape(-1)
+    w_s, g_s = stored["W.values"][0], stored["G.values"][0]
+    # each sampled (w, g) pair is a pair of the full tensors at one position
+    pairs = set(zip(w_full.tolist(), g_full.tolist()))
+    assert all((w, g) in pairs for w, g in zip(w_s.tolist(), g_s.tolist()))
+    assert stored["W.scale"][0].item() == pytest.approx(w_full.numel() / 64)
+
+
+def test_sampled_norm_estimates_the_full_norm(tmp_path):
+    from lpzero.cache import full_weighted, stack_stored
+
+    bench = get_benchmark("gpt2")
+    x = extract_inputs(bench, bench.build_model(IDS[0], 0), bench.make_batch(0, 2, 32))
+    sampled = stack_stored([sample_inputs(x, 4096, seed=0)], 4096)["W"]
+    full = full_weighted(x)["W"]
+    est, ref = OPS["l1"].torch_fn(sampled), OPS["l1"].torch_fn(full)
+    assert torch.allclose(est, ref, rtol=0.05)
