@@ -16,6 +16,10 @@ import click
 from .errors import USER_ERRORS, LPZeroError
 
 
+#: settings of `lpzero evolve --quick`
+QUICK = {"batch_size": 2, "seq_len": 64, "iterations": 300, "baselines": "num_params,decoder_params,grad_norm"}
+
+
 def _user_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -226,13 +230,28 @@ def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots
 @click.option("--random-search", is_flag=True, help="Random search instead of evolution (baseline).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
 @click.option("--baselines", default="all", show_default=True, help="Hand-designed proxies to compare against.")
+@click.option("--quick", is_flag=True,
+              help=f"A first run in minutes: {QUICK['batch_size']} x {QUICK['seq_len']} batch, {QUICK['iterations']} "
+                   f"iterations, baselines {QUICK['baselines']} (explicit options still win).")
 @_benchmark_options
 @_cache_options
+@click.pass_context
 @_user_errors
-def evolve(benchmark, toolbox_kind, out, population, iterations, crossover, mutation, top_fraction, sample, holdout,
-           seed, n_unary, max_height, no_rps, random_search, resume, baselines, data, hidden_size_compat, **kw):
+def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover, mutation, top_fraction, sample,
+           holdout, seed, n_unary, max_height, no_rps, random_search, resume, baselines, quick, data,
+           hidden_size_compat, **kw):
     """Search for a proxy with genetic programming (paper Algorithm 1)."""
+    from click.core import ParameterSource
     from tqdm import tqdm
+
+    if quick:
+        def default(name):
+            return ctx.get_parameter_source(name) == ParameterSource.DEFAULT
+
+        kw["batch_size"] = kw["batch_size"] or QUICK["batch_size"]
+        kw["seq_len"] = kw["seq_len"] or QUICK["seq_len"]
+        iterations = QUICK["iterations"] if default("iterations") else iterations
+        baselines = QUICK["baselines"] if default("baselines") else baselines
 
     from .evolve import EvolveSettings
     from .experiment import SearchSetup, run_search
@@ -253,6 +272,15 @@ def evolve(benchmark, toolbox_kind, out, population, iterations, crossover, muta
     bar.close()
     click.echo((out_dir / "report.md").read_text())
     click.echo(f"written: {out_dir}/best.json, hall_of_fame.json, log.csv, evolution.png, report.md")
+
+
+@main.command()
+def ops():
+    """Print the primitive op table (Markdown)."""
+    from primitives import OPS
+    from primitives.registry import markdown_table
+
+    click.echo(markdown_table(OPS))
 
 
 @main.command()

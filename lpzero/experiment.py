@@ -76,8 +76,12 @@ def best_baseline(cache: InputCache, ids: list[str], truth: np.ndarray) -> dict 
 
 
 def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: SearchSetup, out: Path,
-               resume: bool = False, progress: Callable[[int, float], None] | None = None) -> dict:
-    """Run the search on `ids` (already cached) and write all outputs into `out`."""
+               resume: bool = False, progress: Callable[[int, float], None] | None = None,
+               customize: Callable | None = None) -> dict:
+    """Run the search on `ids` (already cached) and write all outputs into `out`.
+
+    `customize(toolbox)`, if given, may re-register DEAP operators before the loop runs.
+    """
     seed = setup.evolve.seed
     search_ids, held_ids = split_architectures(ids, setup.holdout, seed)
     sample_ids = sorted(random.Random(seed + 1).sample(search_ids, min(setup.sample, len(search_ids))), key=ids.index)
@@ -90,6 +94,8 @@ def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: Searc
     tb = build_toolbox(setup.toolbox, evaluator, rps=setup.rps, n_unary=setup.n_unary, max_height=setup.max_height,
                        select_fraction=setup.evolve.top_fraction)
     evaluator.pset = tb.pset
+    if customize is not None:
+        customize(tb)
     out.mkdir(parents=True, exist_ok=True)
     state = run_evolution(tb, evaluator, setup.evolve, out, resume=resume, progress=progress)
 

@@ -109,9 +109,9 @@ def build_registry() -> OpRegistry:
            "natural log; arguments below 1e-12 are clamped to 1e-12", domain="positive",
            cancels=frozenset({"exp", "softmax"})))
     add(Op("abslog", "f02", "elementwise", ANY, _abslog, lambda x: sympy.Abs(sympy.log(x)),
-           "|log x|; arguments below 1e-12 are clamped to 1e-12", domain="positive", nonnegative=True,
+           "abs(log x); arguments below 1e-12 are clamped to 1e-12", domain="positive", nonnegative=True,
            can_produce_zero=True))
-    add(Op("abs", "f03", "elementwise", ANY, torch.abs, sympy.Abs, "|x|", nonnegative=True,
+    add(Op("abs", "f03", "elementwise", ANY, torch.abs, sympy.Abs, "abs(x)", nonnegative=True,
            idempotent=True, identity_on_nonnegative=True))
     add(Op("square", "f04", "elementwise", ANY, torch.square, lambda x: x**2, "x^2", nonnegative=True,
            cancels=frozenset({"sqrt"})))
@@ -122,7 +122,7 @@ def build_registry() -> OpRegistry:
     add(Op("relu", "f07", "elementwise", ANY, torch.relu, _relu_sym, "max(x, 0)", nonnegative=True,
            can_produce_zero=True, idempotent=True, identity_on_nonnegative=True))
     add(Op("reciprocal", "f08", "elementwise", ANY, _reciprocal, lambda x: 1 / x,
-           "1/x; |x| below 1e-12 is pushed to ±1e-12", involution=True, denominator_args=(0,)))
+           "1/x; magnitudes below 1e-12 is pushed to ±1e-12", involution=True, denominator_args=(0,)))
     add(Op("neg", "f09", "elementwise", ANY, torch.neg, lambda x: -x, "-x", flips_sign=True, involution=True))
     # Reductions, vector/matrix -> one level down (f10-f12, f17, f18), plus the layer sum.
     add(Op("frobenius", "f10", "reduce", VECTOR_MATRIX, _frobenius,
@@ -131,7 +131,7 @@ def build_registry() -> OpRegistry:
            opaque("normalized_sum", r"\frac{\Sigma@ #}{n@}"),
            "sum x / numel (the same value as mean; both are listed in the paper's table)"))
     add(Op("l1", "f12", "reduce", VECTOR_MATRIX, _l1, opaque("l1", r"\left\|#\right\|_{1@}"),
-           "L1 norm sum |x|", nonnegative=True))
+           "L1 norm sum abs(x)", nonnegative=True))
     add(Op("mean", "f17", "reduce", VECTOR_MATRIX, _mean, opaque("mean", r"\operatorname{mean}@\left(#\right)"),
            "arithmetic mean"))
     add(Op("std", "f18", "reduce", VECTOR_MATRIX, _std, opaque("std", r"\operatorname{std}@\left(#\right)"),
@@ -157,6 +157,6 @@ def build_registry() -> OpRegistry:
     add(Op("add", "g01", "binary", ANY, torch.add, lambda a, b: a + b, "a + b"))
     add(Op("sub", "g02", "binary", ANY, torch.sub, lambda a, b: a - b, "a - b", constant_on_equal_args=True))
     add(Op("mul", "g03", "binary", ANY, torch.mul, lambda a, b: a * b, "a * b"))
-    add(Op("div", "g04", "binary", ANY, _div, lambda a, b: a / b, "a / b; |b| below 1e-12 is pushed to ±1e-12",
+    add(Op("div", "g04", "binary", ANY, _div, lambda a, b: a / b, "a / b; divisor magnitudes below 1e-12 is pushed to ±1e-12",
            denominator_args=(1,), constant_on_equal_args=True))
     return r

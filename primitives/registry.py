@@ -109,3 +109,22 @@ class OpRegistry:
 
     def of_kind(self, *kinds: str) -> list[Op]:
         return [op for op in self if op.kind in kinds]
+
+
+def markdown_table(ops: OpRegistry) -> str:
+    """The op table as Markdown (the README's table is this function's output)."""
+    rows = ["| id | op | kind | levels | definition | RPS facts |", "|---|---|---|---|---|---|"]
+    for op in ops:
+        facts = [name for name in ("nonnegative", "can_produce_zero", "flips_sign", "idempotent", "involution",
+                                   "identity_on_nonnegative", "constant_on_equal_args") if getattr(op, name)]
+        if op.domain != "any":
+            facts.append(f"domain {op.domain}")
+        if op.cancels:
+            facts.append("cancels " + "/".join(sorted(op.cancels)))
+        if op.denominator_args:
+            facts.append("denominator arg " + ",".join(map(str, op.denominator_args)))
+        if not op.typed:
+            facts.append("paper genome only")
+        rows.append(f"| {op.paper_id} | `{op.name}` | {op.kind} | {', '.join(op.levels)} | {op.doc} | "
+                    f"{'; '.join(facts)} |")
+    return "\n".join(rows)
