@@ -7,14 +7,15 @@ projected up to `d_model`) and the matching projected adaptive softmax, with wei
 projections tied between the two as the config says.
 
 The decoder blocks are transformers' own `GPT2Block`s, one `GPT2Config` per layer. They run
-the eager attention path with `reorder_and_upcast_attn=True`, the one path in which the
-attention probabilities pass through a module (`attn.attn_dropout`), so a forward hook can
-observe them. That path computes the same attention (scores in float32, then cast back).
+`benchmarks.attention`'s eager attention, which sends the attention probabilities through a
+module (`attn.attn_dropout`) so a forward hook can observe them, in any dtype.
 
 Parameter counts follow Archai's own convention (see `count_params`), so they can be checked
 against the `params_summary.yaml` the benchmark ships.
 """
 from __future__ import annotations
+
+from .attention import register_hookable_attention
 
 import math
 from dataclasses import dataclass
@@ -156,10 +157,8 @@ class FlexConfig:
             attn_pdrop=self.dropatt,
             embd_pdrop=0.0,
             initializer_range=self.weight_init_std,
-            # The eager upcast path is the one that sends the attention probabilities through
-            # the `attn_dropout` module, where a hook can see them.
-            reorder_and_upcast_attn=True,
-            attn_implementation="eager",
+            # Probabilities pass through the `attn_dropout` module, where a hook can see them.
+            attn_implementation=register_hookable_attention(),
         )
 
 

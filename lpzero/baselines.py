@@ -8,32 +8,36 @@ live). "Block linear layers" below means the modules that own the `zc_sites`
 weights; on the LiteTransformerSearch GPT-2 these are exactly the Conv1D layers
 the original code visited (c_attn, attn.c_proj, c_fc, mlp.c_proj).
 
-| proxy                | what it measures                                              | original |
-|----------------------|---------------------------------------------------------------|----------|
-| synaptic_diversity   | sum of nuclear norm(W) * nuclear norm(dL/dW)               [r] | L: synaptic_diversity.py; T |
-| synaptic_saliency    | sum of abs(W * dL/dW)                                      [r] | L: synaptic_saliency.py; T |
-| head_importance      | sum of abs(W * dL/dW) over weights with >= 128 rows        [r] | L: attention_head_importance.py; T |
-| activation_distance  | token-pair sign agreement of hidden features               [r] | L: activation_distance.py; T |
-| jacobian_cosine      | 1 - mean pairwise cosine^(1/20) of position-gradient columns  | L: jacobian_score.py, jacobian_covariance.py; T |
-| snip                 | sum of abs(dL/dmask) = sum of abs(W * dL/dW)                  | L: snip.py |
-| grasp                | -sum of W * (Hessian @ gradient)                              | L: grasp.py |
-| grad_norm            | sum over weights of the Frobenius norm of dL/dW               | L: grad_norm.py |
-| fisher               | per-channel 0.5 * mean (layer output * its gradient)^2        | L: fisher.py |
-| synflow              | sum of abs(W * dR/dW), R from the network with abs weights    | L: synflow.py |
-| logsynflow           | sum of W * abs(log abs(dR/dW)), same network as synflow       | L: synflow.py |
-| num_params           | number of parameters                                          | L: parameters.py; T |
-| decoder_params       | number of non-embedding parameters                            | L: runner/eval_rank_gpt2.py ("nparams") |
-| attention_confidence | sum of mean(max over tokens) of linear-layer outputs       [r] | L: attention_confidence.py; T ("Head Confidence") |
-| softmax_confidence   | sum of mean(max over heads) of attention maps                 | T ("Head Softmax Confidence") |
-| eznas                | sum of sigmoid(log abs det(sign(G) sign(G)^T))                | L: eznas.py |
+| proxy                | what it measures                                          | original          |
+|----------------------|-----------------------------------------------------------|-------------------|
+| synaptic_diversity   | sum of nuclear norm(W) * nuclear norm(dL/dW)           [r] | L, T              |
+| synaptic_saliency    | sum of abs(W * dL/dW)                                  [r] | L, T              |
+| head_importance      | sum of abs(W * dL/dW) over weights with >= 128 rows    [r] | L (a), T          |
+| activation_distance  | token-pair sign agreement of hidden features           [r] | L, T              |
+| jacobian_cosine      | 1 - mean pairwise abs(cos)^(1/20), position-grad columns | L (b), T          |
+| snip                 | sum of abs(dL/dmask) = sum of abs(W * dL/dW)              | L                 |
+| grasp                | -sum of W * (Hessian @ gradient)                          | L                 |
+| grad_norm            | sum over weights of the Frobenius norm of dL/dW           | L                 |
+| fisher               | per channel 0.5 * mean (layer output * its gradient)^2    | L                 |
+| synflow              | sum of abs(W * dR/dW) of a network with abs weights       | L                 |
+| logsynflow           | sum of W * abs(log abs(dR/dW)), same network as synflow   | L (synflow.py)    |
+| num_params           | number of parameters                                      | L (c), T          |
+| decoder_params       | number of non-embedding parameters                        | L (d)             |
+| attention_confidence | sum of mean(max over tokens) of linear-layer outputs   [r] | L, T (e)          |
+| softmax_confidence   | sum of mean(max over heads) of attention maps             | T (f)             |
+| eznas                | sum of sigmoid(log abs det(sign(G) sign(G)^T))            | L                 |
+
+L = pprp/LPZero `lpzero/predictor/measures/<proxy>.py`, whose GPT-2 code path
+produced `reference/lts_gpt2_wt103/<proxy>_scores_seed_1111.yaml`; except
+(a) attention_head_importance.py, (b) jacobian_score.py with the cosine of
+jacobian_covariance.py, (c) parameters.py, (d) "nparams" in
+`lpzero/runner/eval_rank_gpt2.py`, (e) attention_confidence.py (its
+head_confidence is the same code).
+T = aaronserianni/training-free-nas `BERT_metrics.ipynb`, which produced
+`reference/flexibert/BERT_results_activation.csv`; (e) "Head Confidence",
+(f) "Head Softmax Confidence".
 
 [r] = which layers or maps are read depends on the context's recipe (below).
-
-L = pprp/LPZero `lpzero/predictor/measures/` (file names; the runner is
-`lpzero/runner/`), whose GPT-2 code path produced the reference scores
-`reference/lts_gpt2_wt103/<proxy>_scores_seed_1111.yaml`.
-T = aaronserianni/training-free-nas `BERT_metrics.ipynb`, which produced
-`reference/flexibert/BERT_results_activation.csv`.
 
 Conventions shared by all proxies (where they differ from an original, the
 proxy's docstring says so):
@@ -51,8 +55,8 @@ proxy's docstring says so):
   feed-forward or token-mixer subsets, activation-function outputs), the default
   for the benchmark named "flexibert", whose reference scores it produced. LPZero's
   own FlexiBERT runs (`runner/eval_rank_bert.py`) use the training-free-nas recipe.
-- Scores keep the originals' signs. GraSP and Jacobian cosine correlate
-  negatively with quality (the paper reports magnitudes).
+- Scores keep the originals' signs. The paper reports correlation magnitudes;
+  GraSP and Jacobian cosine correlate with the opposite sign to the others.
 """
 from __future__ import annotations
 
@@ -79,6 +83,7 @@ DEFAULT_RECIPES = {"flexibert": "tfnas"}
 def default_recipe(benchmark: Benchmark) -> str:
     """The recipe whose original produced `benchmark`'s reference scores ("lpzero" if none)."""
     return DEFAULT_RECIPES.get(benchmark.name, "lpzero")
+
 
 # --------------------------------------------------------------------------
 # Context and plumbing
@@ -363,11 +368,15 @@ def synaptic_diversity(ctx: ProxyContext) -> float:
 def eznas(ctx: ProxyContext) -> float:
     """EZNAS: sum over block weights of sigmoid(log|det(sign(G) sign(G)^T)|).
 
-    G is dL/dW with rows as stored (GPT-2 Conv1D: input features). The sigmoid of
-    a log-determinant saturates, so each layer adds about 0 (singular sign Gram
-    matrix, e.g. more rows than columns) or about 1: the score is close to a
-    count of layers. Computed in float64 (the original used float32); the
-    original's final Frobenius norm of a scalar is its absolute value, a no-op here.
+    G is dL/dW with rows as stored (GPT-2 Conv1D: input features). sign(G)
+    sign(G)^T is an integer matrix, so its determinant is 0 or at least 1: a
+    layer adds 0 (singular, e.g. more rows than columns) or sigmoid(log|det|),
+    in practice 1, and the score is close to a count of layers. Computed in
+    float64; the original's float32 turns some exactly singular matrices (on
+    LTS GPT-2 often attn.c_proj's) into rounding noise that counts up to 1, so
+    its scores run a few units higher (ours still rank 24 LTS architectures
+    like the reference scores, Spearman 0.99). The original's final Frobenius norm of a scalar is its
+    absolute value, a no-op here.
     """
     with _after_backward(ctx) as sites:
         total = 0.0
@@ -492,7 +501,11 @@ def activation_distance(ctx: ProxyContext) -> float:
     in sign. Computed as sum_c (n1_c^2 + n0_c^2), n1_c / n0_c = tokens with
     feature c positive / not, which is the same number.
     Recipe "lpzero": the outputs of every block linear layer. Recipe "tfnas":
-    the feed-forward activation outputs (A), once per call.
+    the feed-forward activation outputs (A), once per call. The FlexiBERT
+    reference CSV counts each activation map 4 to 1,140 times over (its
+    hooks piled up on an activation module shared across models, by a factor
+    that grows along the evaluation order); its "Activation Distance Normalized"
+    column (the mean per map) is free of that.
     """
     model = ctx.model()
     sites = ctx.benchmark.zc_sites(model)
@@ -654,7 +667,11 @@ BASELINES: dict[str, Baseline] = {
         _baseline(synaptic_diversity, None, "the nuclear norm is not a primitive."),
         _baseline(synaptic_saliency, "l1_norm(mul(W, G))", 'recipe "lpzero" only (all block weights).'),
         _baseline(head_importance, None, "no primitive selects layers by their number of rows."),
-        _baseline(activation_distance, None, "needs a token-pair kernel; recipe \"lpzero\" reads linear-layer outputs, not one of the six inputs."),
+        _baseline(
+            activation_distance,
+            None,
+            'needs a token-pair kernel; recipe "lpzero" reads linear-layer outputs, not an input.',
+        ),
         _baseline(jacobian_cosine, None, "pairwise cosines between features are not primitives."),
         _baseline(snip, "l1_norm(mul(W, G))", "all block weights, whatever the recipe."),
         _baseline(grasp, None, "needs a Hessian-gradient product."),
@@ -664,7 +681,11 @@ BASELINES: dict[str, Baseline] = {
         _baseline(logsynflow, None, "needs a second network with absolute-valued weights."),
         _baseline(num_params, None, "a parameter count, not a function of the inputs' values."),
         _baseline(decoder_params, None, "a parameter count, not a function of the inputs' values."),
-        _baseline(attention_confidence, None, "needs a max over tokens; reads linear-layer outputs, not one of the six inputs."),
+        _baseline(
+            attention_confidence,
+            None,
+            "needs a max over tokens, and it reads linear-layer outputs, not one of the six inputs.",
+        ),
         _baseline(softmax_confidence, None, "over S, but a max over the head axis is not a primitive."),
         _baseline(eznas, None, "sign and log-determinant are not primitives."),
     )

@@ -56,7 +56,7 @@ def test_architecture_fields(bench: LTSBenchmark) -> None:
     assert arch.config["n_layer"] == 5
     assert set(arch.reference_params) == set(PARAM_KEYS)
     assert all(isinstance(v, int) for v in arch.reference_params.values())
-    assert (bench.name, bench.raw_metric, bench.default_batch_size, bench.default_seq_len) == (
+    assert (bench.name, bench.raw_metric, bench.paper_batch_size, bench.paper_seq_len) == (
         "gpt2",
         "valid_ppl",
         16,
