@@ -119,25 +119,33 @@ def _arch_seed(arch_id: str, seed: int) -> int:
 
 def compute_architecture(settings: CacheSettings, arch_id: str, baselines: Sequence[str], device: str,
                          path: Path) -> dict:
-    """Build, extract, sample, score baselines, write `path`; returns the stored info."""
+    """Build, extract, sample, score baselines, write `path`; returns the stored info.
+
+    If `path` already holds this architecture, only the baselines it lacks are computed.
+    """
     from .baselines import BASELINES, ProxyContext  # the proxy library sits above the cache
 
     bench = settings.open_benchmark()
     batch = bench.make_batch(settings.batch_seed, settings.batch_size, settings.seq_len).to(device)
-    t0 = time.perf_counter()
-    model = bench.build_model(arch_id, settings.model_seed, device)
-    inputs = extract_inputs(bench, model, batch)
-    seconds = {"inputs": time.perf_counter() - t0}
-    del model
-    stored = sample_inputs(inputs, settings.samples, _arch_seed(arch_id, settings.model_seed))
-    del inputs
-    values: dict[str, float] = {}
+    if path.is_file():
+        with safe_open(str(path), "pt") as f:
+            stored = {k: f.get_tensor(k) for k in f.keys()}
+            info = json.loads(f.metadata()["info"])
+    else:
+        t0 = time.perf_counter()
+        model = bench.build_model(arch_id, settings.model_seed, device)
+        inputs = extract_inputs(bench, model, batch)
+        del model
+        stored = sample_inputs(inputs, settings.samples, _arch_seed(arch_id, settings.model_seed))
+        del inputs
+        info = {"arch_id": arch_id, "baselines": {}, "seconds": {"inputs": time.perf_counter() - t0}}
     ctx = ProxyContext(bench, arch_id, settings.model_seed, batch, device)
     for name in baselines:
+        if name in info["baselines"]:
+            continue
         t = time.perf_counter()
-        values[name] = float(BASELINES[name].fn(ctx))
-        seconds[name] = time.perf_counter() - t
-    info = {"arch_id": arch_id, "baselines": values, "seconds": seconds}
+        info["baselines"][name] = float(BASELINES[name].fn(ctx))
+        info["seconds"][name] = time.perf_counter() - t
     tmp = path.with_name(path.name + ".tmp")
     save_file(stored, str(tmp), metadata={"info": json.dumps(info)})
     tmp.replace(path)

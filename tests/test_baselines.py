@@ -19,6 +19,7 @@ EXPECTED_NAMES = {
     "synaptic_diversity", "synaptic_saliency", "head_importance", "activation_distance",
     "jacobian_cosine", "snip", "grasp", "grad_norm", "fisher", "synflow", "logsynflow",
     "num_params", "decoder_params", "attention_confidence", "softmax_confidence", "eznas",
+    "lpzero_gpt2", "lpzero_flexibert", "lpzero_llama",
 }
 
 
@@ -287,3 +288,17 @@ def test_tfnas_recipe_values(bench: TinyGPT2Benchmark) -> None:
     assert BASELINES["activation_distance"](ctx) == kernel
     # The mixer's weights here have 32 < 128 rows, so head importance reads nothing.
     assert BASELINES["head_importance"](ctx) == 0.0
+
+
+def test_paper_proxies_are_the_papers_formulas() -> None:
+    from deap import gp
+
+    from lpzero.baselines import LPZERO_FLEXIBERT_TREE, LPZERO_LLAMA_TREE
+    from lpzero.export import proxy_formula
+    from primitives import OPS, build_primitive_set
+
+    pset = build_primitive_set(OPS)
+    flexibert = proxy_formula(gp.PrimitiveTree.from_string(LPZERO_FLEXIBERT_TREE, pset))
+    llama = proxy_formula(gp.PrimitiveTree.from_string(LPZERO_LLAMA_TREE, pset))
+    assert flexibert == "layer_sum_l(log(softmax_l(frobenius(theta_A)))) + layer_sum_l(mean(theta_H**(-2)))"
+    assert llama == "layer_sum_l(l1(theta_W)**2) + layer_sum_l(mean(sqrt(softmax(theta_W))))"
