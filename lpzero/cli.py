@@ -16,6 +16,8 @@ import click
 from .errors import USER_ERRORS, LPZeroError
 
 
+#: seconds between progress-bar redraws (a redirected log gets a line per redraw)
+PROGRESS_INTERVAL = 2.0
 #: settings of `lpzero evolve --quick`
 QUICK = {"batch_size": 2, "seq_len": 64, "iterations": 300, "baselines": "num_params,decoder_params,grad_norm"}
 
@@ -118,7 +120,8 @@ def _fill_cache(cache, ids, baselines, jobs, device, quiet=False) -> None:
     todo = cache.missing(ids, baselines)
     if not todo:
         return
-    bar = tqdm(total=len(todo), desc=f"caching {cache.settings.benchmark}", unit="arch", disable=quiet)
+    bar = tqdm(total=len(todo), desc=f"caching {cache.settings.benchmark}", unit="arch", disable=quiet,
+               mininterval=PROGRESS_INTERVAL)
     cache.compute(ids, baselines, jobs=jobs, device=device, progress=lambda a, info: bar.update(1))
     bar.close()
 
@@ -203,7 +206,7 @@ def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots
             rows.append(rank_row(n, [i["baselines"][n] for i in infos], truth, [i["seconds"][n] for i in infos]))
     for path in best_files:
         best = load_best(Path(path))
-        bar = tqdm(total=len(ids), desc=f"scoring {path}", unit="arch")
+        bar = tqdm(total=len(ids), desc=f"scoring {path}", unit="arch", mininterval=PROGRESS_INTERVAL)
         scores, secs = score_best_exactly(best, bench, store.settings, ids, kw["device"], lambda a: bar.update(1))
         bar.close()
         rows.append(rank_row(Path(path).parent.name or "best", scores, truth, secs))
@@ -266,7 +269,7 @@ def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover,
                               top_fraction=top_fraction, seed=seed, random_search=random_search),
     )
     out_dir = Path(out) if out else Path("runs") / bench.name.replace(":", "_").replace("/", "_")
-    bar = tqdm(total=iterations, desc="evolving", unit="it")
+    bar = tqdm(total=iterations, desc="evolving", unit="it", mininterval=PROGRESS_INTERVAL)
     best = run_search(bench, store, ids, setup, out_dir, resume=resume,
                       progress=lambda it, b: (bar.update(it - bar.n), bar.set_postfix(best=f"{b:.3f}")))
     bar.close()
