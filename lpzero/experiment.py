@@ -104,15 +104,16 @@ def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: Searc
     hof = []
     for ind in state.population[: setup.hall_of_fame]:
         found: Evaluation = evaluator.details(ind)
+        sign = found.orientation  # every figure below is of the oriented proxy, as its formula shows
         hof.append({
             "tree": str(ind),
             "genes": ind.genes.to_dict() if hasattr(ind, "genes") else None,
-            "search": {"spearman": found.spearman, "fitness": found.fitness, "n": len(sample_ids)},
-            "heldout": metrics(held_inputs.scores(ind), gt(held_ids)),
-            "whole": metrics(all_inputs.scores(ind), gt(ids)),
-            "orientation": found.orientation,
-            "formula": proxy_formula(ind, found.orientation, "text"),
-            "latex": proxy_formula(ind, found.orientation, "latex"),
+            "orientation": sign,
+            "search": {"spearman": sign * found.spearman, "fitness": found.fitness, "n": len(sample_ids)},
+            "heldout": metrics(sign * held_inputs.scores(ind), gt(held_ids)),
+            "whole": metrics(sign * all_inputs.scores(ind), gt(ids)),
+            "formula": proxy_formula(ind, sign, "text"),
+            "latex": proxy_formula(ind, sign, "latex"),
         })
     best = {
         "lpzero_best_version": 1,

@@ -48,6 +48,30 @@ def select_from_top(population: list, k: int, fraction: float = 0.1) -> list:
     return random.sample(pool, k)
 
 
+def cx_one_point(ind1, ind2):
+    """Swap a random subtree of ind1 with one of the same type in ind2 (in place).
+
+    DEAP's `gp.cxOnePoint` draws the type from a set of classes, whose order follows
+    memory addresses and so changes from process to process; here the candidate types
+    are ordered by name, so a seeded run repeats exactly in any process.
+    """
+    if len(ind1) < 2 or len(ind2) < 2:
+        return ind1, ind2
+    at1: dict[type, list[int]] = {}
+    at2: dict[type, list[int]] = {}
+    for i, node in enumerate(ind1[1:], 1):
+        at1.setdefault(node.ret, []).append(i)
+    for i, node in enumerate(ind2[1:], 1):
+        at2.setdefault(node.ret, []).append(i)
+    common = sorted(set(at1) & set(at2), key=lambda t: t.__name__)
+    if common:
+        t = random.choice(common)
+        s1 = ind1.searchSubtree(random.choice(at1[t]))
+        s2 = ind2.searchSubtree(random.choice(at2[t]))
+        ind1[s1], ind2[s2] = ind2[s2], ind1[s1]
+    return ind1, ind2
+
+
 def _unique_population(toolbox: base.Toolbox, n: int, check_rps: bool, max_draws: int = 100_000) -> list:
     population, seen = [], set()
     for _ in range(max_draws):
@@ -109,7 +133,7 @@ def build_toolbox(
     if kind == "typed":
         tb.register("expr", generate_typed, pset, init_height[0], init_height[1])
         tb.register("individual", lambda: creator.ProxyTree(tb.expr()))
-        tb.register("mate", gp.cxOnePoint)
+        tb.register("mate", cx_one_point)
         tb.register("expr_mut", generate_typed, min_=0, max_=3)
         tb.register("mutate", gp.mutUniform, expr=tb.expr_mut, pset=pset)
         limit = gp.staticLimit(key=operator.attrgetter("height"), max_value=max_height)

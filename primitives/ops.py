@@ -126,17 +126,17 @@ def build_registry() -> OpRegistry:
     add(Op("neg", "f09", "elementwise", ANY, torch.neg, lambda x: -x, "-x", flips_sign=True, involution=True))
     # Reductions, vector/matrix -> one level down (f10-f12, f17, f18), plus the layer sum.
     add(Op("frobenius", "f10", "reduce", VECTOR_MATRIX, _frobenius,
-           opaque("frobenius", r"\left\|#\right\|_{F@}"), "Frobenius norm sqrt(sum x^2)", nonnegative=True))
+           opaque("frobenius", r"\left\|#\right\|_{F@}", "even"), "Frobenius norm sqrt(sum x^2)", nonnegative=True))
     add(Op("normalized_sum", "f11", "reduce", VECTOR_MATRIX, _mean,
-           opaque("normalized_sum", r"\frac{\Sigma@ #}{n@}"),
+           opaque("normalized_sum", r"\frac{\Sigma@ #}{n@}", "odd"),
            "sum x / numel (the same value as mean; both are listed in the paper's table)"))
-    add(Op("l1", "f12", "reduce", VECTOR_MATRIX, _l1, opaque("l1", r"\left\|#\right\|_{1@}"),
+    add(Op("l1", "f12", "reduce", VECTOR_MATRIX, _l1, opaque("l1", r"\left\|#\right\|_{1@}", "even"),
            "L1 norm sum abs(x)", nonnegative=True))
-    add(Op("mean", "f17", "reduce", VECTOR_MATRIX, _mean, opaque("mean", r"\operatorname{mean}@\left(#\right)"),
+    add(Op("mean", "f17", "reduce", VECTOR_MATRIX, _mean, opaque("mean", r"\operatorname{mean}@\left(#\right)", "odd"),
            "arithmetic mean"))
-    add(Op("std", "f18", "reduce", VECTOR_MATRIX, _std, opaque("std", r"\operatorname{std}@\left(#\right)"),
+    add(Op("std", "f18", "reduce", VECTOR_MATRIX, _std, opaque("std", r"\operatorname{std}@\left(#\right)", "even"),
            "population standard deviation", nonnegative=True, can_produce_zero=True))
-    add(Op("layer_sum", "sum", "reduce", ("layers",), _layer_sum, opaque("layer_sum", r"\sum_{l} #"),
+    add(Op("layer_sum", "sum", "reduce", ("layers",), _layer_sum, opaque("layer_sum", r"\sum_{l} #", "odd"),
            "sum over layers: how per-layer results become one score (SPEC section 3)"))
     # Vector/matrix -> same (f13-f16).
     add(Op("softmax", "f13", "distribution", VECTOR_MATRIX, _softmax,

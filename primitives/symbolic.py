@@ -13,11 +13,13 @@ import sympy
 
 
 @functools.lru_cache(maxsize=None)
-def opaque_function(name: str, level: str, latex: str) -> type[sympy.Function]:
+def opaque_function(name: str, level: str, latex: str, parity: str | None = None) -> type[sympy.Function]:
     """The sympy Function class for op `name` applied at `level`.
 
     `latex` is a template with `#` for the argument and `@` where, at the layers
-    level, a subscript `l` marks that the op runs across layers.
+    level, a subscript `l` marks that the op runs across layers. `parity` "odd"
+    (f(-x) = -f(x): sums, means) or "even" (f(-x) = f(x): norms, std) lets sympy
+    move a minus sign out of the function.
     """
     suffix = "_l" if level == "layers" else ""
 
@@ -28,19 +30,25 @@ def opaque_function(name: str, level: str, latex: str) -> type[sympy.Function]:
     def _sympystr(self, printer, *args, **kwargs) -> str:
         return f"{name}{suffix}({printer._print(self.args[0])})"
 
+    def eval(cls, arg):
+        if parity is not None and arg.could_extract_minus_sign():
+            return -cls(-arg) if parity == "odd" else cls(-arg)
+        return None
+
     cls = type(
         name + suffix,
         (sympy.Function,),
-        {"nargs": 1, "_latex": _latex, "_sympystr": _sympystr, "op_name": name, "level": level},
+        {"nargs": 1, "_latex": _latex, "_sympystr": _sympystr, "op_name": name, "level": level,
+         "eval": classmethod(eval)},
     )
     return cls
 
 
-def opaque(name: str, latex: str):
-    """A `sympy_fn` for an op without a sympy equivalent."""
+def opaque(name: str, latex: str, parity: str | None = None):
+    """A `sympy_fn` for an op without a sympy equivalent (parity: see `opaque_function`)."""
 
     def build(arg: sympy.Expr, level: str) -> sympy.Expr:
-        return opaque_function(name, level, latex)(arg)
+        return opaque_function(name, level, latex, parity)(arg)
 
     return build
 

@@ -76,3 +76,27 @@ def test_no_rps_switch(tmp_path):
     tb, _ = setup(rps=False)
     assert tb.mate.__wrapped__ is not None  # staticLimit only
     assert tb.rps_log.rejected == 0
+
+
+def test_same_seed_same_result_in_separate_processes(tmp_path):
+    """Type classes hash by address, which differs between processes; the run must not care."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = (
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+        "from synthetic import planted_truth, synthetic_inputs\n"
+        "from lpzero.evolve import EvolveSettings, run_evolution\n"
+        "from lpzero.fitness import FitnessEvaluator\n"
+        "from lpzero.toolbox import build_toolbox\n"
+        "x = [object() for _ in range(int(sys.argv[3]))]  # shift later allocations\n"
+        "inputs = synthetic_inputs(); ev = FitnessEvaluator(None, inputs, planted_truth(inputs))\n"
+        "tb = build_toolbox('typed', ev); ev.pset = tb.pset\n"
+        "state = run_evolution(tb, ev, EvolveSettings(population=20, iterations=80))\n"
+        "print([str(i) for i in state.population])\n"
+    )
+    tests = Path(__file__).resolve().parent
+    outs = {subprocess.run([sys.executable, "-c", script, str(tests), str(tests.parent), str(n)], capture_output=True,
+                           text=True, check=True).stdout for n in (0, 7919)}
+    assert len(outs) == 1

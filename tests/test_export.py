@@ -44,3 +44,8 @@ def test_simplified_formula_scores_like_the_tree():
         b = torch.as_tensor(evaluate_expression(simplify(tree_to_sympy(t)), inputs), dtype=a.dtype).expand_as(a)
         assert torch.allclose(a, b, rtol=1e-6, atol=1e-9), (str(t), a, b)
         checked += 1
+
+
+def test_minus_signs_move_out_of_sums_and_vanish_inside_norms():
+    t = gp.PrimitiveTree.from_string("layer_sum__Lw(neg__Lw(frobenius__Tw(neg__Tw(W))))", PSET)
+    assert proxy_formula(t, -1) == "layer_sum_l(frobenius(theta_W))"
