@@ -113,6 +113,7 @@ class ProxyContext:
     recipe: str | None = None
     _shared: nn.Module | None = field(default=None, init=False, repr=False)
     _batch_on_device: Batch | None = field(default=None, init=False, repr=False)
+    _proxy_inputs: dict | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.recipe is None:
@@ -660,9 +661,12 @@ class Baseline:
 
 
 def _proxy_inputs(ctx: ProxyContext):
+    """The six inputs of the shared model, extracted once per context."""
     from benchmarks.inputs import extract_inputs
 
-    return extract_inputs(ctx.benchmark, ctx.model(), ctx.inputs())
+    if ctx._proxy_inputs is None:
+        ctx._proxy_inputs = extract_inputs(ctx.benchmark, ctx.model(), ctx.inputs())
+    return ctx._proxy_inputs
 
 
 def _tree_score(ctx: ProxyContext, tree_text: str) -> float:
