@@ -5,9 +5,12 @@ one backward), computes the requested baseline proxies, and writes one
 safetensors file. The search then never builds a model.
 
 Full tensors do not fit (W and G alone of the 200 GPT-2 models are tens of GB), so
-each per-layer tensor is stored as `samples` (K) of its elements drawn uniformly at
-random, with the tensor's size: every sampled element stands for numel/K elements
-(see `primitives.values`). W and G of a weight are sampled at the same positions,
+each per-layer tensor is stored as `samples` (K) of its elements, with the tensor's
+size: every sampled element stands for numel/K elements (see `primitives.values`).
+The sample is stratified: the flattened tensor is cut into K equal contiguous chunks
+and one element is drawn at random from each, which keeps sums unbiased while
+spreading the sample evenly over rows, heads and the causal mask (an i.i.d. sample
+left means of zero-mean tensors and of attention maps noisy). W and G of a weight are sampled at the same positions,
 so element-wise W∘G is the sample of the full W∘G. A tensor with at most K elements
 is stored whole.
 
@@ -41,9 +44,7 @@ from primitives import Weighted
 from .errors import LPZeroError
 
 #: bump when extraction or sampling changes what is stored
-EXTRACTION_VERSION = "1"
-#: below this many elements a sample is drawn without replacement
-_EXACT_SAMPLING_LIMIT = 1 << 16
+EXTRACTION_VERSION = "2"
 
 
 def default_cache_root() -> Path:
@@ -73,6 +74,13 @@ class CacheSettings:
         return get_benchmark(self.benchmark, self.data, **self.options)
 
 
+def stratified_index(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
+    """One random position in each of k equal contiguous chunks of range(n) (n > k)."""
+    starts = (torch.arange(k, dtype=torch.float64) * n / k).floor().long()
+    ends = (torch.arange(1, k + 1, dtype=torch.float64) * n / k).floor().long()
+    return starts + (torch.rand(k, generator=gen, dtype=torch.float64) * (ends - starts)).long()
+
+
 def sample_inputs(inputs: ProxyInputs, samples: int, seed: int) -> dict[str, torch.Tensor]:
     """Reduce full inputs to K elements per tensor; returns the tensors to store.
 
@@ -84,7 +92,7 @@ def sample_inputs(inputs: ProxyInputs, samples: int, seed: int) -> dict[str, tor
     stored: dict[str, torch.Tensor] = {}
     for sym in SYMBOLS:
         rows, counts, scales, layers = [], [], [], []
-        for lt in inputs[sym]:
+        for i, lt in enumerate(inputs[sym]):
             flat = lt.tensor.reshape(-1)
             n = flat.numel()
             if n <= samples:
@@ -92,15 +100,10 @@ def sample_inputs(inputs: ProxyInputs, samples: int, seed: int) -> dict[str, tor
                 kept[:n] = flat
                 count, scale = n, 1.0
             else:
-                idx_key = f"{sym in ('W', 'G')}:{lt.layer}:{lt.name}"
-                idx = shared_index.get(idx_key)
-                if idx is None:
-                    if n <= _EXACT_SAMPLING_LIMIT:
-                        idx = torch.randperm(n, generator=gen)[:samples]
-                    else:  # with replacement: O(K), and duplicates are negligible for n >> K
-                        idx = torch.randint(0, n, (samples,), generator=gen)
-                    shared_index[idx_key] = idx
-                kept = flat[idx]
+                key = f"{'W' if sym == 'G' else sym}:{i}"
+                if key not in shared_index:
+                    shared_index[key] = stratified_index(n, samples, gen)
+                kept = flat[shared_index[key]]
                 count, scale = samples, n / samples
             rows.append(kept)
             counts.append(count)
@@ -113,7 +116,8 @@ def sample_inputs(inputs: ProxyInputs, samples: int, seed: int) -> dict[str, tor
     return stored
 
 
-def _arch_seed(arch_id: str, seed: int) -> int:
+def arch_seed(arch_id: str, seed: int) -> int:
+    """The sampling seed of one architecture's tensors."""
     return zlib.crc32(arch_id.encode()) ^ seed
 
 
@@ -136,7 +140,7 @@ def compute_architecture(settings: CacheSettings, arch_id: str, baselines: Seque
         model = bench.build_model(arch_id, settings.model_seed, device)
         inputs = extract_inputs(bench, model, batch)
         del model
-        stored = sample_inputs(inputs, settings.samples, _arch_seed(arch_id, settings.model_seed))
+        stored = sample_inputs(inputs, settings.samples, arch_seed(arch_id, settings.model_seed))
         del inputs
         info = {"arch_id": arch_id, "baselines": {}, "seconds": {"inputs": time.perf_counter() - t0}}
     ctx = ProxyContext(bench, arch_id, settings.model_seed, batch, device)

@@ -23,6 +23,9 @@ from primitives import INPUT_SYMBOLS, Weighted
 
 #: fitness of an invalid proxy: worse than any |ρ|
 INVALID_FITNESS = float("-inf")
+#: scores whose spread is below this fraction of their magnitude differ only by float32
+#: rounding (e.g. the mean of an attention map, exactly 1/T), so they count as constant
+CONSTANT_RTOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ def spearman_fitness(scores: Sequence[float] | np.ndarray, truth: Sequence[float
     bad = int((~np.isfinite(scores)).sum())
     if bad:
         return invalid(f"non-finite score on {bad} of {len(scores)} architectures")
-    if len(scores) < 2 or np.all(scores == scores[0]):
+    if len(scores) < 2 or np.ptp(scores) <= CONSTANT_RTOL * np.abs(scores).max():
         return invalid("constant scores")
     rho = float(stats.spearmanr(scores, truth).statistic)
     if not math.isfinite(rho):

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from benchmarks import get_benchmark
 from benchmarks.inputs import extract_inputs
-from lpzero.cache import _arch_seed, full_weighted, sample_inputs, stack_stored
+from lpzero.cache import arch_seed, full_weighted, sample_inputs, stack_stored
 from lpzero.fitness import spearman_fitness
 from lpzero.rps import violations
 from primitives import INPUT_SYMBOLS, OPS, build_primitive_set, generate_typed
@@ -45,7 +45,7 @@ def main(benchmark, archs, trees, batch_size, seq_len, samples, seed, out):
     full, stored = [], []
     for a in tqdm(ids, desc="extracting full inputs"):
         inputs = extract_inputs(bench, bench.build_model(a, 0), batch)
-        stored.append(sample_inputs(inputs, samples, _arch_seed(a, 0)))
+        stored.append(sample_inputs(inputs, samples, arch_seed(a, 0)))
         full.append(full_weighted(inputs))
     sampled = stack_stored(stored, samples)
     pset = build_primitive_set(OPS)

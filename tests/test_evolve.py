@@ -100,3 +100,8 @@ def test_same_seed_same_result_in_separate_processes(tmp_path):
     outs = {subprocess.run([sys.executable, "-c", script, str(tests), str(tests.parent), str(n)], capture_output=True,
                            text=True, check=True).stdout for n in (0, 7919)}
     assert len(outs) == 1
+
+
+def test_scores_equal_up_to_rounding_are_constant():
+    assert spearman_fitness([0.25, 0.25 * (1 + 1e-8), 0.25 * (1 - 1e-8)], [1, 2, 3]).reason == "constant scores"
+    assert spearman_fitness([0.25, 0.26, 0.27], [1, 2, 3]).valid
