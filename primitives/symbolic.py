@@ -23,9 +23,10 @@ def opaque_function(name: str, level: str, latex: str, parity: str | None = None
     """
     suffix = "_l" if level == "layers" else ""
 
-    def _latex(self, printer, *args, **kwargs) -> str:
-        body = latex.replace("#", printer._print(self.args[0]))
-        return body.replace("@", "_{l}" if level == "layers" else "")
+    def _latex(self, printer, exp=None, **kwargs) -> str:
+        body = latex.replace("#", printer._print(self.args[0])).replace("@", "_{l}" if level == "layers" else "")
+        # sympy's printer hands a power of a function to the function itself
+        return body if exp is None else rf"\left({body}\right)^{{{exp}}}"
 
     def _sympystr(self, printer, *args, **kwargs) -> str:
         return f"{name}{suffix}({printer._print(self.args[0])})"

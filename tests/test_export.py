@@ -49,3 +49,8 @@ def test_simplified_formula_scores_like_the_tree():
 def test_minus_signs_move_out_of_sums_and_vanish_inside_norms():
     t = gp.PrimitiveTree.from_string("layer_sum__Lw(neg__Lw(frobenius__Tw(neg__Tw(W))))", PSET)
     assert proxy_formula(t, -1) == "layer_sum_l(frobenius(theta_W))"
+
+
+def test_powers_of_reductions_keep_their_exponent_in_latex():
+    t = gp.PrimitiveTree.from_string("layer_sum__Lw(square__Lw(l1__Tw(W)))", PSET)
+    assert proxy_formula(t, fmt="latex") == r"\sum_{l} \left(\left\|\theta_{W}\right\|_{1}\right)^{2}"
