@@ -263,3 +263,14 @@ def test_flex_config_rejects_unsupported_div_val() -> None:
     with pytest.raises(ValueError, match="div_val 0"):
         FlexConfig.from_dict({"n_token": 10, "n_layer": 1, "d_model": 8, "n_head": 2, "d_inner": 8,
                               "d_embed": 8, "div_val": 0, "cutoffs": []})
+
+
+@needs_data
+def test_parameter_count_proxies_reproduce_paper_table_3(bench: LTSBenchmark) -> None:
+    """Decoder (non-embedding) params: rho .967 / tau .847; all params: .737 / .582 (SPEC section 6)."""
+    from lpzero.fitness import spearman_fitness
+
+    truth = [bench.architecture(a).ground_truth for a in bench.ids()]
+    for key, rho, tau in (("nonembedding", 0.967, 0.847), ("total", 0.737, 0.582)):
+        ev = spearman_fitness([bench.count_params(a)[key] for a in bench.ids()], truth, with_kendall=True)
+        assert (round(ev.spearman, 3), round(ev.kendall, 3)) == (rho, tau)
