@@ -1,4 +1,4 @@
-"""An eager attention for transformers' GPT-2 blocks whose probabilities pass a module.
+"""transformers' GPT-2 blocks as proxy-input sites, and an attention that makes S observable.
 
 transformers 5.x's own eager path applies attention dropout functionally, so no
 module sees the attention probabilities, and its `reorder_and_upcast_attn` path
@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .base import Site, WeightSite
 
 HOOKABLE_ATTENTION = "lpzero_eager_hookable_probs"
 
@@ -36,3 +38,21 @@ def register_hookable_attention() -> str:
     AttentionInterface.register(HOOKABLE_ATTENTION, _attention)
     AttentionMaskInterface.register(HOOKABLE_ATTENTION, eager_mask)
     return HOOKABLE_ATTENTION
+
+
+def gpt2_block_sites(blocks) -> tuple[list[Site], list[Site], list[Site], list[WeightSite]]:
+    """(activations, heads, softmax, weights) sites of a sequence of transformers `GPT2Block`s.
+
+    A: `mlp.act` output; H: input of `attn.c_proj` (the merged heads); S: input of
+    `attn.attn_dropout` (the probabilities, before any dropout); W/G: the Conv1D weights
+    of `attn.c_attn`, `attn.c_proj`, `mlp.c_fc`, `mlp.c_proj`.
+    """
+    activations, heads, softmax, weights = [], [], [], []
+    for i, block in enumerate(blocks):
+        activations.append(Site(i, block.mlp.act, "output", f"h.{i}.mlp.act"))
+        heads.append(Site(i, block.attn.c_proj, "input", f"h.{i}.attn.c_proj"))
+        softmax.append(Site(i, block.attn.attn_dropout, "input", f"h.{i}.attn.attn_dropout"))
+        for part in ("attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"):
+            module = block.get_submodule(part)
+            weights.append(WeightSite(i, f"h.{i}.{part}", module.weight))
+    return activations, heads, softmax, weights

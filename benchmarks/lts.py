@@ -23,12 +23,11 @@ from .base import (
     Batch,
     Benchmark,
     BenchmarkError,
-    Site,
-    WeightSite,
     ZCSites,
     default_data_root,
     read_yaml,
 )
+from .attention import gpt2_block_sites
 from .gpt2_flex import FlexConfig, GPT2Flex, build_gpt2_flex, count_gpt2_flex_params
 from .text import decoder_batch
 
@@ -188,19 +187,7 @@ class LTSBenchmark(Benchmark):
           Conv1D weights, stored (in_features, out_features), i.e. transposed w.r.t. nn.Linear.
         """
         model = self._flex(model)
-        activations, heads, softmax, weights = [], [], [], []
-        for i, block in enumerate(model.h):
-            activations.append(Site(i, block.mlp.act, "output", f"h.{i}.mlp.act"))
-            heads.append(Site(i, block.attn.c_proj, "input", f"h.{i}.attn.c_proj"))
-            softmax.append(Site(i, block.attn.attn_dropout, "input", f"h.{i}.attn.attn_dropout"))
-            for part, module in (
-                ("attn.c_attn", block.attn.c_attn),
-                ("attn.c_proj", block.attn.c_proj),
-                ("mlp.c_fc", block.mlp.c_fc),
-                ("mlp.c_proj", block.mlp.c_proj),
-            ):
-                weights.append(WeightSite(i, f"h.{i}.{part}", module.weight))
-        return ZCSites(model.wte, activations, heads, softmax, weights)
+        return ZCSites(model.wte, *gpt2_block_sites(model.h))
 
     def _flex(self, model: nn.Module) -> GPT2Flex:
         if not isinstance(model, GPT2Flex):

@@ -14,7 +14,7 @@ from deap import gp
 
 from .registry import Op, OpRegistry, PrimitiveError
 from .types import ALL_TYPES, INPUTS, TYPES_BY_CODE, InputSpec, ProxyType, Scalar, reduced_type
-from .values import Weighted, reduced
+from .values import reduced
 
 
 def runtime(op: Op, level: str) -> Callable:

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from benchmarks.attention import register_hookable_attention
-from benchmarks.base import Architecture, Batch, Benchmark, Site, WeightSite, ZCSites
+from benchmarks.attention import gpt2_block_sites, register_hookable_attention
+from benchmarks.base import Architecture, Batch, Benchmark, ZCSites
 
 VOCAB_SIZE = 99
 N_POSITIONS = 64
@@ -120,20 +120,7 @@ class TinyGPT2Benchmark(Benchmark):
 
     def zc_sites(self, model: nn.Module) -> ZCSites:
         tr = model.transformer
-        activations, heads, softmax, weights = [], [], [], []
-        for i, block in enumerate(tr.h):
-            activations.append(Site(i, block.mlp.act, "output", f"h.{i}.mlp.act"))
-            # The input of c_proj is the concatenated output of all heads.
-            heads.append(Site(i, block.attn.c_proj, "input", f"h.{i}.attn.c_proj"))
-            # Probabilities before dropout (identical here, since dropout is 0).
-            softmax.append(Site(i, block.attn.attn_dropout, "input", f"h.{i}.attn.attn_dropout"))
-            for name, module in (
-                ("attn.c_attn", block.attn.c_attn),
-                ("attn.c_proj", block.attn.c_proj),
-                ("mlp.c_fc", block.mlp.c_fc),
-                ("mlp.c_proj", block.mlp.c_proj),
-            ):
-                weights.append(WeightSite(i, f"h.{i}.{name}", module.weight))
+        activations, heads, softmax, weights = gpt2_block_sites(tr.h)
         # `drop` sees (token + position embedding) and, with p = 0, passes it on unchanged.
         return ZCSites(
             embedding=tr.drop,

@@ -72,10 +72,19 @@ def test_a_script_can_reregister_operators(tmp_path):
     assert np.isfinite(state.population[0].fitness.values[0])
 
 
-def test_no_rps_switch(tmp_path):
-    tb, _ = setup(rps=False)
-    assert tb.mate.__wrapped__ is not None  # staticLimit only
-    assert tb.rps_log.rejected == 0
+def test_no_rps_switch_lets_rule_breaking_offspring_through():
+    from deap import gp as deap_gp
+
+    for rps, expect_changed in ((False, True), (True, False)):
+        tb, _ = setup(rps=rps)
+        bad = deap_gp.PrimitiveTree.from_string("layer_sum__Lw(mean__Tw(log__Tw(exp__Tw(W))))", tb.pset)
+        tb.register("mutate", lambda ind: (bad,))
+        if rps:
+            tb.decorate("mutate", rps_guard(tb.rps_log, max_tries=2))
+        parent = deap_gp.PrimitiveTree.from_string("layer_sum__Lw(l1__Tw(W))", tb.pset)
+        (child,) = tb.mutate(parent)
+        assert (str(child) != str(parent)) == expect_changed
+        assert (tb.rps_log.rejected > 0) == rps
 
 
 def test_same_seed_same_result_in_separate_processes(tmp_path):

@@ -1,13 +1,12 @@
 import random
 
-import pytest
 import sympy
 import torch
 from deap import gp
 
 from lpzero.export import evaluate_expression, format_expression, proxy_formula, simplify, tree_to_sympy
 from lpzero.rps import violations
-from primitives import INPUT_SYMBOLS, OPS, Weighted, build_primitive_set, generate_typed
+from primitives import INPUT_SYMBOLS, OPS, build_primitive_set, generate_typed
 from synthetic import synthetic_inputs
 
 PSET = build_primitive_set(OPS)
