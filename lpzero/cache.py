@@ -38,7 +38,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from benchmarks import Benchmark, get_benchmark
-from benchmarks.inputs import SYMBOLS, ProxyInputs, extract_inputs
+from benchmarks.inputs import SYMBOLS, ProxyInputs
 from primitives import Weighted
 
 from .errors import LPZeroError
@@ -127,29 +127,25 @@ def compute_architecture(settings: CacheSettings, arch_id: str, baselines: Seque
 
     If `path` already holds this architecture, only the baselines it lacks are computed.
     """
-    from .baselines import BASELINES, ProxyContext  # the proxy library sits above the cache
+    from .baselines import BASELINES, ProxyContext, six_inputs  # the proxy library sits above the cache
 
     bench = settings.open_benchmark()
     batch = bench.make_batch(settings.batch_seed, settings.batch_size, settings.seq_len).to(device)
+    # The inputs are extracted from the proxies' shared model, so LPZero's own proxies reuse them.
+    ctx = ProxyContext(bench, arch_id, settings.model_seed, batch, device)
     if path.is_file():
         with safe_open(str(path), "pt") as f:
             stored = {k: f.get_tensor(k) for k in f.keys()}
             info = json.loads(f.metadata()["info"])
     else:
         t0 = time.perf_counter()
-        model = bench.build_model(arch_id, settings.model_seed, device)
-        inputs = extract_inputs(bench, model, batch)
-        del model
-        stored = sample_inputs(inputs, settings.samples, arch_seed(arch_id, settings.model_seed))
-        del inputs
+        stored = sample_inputs(six_inputs(ctx), settings.samples, arch_seed(arch_id, settings.model_seed))
         info = {"arch_id": arch_id, "baselines": {}, "seconds": {"inputs": time.perf_counter() - t0}}
-    ctx = ProxyContext(bench, arch_id, settings.model_seed, batch, device)
     for name in baselines:
         if name in info["baselines"]:
             continue
-        t = time.perf_counter()
-        info["baselines"][name] = float(BASELINES[name].fn(ctx))
-        info["seconds"][name] = time.perf_counter() - t
+        value, info["seconds"][name] = ctx.timed(BASELINES[name].fn)
+        info["baselines"][name] = float(value)
     tmp = path.with_name(path.name + ".tmp")
     save_file(stored, str(tmp), metadata={"info": json.dumps(info)})
     tmp.replace(path)
@@ -247,11 +243,16 @@ def stack_stored(per_arch: Sequence[dict[str, torch.Tensor]], samples: int) -> d
     return out
 
 
-def full_weighted(inputs: ProxyInputs, device: str = "cpu") -> dict[str, Weighted]:
-    """Full (unsampled) inputs of one architecture as `Weighted` [1, L, max numel]."""
+def full_weighted(inputs: ProxyInputs, device: str = "cpu", symbols: Iterable[str] = SYMBOLS) -> dict[str, Weighted]:
+    """Full (unsampled) inputs of one architecture as `Weighted` [1, L, max numel].
+
+    Only `symbols` are built (each pads every layer to the largest, which for W and G
+    of a large model is gigabytes); the others are empty and must not be read.
+    """
+    wanted = set(symbols)
     out = {}
     for sym in SYMBOLS:
-        tensors = [lt.tensor.reshape(-1) for lt in inputs[sym]]
+        tensors = [lt.tensor.reshape(-1) for lt in inputs[sym]] if sym in wanted else []
         width = max([t.numel() for t in tensors], default=1)
         values = torch.zeros(1, max(1, len(tensors)), width, device=device)
         present = torch.zeros(values.shape, dtype=torch.bool, device=device)

@@ -185,17 +185,23 @@ def cache(benchmark, data, hidden_size_compat, baselines, **kw):
 @click.option("--proxy", "best_files", multiple=True, type=click.Path(), help="A found proxy (best.json); repeatable.")
 @click.option("--out", type=click.Path(), default="runs/rank", show_default=True)
 @click.option("--no-plots", is_flag=True, help="Skip the rank-vs-rank PNGs.")
+@click.option("--split", "split_part", type=click.Choice(["all", "search", "heldout"]), default="all",
+              show_default=True, help="Score only this part of the --proxy run's search/held-out split.")
 @_user_errors
-def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots, **kw):
+def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots, split_part, **kw):
     """Score every architecture with each proxy; print and write the ρ/τ table."""
     from tqdm import tqdm
 
-    from .experiment import load_best
+    from .experiment import load_best, split_ids
     from .rank import format_table, rank_row, score_best_exactly, write_rank
 
     bench, options = _open(benchmark, data, hidden_size_compat)
     store = _make_cache(bench, options, data, kw)
     ids = _select_ids(bench, kw["limit"], kw["ids"])
+    if split_part != "all":
+        if len(best_files) != 1:
+            raise LPZeroError("--split needs exactly one --proxy (the run whose split it is)")
+        ids = split_ids(load_best(Path(best_files[0])), split_part, ids)
     truth = [bench.architecture(a).ground_truth for a in ids]
     names = _parse_baselines(proxies)
     rows = []

@@ -122,7 +122,8 @@ def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: Searc
         "primitive_set_version": PRIMITIVE_SET_VERSION,
         **hof[0],
         "baseline_heldout": best_baseline(cache, held_ids, gt(held_ids)),
-        "split": {"seed": seed, "search": len(search_ids), "heldout": len(held_ids), "sample": len(sample_ids)},
+        "split": {"seed": seed, "search": len(search_ids), "heldout": len(held_ids), "sample": len(sample_ids),
+                  "search_ids": search_ids, "heldout_ids": held_ids, "sample_ids": sample_ids},
         "cache": {**asdict(cache.settings), "key": cache.settings.key()},
         "setup": {**asdict(setup)},
         "rps": rps_counts(tb),
@@ -193,6 +194,25 @@ def report_text(best: dict, hof: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SPLIT_PARTS = ("all", "search", "heldout")
+
+
+def split_ids(best: dict, part: str, ids: list[str]) -> list[str]:
+    """The architectures of `ids` in one part ("all", "search", "heldout") of a run's split."""
+    if part == "all":
+        return ids
+    if part not in SPLIT_PARTS:
+        raise LPZeroError(f"unknown split part {part!r} (known: {', '.join(SPLIT_PARTS)})")
+    saved = best.get("split", {}).get(f"{part}_ids")
+    if saved is None:
+        raise LPZeroError("this best.json does not list its split's architectures (written by an older "
+                          "lpzero); run `lpzero evolve` again")
+    unknown = sorted(set(saved) - set(ids))
+    if unknown:
+        raise LPZeroError(f"the run's {part} part has architectures outside the selection: {', '.join(unknown[:5])}")
+    return [a for a in ids if a in set(saved)]
+
+
 def load_best(path: Path) -> dict:
     if not path.is_file():
         raise LPZeroError(f"{path}: file not found")
@@ -207,6 +227,11 @@ def load_best(path: Path) -> dict:
         raise LPZeroError(f"{path}: written for primitive set version {best['primitive_set_version']}, "
                           f"this lpzero has {PRIMITIVE_SET_VERSION}")
     return best
+
+
+def tree_inputs(tree: gp.PrimitiveTree) -> set[str]:
+    """The input symbols (A, J, G, H, W, S) a tree reads."""
+    return {node.value for node in tree if isinstance(node, gp.Terminal) and isinstance(node.value, str)}
 
 
 def parse_tree(text: str):

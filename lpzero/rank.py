@@ -46,7 +46,7 @@ def score_best_exactly(best: dict, bench: Benchmark, settings: CacheSettings, id
     """Scores of a saved proxy from full (unsampled) inputs, and seconds per architecture."""
     from primitives import INPUT_SYMBOLS
 
-    from .experiment import parse_tree
+    from .experiment import parse_tree, tree_inputs
     from deap import gp
 
     tree, pset = parse_tree(best["tree"])
@@ -56,7 +56,7 @@ def score_best_exactly(best: dict, bench: Benchmark, settings: CacheSettings, id
     for a in ids:
         t = time.perf_counter()
         model = bench.build_model(a, settings.model_seed, device)
-        inputs = full_weighted(extract_inputs(bench, model, batch), device)
+        inputs = full_weighted(extract_inputs(bench, model, batch), device, tree_inputs(tree))
         del model
         scores.append(best.get("orientation", 1) * float(func(*[inputs[s] for s in INPUT_SYMBOLS])[0]))
         seconds.append(time.perf_counter() - t)

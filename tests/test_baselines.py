@@ -113,6 +113,48 @@ def test_synflow_leaves_the_shared_model_unchanged(bench: TinyGPT2Benchmark) -> 
     assert next(ctx.model().parameters()).dtype == torch.float32
 
 
+class CountingLossBenchmark(TinyGPT2Benchmark):
+    """The fake benchmark counting how often its objective is evaluated."""
+
+    calls = 0
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        CountingLossBenchmark.calls += 1
+        return super().loss(model, batch)
+
+
+def test_one_forward_pass_serves_every_first_order_proxy() -> None:
+    first_order = ["synaptic_diversity", "synaptic_saliency", "head_importance", "activation_distance",
+                   "jacobian_cosine", "snip", "grad_norm", "fisher", "attention_confidence",
+                   "softmax_confidence", "eznas"]
+    ctx = ProxyContext.create(CountingLossBenchmark(), ARCH, SEED)
+    CountingLossBenchmark.calls = 0
+    for name in first_order:
+        BASELINES[name](ctx)
+    assert CountingLossBenchmark.calls == 1
+    BASELINES["synflow"](ctx)
+    BASELINES["logsynflow"](ctx)
+    assert CountingLossBenchmark.calls == 2  # the synflow family shares its own network
+
+
+def test_timed_charges_each_shared_pass_to_every_reader(bench: TinyGPT2Benchmark) -> None:
+    ctx = ProxyContext.create(bench, ARCH, SEED)
+    _, first = ctx.timed(BASELINES["snip"].fn)
+    _, second = ctx.timed(BASELINES["grad_norm"].fn)  # reads the pass snip computed
+    shared = ctx._pass_seconds["model"] + ctx._pass_seconds["forward/backward"]
+    assert first >= shared and second >= shared
+
+
+def test_nuclear_norm_from_the_gram_matrix_equals_the_svd() -> None:
+    from lpzero.baselines import _nuclear_norm
+
+    gen = torch.Generator().manual_seed(0)
+    for shape in [(7, 40), (40, 7), (16, 16), (3, 4, 5)]:
+        t = torch.randn(shape, generator=gen)
+        expected = torch.linalg.matrix_norm(t.reshape(shape[0], -1).double(), "nuc")
+        assert float(_nuclear_norm(t)) == pytest.approx(float(expected), rel=1e-9)
+
+
 def test_seed_changes_gradient_proxies(bench: TinyGPT2Benchmark) -> None:
     for name in ("snip", "grad_norm", "fisher", "synflow"):
         assert _fresh(bench, name, seed=SEED) != _fresh(bench, name, seed=SEED + 1)

@@ -42,6 +42,7 @@ def test_info_json_counts_match_flexibert_with_compat(run):
     (["rank", "gpt2", "--proxies", "nosuch"], "unknown proxy nosuch"),
     (["export", "missing.json"], "missing.json: file not found"),
     (["info", "gpt2", "--hidden-size-compat"], "applies to the flexibert benchmark only"),
+    (["rank", "gpt2", "--split", "heldout"], "--split needs exactly one --proxy"),
 ])
 def test_bad_input_is_one_line_and_exit_2(run, args, message):
     r = CliRunner().invoke(main, args)
@@ -81,6 +82,12 @@ def test_cache_evolve_export_rank_end_to_end(run, tmp_path):
     # exact scores from full inputs rank the 6 architectures as the run reported on the whole slice
     assert rows[1]["spearman"] == pytest.approx(best["whole"]["spearman"], abs=0.35)
     assert (tmp_path / "runs/rank/rank_num_params.png").is_file()
+    # --split heldout scores exactly the architectures the search never saw
+    r = run("rank", "gpt2", *TINY, "--proxies", "num_params", "--proxy", "runs/e2e/best.json", "--split", "heldout",
+            "--out", "runs/rank_heldout", "--no-plots")
+    held = json.loads((tmp_path / "runs/rank_heldout/rank.json").read_text())
+    assert [row["n"] for row in held] == [3, 3]
+    assert sorted(best["split"]["heldout_ids"] + best["split"]["search_ids"]) == sorted(TINY[1].split(","))
     # resume: a finished run resumed with more iterations continues from its checkpoint
     r = run("evolve", "--benchmark", "gpt2", *TINY, "--baselines", "num_params", "--population", "8",
             "--iterations", "20", "--sample", "3", "--out", "runs/e2e", "--resume")
