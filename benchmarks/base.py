@@ -136,6 +136,8 @@ class ZCSites:
     - heads (H): outputs of the attention heads / token-mixing operation of each block.
     - softmax (S): attention probability maps.
     - weights (W, G): the weight matrices of the blocks' linear layers.
+    - position_embedding: the learned position-embedding table [positions, features],
+      if the model has one (read by `jacobian_cosine`, as in the original proxies).
     """
 
     embedding: nn.Module
@@ -143,6 +145,7 @@ class ZCSites:
     heads: list[Site]
     softmax: list[Site]
     weights: list[WeightSite]
+    position_embedding: nn.Parameter | None = None
 
 
 class Benchmark(abc.ABC):

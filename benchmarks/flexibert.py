@@ -212,7 +212,8 @@ class FlexiBERTBenchmark(Benchmark):
             weights += [
                 WeightSite(i, name, m.weight) for name, m in layer.named_modules() if isinstance(m, nn.Linear)
             ]
-        return ZCSites(model.embeddings, activations, heads, softmax, weights)
+        return ZCSites(model.embeddings, activations, heads, softmax, weights,
+                       position_embedding=model.embeddings.electra.position_embeddings.weight)
 
 
 def _lookup(entry: dict, keys: tuple[str, ...], where: str) -> Any:

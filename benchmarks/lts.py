@@ -187,7 +187,7 @@ class LTSBenchmark(Benchmark):
           Conv1D weights, stored (in_features, out_features), i.e. transposed w.r.t. nn.Linear.
         """
         model = self._flex(model)
-        return ZCSites(model.wte, *gpt2_block_sites(model.h))
+        return ZCSites(model.wte, *gpt2_block_sites(model.h), position_embedding=model.wpe.weight)
 
     def _flex(self, model: nn.Module) -> GPT2Flex:
         if not isinstance(model, GPT2Flex):

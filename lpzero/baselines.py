@@ -349,6 +349,8 @@ class SharedPass:
     softmax: list[list[torch.Tensor]]
     #: the embedding site's output gradient on each call
     embedding_grads: list[torch.Tensor]
+    #: dL/d(position-embedding table), if the sites name one
+    position_grad: torch.Tensor | None
 
     def grad(self, site: WeightSite) -> torch.Tensor:
         """dL/dW of a weight site (zeros where it has none)."""
@@ -374,7 +376,10 @@ def _record_pass(ctx: ProxyContext) -> SharedPass:
     layer_records, embedding_records = records[:n], records[-1]
     params = list({id(s.param): s.param for s in sites.weights}.values())
     outputs = [out for rec in layer_records for out in rec]
-    grads = torch.autograd.grad(loss, params + outputs + embedding_records, allow_unused=True)
+    positions = [] if sites.position_embedding is None else [sites.position_embedding]
+    grads = torch.autograd.grad(loss, params + outputs + embedding_records + positions, allow_unused=True)
+    position_grad = grads[-1] if positions else None
+    grads = grads[: len(grads) - len(positions)]
     weight_grads = {id(p): g for p, g in zip(params, grads)}
     output_grads = iter(grads[len(params): len(params) + len(outputs)])
     return SharedPass(
@@ -386,6 +391,7 @@ def _record_pass(ctx: ProxyContext) -> SharedPass:
         activations=[[t.detach() for t in rec] for rec in records[n: n + n_act]],
         softmax=[[t.detach() for t in rec] for rec in records[n + n_act: n + n_act + n_soft]],
         embedding_grads=[g for g in grads[len(params) + len(outputs):] if g is not None],
+        position_grad=position_grad,
     )
 
 
@@ -664,20 +670,21 @@ def softmax_confidence(ctx: ProxyContext) -> float:
 def jacobian_cosine(ctx: ProxyContext) -> float:
     """Jacobian cosine: 1 - mean over feature pairs of |cos|^(1/20), halved.
 
-    The originals take the gradient of the position-embedding table, P[t, d]
-    (LPZero GPT-2: wpe; training-free-nas: position_embeddings). Here P[t, d] is
-    J = dL/d(embedding site output) summed over the batch. That is the same
-    matrix for positions 0..T-1 whenever the position embedding is added to the
-    site's output, or is part of it, with nothing in between (LTS GPT-2: the site
-    is wte, to which wpe is then added; the test fake: the site sees the sum).
-    Positions beyond T have zero gradient and change no cosine. Where the site
-    sits after an embedding LayerNorm or projection (FlexiBERT's `embeddings`),
-    J is a different matrix (and D is the hidden size, not ELECTRA's 128).
+    P[t, d] is the gradient of the position-embedding table, as in both originals
+    (LPZero GPT-2: wpe; training-free-nas: ELECTRA's 128-wide position_embeddings),
+    when the benchmark's sites name one. Otherwise P is J = dL/d(embedding site
+    output) summed over the batch, which is the same matrix for positions 0..T-1
+    whenever a position embedding is added to the site's output with nothing in
+    between. Positions beyond T have zero gradient and change no cosine.
     With D features and c_ij the cosine between feature columns i and j of P:
     score = 1 - sum_{i != j} |c_ij|^(1/20) / (2 D (D - 1)).
     A feature with an all-zero column gets cosine 0 (the original gives NaN).
     """
-    per_position = sum(j.sum(0) for j in shared_pass(ctx).embedding_grads)  # [tokens, features]
+    run = shared_pass(ctx)
+    if run.position_grad is not None:
+        per_position = run.position_grad  # [positions, features]
+    else:
+        per_position = sum(j.sum(0) for j in run.embedding_grads)  # [tokens, features]
     columns = per_position.double().T
     unit = columns / columns.norm(dim=1, keepdim=True).clamp_min(torch.finfo(torch.float64).tiny)
     cosines = unit @ unit.T

@@ -128,4 +128,5 @@ class TinyGPT2Benchmark(Benchmark):
             heads=heads,
             softmax=softmax,
             weights=weights,
+            position_embedding=tr.wpe.weight,
         )

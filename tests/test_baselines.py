@@ -1,6 +1,7 @@
 """Tests of the baseline zero-cost proxies on the tiny fake GPT-2 benchmark."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -228,6 +229,20 @@ def test_jacobian_cosine_matches_the_position_embedding_gradient_formula(bench: 
     value = BASELINES["jacobian_cosine"](ctx)
     assert value == pytest.approx(expected, rel=1e-9)
     assert 0.5 <= value <= 1.0
+
+
+class NoPositionTableBenchmark(TinyGPT2Benchmark):
+    """The fake benchmark without a declared position-embedding table."""
+
+    def zc_sites(self, model: nn.Module):
+        return dataclasses.replace(super().zc_sites(model), position_embedding=None)
+
+
+def test_jacobian_cosine_without_a_position_table_reads_the_embedding_site(bench: TinyGPT2Benchmark) -> None:
+    # The fake's embedding site sees token + position embedding, so dL/d(site) summed
+    # over the batch is the position table's gradient: the same score.
+    fallback = BASELINES["jacobian_cosine"](ProxyContext.create(NoPositionTableBenchmark(), ARCH, SEED))
+    assert fallback == pytest.approx(_fresh(bench, "jacobian_cosine"), rel=1e-6)
 
 
 def test_activation_distance_matches_the_token_kernel(bench: TinyGPT2Benchmark) -> None:
