@@ -331,7 +331,8 @@ class SharedPass:
     Most proxies read the same things: dL/dW of the block weights, the outputs
     of the block linear layers and their gradients (fisher, activation and
     attention confidence), the activation and softmax sites' outputs, and the
-    gradient at the embedding site (jacobian_cosine). Recording them all in one
+    gradient of the position-embedding table or, without one, at the embedding
+    site (jacobian_cosine). Recording them all in one
     pass gives each proxy exactly what its own forward/backward would (same seed,
     same batch) at the cost of one.
     """
@@ -377,20 +378,21 @@ def _record_pass(ctx: ProxyContext) -> SharedPass:
     params = list({id(s.param): s.param for s in sites.weights}.values())
     outputs = [out for rec in layer_records for out in rec]
     positions = [] if sites.position_embedding is None else [sites.position_embedding]
-    grads = torch.autograd.grad(loss, params + outputs + embedding_records + positions, allow_unused=True)
-    position_grad = grads[-1] if positions else None
-    grads = grads[: len(grads) - len(positions)]
-    weight_grads = {id(p): g for p, g in zip(params, grads)}
-    output_grads = iter(grads[len(params): len(params) + len(outputs)])
+    # One backward pass for every gradient any proxy reads; split back in the order asked.
+    grads = iter(torch.autograd.grad(loss, params + outputs + embedding_records + positions, allow_unused=True))
+    weight_grads = {id(p): next(grads) for p in params}
+    output_grads = [[next(grads) for _ in rec] for rec in layer_records]
+    embedding_grads = [g for g in (next(grads) for _ in embedding_records) if g is not None]
+    position_grad = next(grads) if positions else None
     return SharedPass(
         sites=sites,
         layers=layers,
         weight_grads=weight_grads,
         layer_outputs=[[out.detach() for out in rec] for rec in layer_records],
-        layer_output_grads=[[next(output_grads) for _ in rec] for rec in layer_records],
+        layer_output_grads=output_grads,
         activations=[[t.detach() for t in rec] for rec in records[n: n + n_act]],
         softmax=[[t.detach() for t in rec] for rec in records[n + n_act: n + n_act + n_soft]],
-        embedding_grads=[g for g in grads[len(params) + len(outputs):] if g is not None],
+        embedding_grads=embedding_grads,
         position_grad=position_grad,
     )
 
@@ -766,13 +768,12 @@ def _tree_score(ctx: ProxyContext, tree_text: str) -> float:
     """A proxy tree of our search space, scored exactly on the full inputs."""
     from deap import gp
 
-    from primitives import INPUT_SYMBOLS, OPS, build_primitive_set
+    from primitives import INPUT_SYMBOLS
 
     from .cache import full_weighted
-    from .experiment import tree_inputs
+    from .experiment import parse_tree, tree_inputs
 
-    pset = build_primitive_set(OPS)
-    tree = gp.PrimitiveTree.from_string(tree_text, pset)
+    tree, pset = parse_tree(tree_text)
     func = gp.compile(tree, pset)
     inputs = full_weighted(six_inputs(ctx), ctx.device, tree_inputs(tree))
     with torch.no_grad():

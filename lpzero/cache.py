@@ -10,8 +10,8 @@ size: every sampled element stands for numel/K elements (see `primitives.values`
 The sample is stratified: the flattened tensor is cut into K equal contiguous chunks
 and one element is drawn at random from each, which keeps sums unbiased while
 spreading the sample evenly over rows, heads and the causal mask (an i.i.d. sample
-left means of zero-mean tensors and of attention maps noisy). W and G of a weight are sampled at the same positions,
-so element-wise W∘G is the sample of the full W∘G. A tensor with at most K elements
+left means of zero-mean tensors and of attention maps noisy). W and G of a weight
+are sampled at the same positions, so element-wise W∘G is the sample of the full W∘G. A tensor with at most K elements
 is stored whole.
 
 Files live in `<root>/<benchmark>/<settings key>/<arch id>.safetensors`; the key

@@ -277,7 +277,7 @@ def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover,
     out_dir = Path(out) if out else Path("runs") / bench.name.replace(":", "_").replace("/", "_")
     bar = tqdm(total=iterations, desc="evolving", unit="it", mininterval=PROGRESS_INTERVAL)
     run_search(bench, store, ids, setup, out_dir, resume=resume,
-                      progress=lambda it, b: (bar.update(it - bar.n), bar.set_postfix(best=f"{b:.3f}")))
+               progress=lambda it, b: (bar.update(it - bar.n), bar.set_postfix(best=f"{b:.3f}")))
     bar.close()
     click.echo((out_dir / "report.md").read_text())
     click.echo(f"written: {out_dir}/best.json, hall_of_fame.json, log.csv, evolution.png, report.md")

@@ -210,7 +210,8 @@ def split_ids(best: dict, part: str, ids: list[str]) -> list[str]:
     unknown = sorted(set(saved) - set(ids))
     if unknown:
         raise LPZeroError(f"the run's {part} part has architectures outside the selection: {', '.join(unknown[:5])}")
-    return [a for a in ids if a in set(saved)]
+    saved = set(saved)
+    return [a for a in ids if a in saved]
 
 
 def load_best(path: Path) -> dict:

@@ -3,9 +3,12 @@
 For `--archs` architectures, extracts the full inputs once, reduces them exactly as
 the cache does (`--samples` elements per tensor), and scores `--trees` random
 RPS-valid trees both ways. Prints the Spearman correlation, across trees, between
-the two fitness values (target >= 0.95), and writes the pairs to a CSV.
+the two fitness values (target >= 0.95) with a bootstrap 95% interval over trees
+and the agreement per input the trees read, and writes the pairs to a CSV.
+`--summarize CSV` prints the same summary for a CSV written earlier.
 
-    python scripts/check_reduced_inputs.py --benchmark gpt2 --archs 20 --batch-size 2 --seq-len 64
+    python scripts/check_reduced_inputs.py --benchmark gpt2 --archs 20 --trees 1000 --out runs/check.csv
+    python scripts/check_reduced_inputs.py --summarize runs/check.csv
 """
 from __future__ import annotations
 
@@ -37,7 +40,13 @@ from primitives import INPUT_SYMBOLS, OPS, build_primitive_set, generate_typed
 @click.option("--samples", type=int, default=1024)
 @click.option("--seed", type=int, default=0)
 @click.option("--out", type=click.Path(), default="runs/check_reduced_inputs.csv")
-def main(benchmark, archs, trees, batch_size, seq_len, samples, seed, out):
+@click.option("--summarize", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Only print the summary of a CSV this script wrote.")
+def main(benchmark, archs, trees, batch_size, seq_len, samples, seed, out, summarize):
+    if summarize:
+        with open(summarize, newline="") as fh:
+            summarize_rows(list(csv.DictReader(fh)), seed)
+        return
     bench = get_benchmark(benchmark)
     ids = sorted(random.Random(seed).sample(bench.ids(), archs), key=bench.ids().index)
     truth = np.array([bench.architecture(a).ground_truth for a in ids])
@@ -71,12 +80,30 @@ def main(benchmark, archs, trees, batch_size, seq_len, samples, seed, out):
         w = csv.DictWriter(fh, fieldnames=["tree", "reduced_rho", "full_rho"])
         w.writeheader()
         w.writerows(rows)
-    red = np.array([r["reduced_rho"] for r in rows])
-    ful = np.array([r["full_rho"] for r in rows])
+    click.echo(f"{benchmark}: {len(rows)} valid trees on {archs} architectures, {samples} samples per tensor; "
+               f"written {out}")
+    summarize_rows(rows, seed)
+
+
+def summarize_rows(rows: list[dict], seed: int, draws: int = 2000) -> None:
+    """Agreement across trees, its bootstrap 95% interval, and agreement per input read."""
+    from lpzero.experiment import parse_tree, tree_inputs
+
+    red = np.array([float(r["reduced_rho"]) for r in rows])
+    ful = np.array([float(r["full_rho"]) for r in rows])
     agreement = stats.spearmanr(red, ful).statistic
-    click.echo(f"{benchmark}: {len(rows)} valid trees on {archs} architectures, {samples} samples per tensor")
-    click.echo(f"Spearman across trees of fitness (reduced vs full): {agreement:.3f}   (target >= 0.95)")
-    click.echo(f"median |rho_reduced - rho_full|: {np.median(np.abs(red - ful)):.3f}; written {out}")
+    gen = np.random.default_rng(seed)
+    boot = [stats.spearmanr(red[i], ful[i]).statistic for i in (gen.integers(0, len(red), len(red)) for _ in range(draws))]
+    low, high = np.percentile(boot, [2.5, 97.5])
+    click.echo(f"Spearman across {len(rows)} trees of fitness (reduced vs full): {agreement:.3f}   (target >= 0.95); "
+               f"bootstrap 95% interval {low:.3f}-{high:.3f}")
+    click.echo(f"median |rho_reduced - rho_full|: {np.median(np.abs(red - ful)):.3f}")
+    reads = [tree_inputs(parse_tree(r["tree"])[0]) for r in rows]
+    for label, pick in [("trees reading S", lambda s: "S" in s), ("trees reading J, not S", lambda s: "J" in s and "S" not in s),
+                        ("trees reading neither S nor J", lambda s: not s & {"S", "J"})]:
+        idx = [i for i, s in enumerate(reads) if pick(s)]
+        if len(idx) > 2:
+            click.echo(f"  {label}: {len(idx)} trees, agreement {stats.spearmanr(red[idx], ful[idx]).statistic:.3f}")
 
 
 if __name__ == "__main__":
