@@ -116,6 +116,10 @@ class Site:
     module: nn.Module
     where: Where = "output"
     name: str = ""
+    #: > 0 for a site read as probability maps although its output is not one: the number
+    #: of heads the output [..., tokens, heads * d] merges; the maps are a softmax over d
+    #: of each head (see `ZCSites.tfnas_softmax`)
+    softmax_heads: int = 0
 
 
 @dataclass
@@ -138,6 +142,8 @@ class ZCSites:
     - weights (W, G): the weight matrices of the blocks' linear layers.
     - position_embedding: the learned position-embedding table [positions, features],
       if the model has one (read by `jacobian_cosine`, as in the original proxies).
+    - tfnas_softmax: the maps training-free-nas's "Head Softmax Confidence" hook saw,
+      for benchmarks that reproduce that code (FlexiBERT); empty otherwise.
     """
 
     embedding: nn.Module
@@ -146,6 +152,7 @@ class ZCSites:
     softmax: list[Site]
     weights: list[WeightSite]
     position_embedding: nn.Parameter | None = None
+    tfnas_softmax: list[Site] = field(default_factory=list)
 
 
 class Benchmark(abc.ABC):

@@ -187,6 +187,11 @@ class FlexiBERTBenchmark(Benchmark):
                  and of `layers[i].operation.kernel_softmax`, [B, T, heads/2, kernel],
                  named "conv_kernel";
             LT:  none (no Site carries that layer's index).
+        - tfnas_softmax: what training-free-nas's softmax hook (on each mixer's `softmax`
+          module) saw: the SA and DSC attention maps (not the DSC kernel softmax, which the
+          original computes with the functional `torch.softmax`), and in LT layers the
+          softmax over head_dim of each head of the transform output, which the original's
+          DFT/DCT modules compute and never use.
         - weights: the weight of every nn.Linear inside each encoder layer (operation, its
           output projection, feed-forward), named by its path inside the layer, e.g.
           "operation.query"; no biases, LayerNorms or convolution kernels.
@@ -196,6 +201,7 @@ class FlexiBERTBenchmark(Benchmark):
         activations: list[Site] = []
         heads: list[Site] = []
         softmax: list[Site] = []
+        tfnas_softmax: list[Site] = []
         weights: list[WeightSite] = []
         for i, layer in enumerate(model.layers):
             ffn = layer.feed_forward
@@ -203,17 +209,20 @@ class FlexiBERTBenchmark(Benchmark):
             op = layer.operation
             if isinstance(op, LinearTransform):
                 heads.append(Site(i, op.transform, "output", "transform"))
+                tfnas_softmax.append(Site(i, op.transform, "output", "transform", softmax_heads=op.transform.num_heads))
             else:
                 heads.append(Site(i, layer.operation_output.dense, "input", "heads"))
             if isinstance(op, (SelfAttention, DynamicSpanConv)):
                 softmax.append(Site(i, op.softmax, "output", "attention"))
+                tfnas_softmax.append(softmax[-1])
             if isinstance(op, DynamicSpanConv):
                 softmax.append(Site(i, op.kernel_softmax, "output", "conv_kernel"))
             weights += [
                 WeightSite(i, name, m.weight) for name, m in layer.named_modules() if isinstance(m, nn.Linear)
             ]
         return ZCSites(model.embeddings, activations, heads, softmax, weights,
-                       position_embedding=model.embeddings.electra.position_embeddings.weight)
+                       position_embedding=model.embeddings.electra.position_embeddings.weight,
+                       tfnas_softmax=tfnas_softmax)
 
 
 def _lookup(entry: dict, keys: tuple[str, ...], where: str) -> Any:

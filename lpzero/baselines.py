@@ -24,7 +24,7 @@ the original code visited (c_attn, attn.c_proj, c_fc, mlp.c_proj).
 | num_params           | number of parameters                                      | L (c), T          |
 | decoder_params       | number of non-embedding parameters                        | L (d)             |
 | attention_confidence | sum of mean(max over tokens) of linear-layer outputs   [r] | L, T (e)          |
-| softmax_confidence   | sum of mean(max over heads) of attention maps             | T (f)             |
+| softmax_confidence   | sum of mean(max over heads) of attention maps          [r] | T (f)             |
 | eznas                | sum of sigmoid(log abs det(sign(G) sign(G)^T))            | L                 |
 
 L = pprp/LPZero `lpzero/predictor/measures/<proxy>.py`, whose GPT-2 code path
@@ -61,7 +61,8 @@ proxy's docstring says so):
 - Where the two originals read different parts of the network, the context's
   `recipe` decides (see `RECIPES`): "lpzero" (LPZero's GPT-2 path: every linear
   layer of the blocks; the default) or "tfnas" (training-free-nas's ELECTRA path:
-  feed-forward or token-mixer subsets, activation-function outputs), the default
+  feed-forward or token-mixer subsets, activation-function outputs, the maps its
+  softmax hook saw), the default
   for the benchmark named "flexibert", whose reference scores it produced. LPZero's
   own FlexiBERT runs (`runner/eval_rank_bert.py`) use the training-free-nas recipe.
 - Scores keep the originals' signs. The paper reports correlation magnitudes;
@@ -345,9 +346,10 @@ class SharedPass:
     #: per layer, its output on each call, and the gradient of L with respect to it
     layer_outputs: list[list[torch.Tensor]]
     layer_output_grads: list[list[torch.Tensor | None]]
-    #: per activation / softmax site, its recorded tensor on each call
+    #: per activation / softmax / tfnas_softmax site, its recorded tensor on each call
     activations: list[list[torch.Tensor]]
     softmax: list[list[torch.Tensor]]
+    tfnas_softmax: list[list[torch.Tensor]]
     #: the embedding site's output gradient on each call
     embedding_grads: list[torch.Tensor]
     #: dL/d(position-embedding table), if the sites name one
@@ -369,11 +371,11 @@ def _record_pass(ctx: ProxyContext) -> SharedPass:
     sites = ctx.benchmark.zc_sites(model)
     layers = _linear_layers(model, sites.weights)
     targets = ([(layer, "output") for layer, _ in layers] + _site_targets(sites.activations)
-               + _site_targets(sites.softmax) + [(sites.embedding, "output")])
+               + _site_targets(sites.softmax) + _site_targets(sites.tfnas_softmax) + [(sites.embedding, "output")])
     _clear_grads(model)
     with _recording(targets) as records:
         loss = _forward_loss(ctx, model)
-    n, n_act, n_soft = len(layers), len(sites.activations), len(sites.softmax)
+    n, n_act, n_soft, n_tfnas = len(layers), len(sites.activations), len(sites.softmax), len(sites.tfnas_softmax)
     layer_records, embedding_records = records[:n], records[-1]
     params = list({id(s.param): s.param for s in sites.weights}.values())
     outputs = [out for rec in layer_records for out in rec]
@@ -392,6 +394,7 @@ def _record_pass(ctx: ProxyContext) -> SharedPass:
         layer_output_grads=output_grads,
         activations=[[t.detach() for t in rec] for rec in records[n: n + n_act]],
         softmax=[[t.detach() for t in rec] for rec in records[n + n_act: n + n_act + n_soft]],
+        tfnas_softmax=[[t.detach() for t in rec] for rec in records[n + n_act + n_soft: n + n_act + n_soft + n_tfnas]],
         embedding_grads=embedding_grads,
         position_grad=position_grad,
     )
@@ -664,9 +667,24 @@ def softmax_confidence(ctx: ProxyContext) -> float:
     For [batch, heads, query, key] maps, dim 1 is the head axis (as in
     training-free-nas, "Head Softmax Confidence"; LPZero's version never
     registers its hooks before the forward pass, so it has no usable definition).
-    Blocks without a softmax site add nothing.
+    Blocks without a softmax site add nothing. Recipe "tfnas" reads what the
+    original's hook saw where the benchmark names it (`ZCSites.tfnas_softmax`):
+    in FlexiBERT also the softmax over head_dim of each Fourier/cosine head, which
+    the original computes and never uses, and not the dynamic convolution's kernel
+    softmax (a functional call no hook sees).
     """
-    return _mean_max_over_dim1(out for rec in shared_pass(ctx).softmax for out in rec)
+    run = shared_pass(ctx)
+    if ctx.recipe != "tfnas" or not run.sites.tfnas_softmax:
+        return _mean_max_over_dim1(out for rec in run.softmax for out in rec)
+    maps = []
+    for site, rec in zip(run.sites.tfnas_softmax, run.tfnas_softmax):
+        for out in rec:
+            if site.softmax_heads:
+                b, t, width = out.shape
+                heads = out.double().reshape(b, t, site.softmax_heads, width // site.softmax_heads).transpose(1, 2)
+                out = torch.softmax(heads, dim=-1)
+            maps.append(out)
+    return _mean_max_over_dim1(maps)
 
 
 def jacobian_cosine(ctx: ProxyContext) -> float:

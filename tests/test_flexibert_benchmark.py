@@ -188,6 +188,31 @@ def test_zc_sites_capture_documented_shapes(bench, batch, arch_id):
     assert all(w.param.dim() == 2 and w.param.grad is not None for w in sites.weights)
 
 
+def test_tfnas_softmax_sites_are_what_the_originals_hook_saw(bench):
+    # SA and DSC attention maps (not the DSC kernel softmax), and every LT head's transform output
+    for arch_id in COVERING_IDS:
+        model, config = bench.build_model(arch_id, seed=0), bench.model_config(arch_id)
+        sites = bench.zc_sites(model)
+        expected = [(i, "transform" if spec.operation_type == "LT" else "attention",
+                     spec.num_heads if spec.operation_type == "LT" else 0) for i, spec in enumerate(config.layers)]
+        assert [(s.layer, s.name, s.softmax_heads) for s in sites.tfnas_softmax] == expected
+
+
+def test_softmax_confidence_follows_the_released_scores(compat):
+    """"Head Softmax Confidence" on a handful of architectures ranks as the released column."""
+    from scipy import stats
+
+    from lpzero.baselines import BASELINES, ProxyContext
+
+    with open(DATA / REFERENCE_CSV, newline="") as f:
+        released = {row["ID"]: float(row["Head Softmax Confidence"]) for row in csv.DictReader(f)}
+    ids = [str(i) for i in range(12)]
+    batch = compat.make_batch(0, 4, 128)
+    ours = [BASELINES["softmax_confidence"](ProxyContext(compat, a, 0, batch, "cpu")) for a in ids]
+    # 0.99 measured; reading the attention maps alone (recipe "lpzero") gives -0.04
+    assert stats.spearmanr(ours, [released[a] for a in ids]).statistic > 0.95
+
+
 # --- bad input -------------------------------------------------------------------------------
 
 LAYER = {
