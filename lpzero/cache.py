@@ -5,14 +5,23 @@ one backward), computes the requested baseline proxies, and writes one
 safetensors file. The search then never builds a model.
 
 Full tensors do not fit (W and G alone of the 200 GPT-2 models are tens of GB), so
-each per-layer tensor is stored as `samples` (K) of its elements, with the tensor's
-size: every sampled element stands for numel/K elements (see `primitives.values`).
-The sample is stratified: the flattened tensor is cut into K equal contiguous chunks
-and one element is drawn at random from each, which keeps sums unbiased while
-spreading the sample evenly over rows, heads and the causal mask (an i.i.d. sample
-left means of zero-mean tensors and of attention maps noisy). W and G of a weight
-are sampled at the same positions, so element-wise W∘G is the sample of the full W∘G. A tensor with at most K elements
-is stored whole.
+each per-layer tensor is stored as `samples` (K) of its elements, each with a weight:
+how many elements of the full tensor it stands for (see `primitives.values`), so
+sums stay unbiased. Two stratified schemes:
+
+- W and G are joined element-wise (W∘G), so they are sampled at the same positions:
+  the flattened tensor is cut into K equal contiguous chunks and one element is
+  drawn from each, spreading the sample evenly over rows and columns.
+- A, J, H and S are only ever combined with themselves, so they are stratified by
+  value: the K/8 smallest and K/8 largest elements are kept exactly (weight 1) and
+  one element is drawn from each of equal chunks of the sorted rest. Extremes (max,
+  min, min-max scaling, the softmax shift) are then exact, and heavy tails (the
+  few large entries of a causal attention map's first rows, which dominate its
+  variance and norm) are no longer left to chance.
+
+The weights are then calibrated (`calibrated_weights`) so that each stored tensor
+reproduces the full tensor's count, sum and sum of squares exactly. A tensor with
+at most K elements is stored whole.
 
 Files live in `<root>/<benchmark>/<settings key>/<arch id>.safetensors`; the key
 hashes every setting that changes the contents (batch, seeds, samples, benchmark
@@ -44,7 +53,7 @@ from primitives import Weighted
 from .errors import LPZeroError
 
 #: bump when extraction or sampling changes what is stored
-EXTRACTION_VERSION = "2"
+EXTRACTION_VERSION = "3"
 
 
 def default_cache_root() -> Path:
@@ -81,38 +90,105 @@ def stratified_index(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
     return starts + (torch.rand(k, generator=gen, dtype=torch.float64) * (ends - starts)).long()
 
 
+#: share of the K slots given to the smallest and (as many) largest values, kept exactly
+EXACT_TAIL_SHARE = 1 / 8
+
+
+def _standardized(v: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+    m, s = float(v.mean()), float(v.std()) if v.numel() > 1 else 0.0
+    return (v - m) / (s or 1.0), m, s or 1.0
+
+
+def calibrated_weights(kept: list[torch.Tensor], full: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+    """Sampling weights adjusted so the sample reproduces the full tensors' first two moments exactly.
+
+    Linear (GREG) calibration: w' = w (1 + x λ), the weights closest to `weights` for
+    which sum(w' x) equals the full tensors' totals, with x = (1, v, v²) of each
+    tensor in `kept` (sampled values; `full`: the same tensors whole, in the same
+    order) and, for two aligned tensors, their product. Sums, means, variances and
+    norms of the stored inputs are then exact, and statistics of tensors whose mean
+    is far below their spread (weights, gradients) are no longer sampling noise.
+    Weights stay non-negative; if the full tensors are not finite, `weights` is returned.
+    """
+    w = weights.double()
+    columns, totals = [torch.ones_like(w)], [float(len(full[0]))]
+    scaled = []
+    for k, f in zip(kept, full):
+        f = f.double()
+        z, m, s = _standardized(k.double())
+        zf = (f - m) / s
+        scaled.append((z, zf))
+        columns += [z, z * z]
+        totals += [float(zf.sum()), float((zf * zf).sum())]
+    if len(scaled) == 2:
+        columns.append(scaled[0][0] * scaled[1][0])
+        totals.append(float((scaled[0][1] * scaled[1][1]).sum()))
+    x, target = torch.stack(columns, 1), torch.tensor(totals, dtype=torch.float64)
+    if not torch.isfinite(target).all() or not torch.isfinite(x).all():
+        return weights
+    gram = (x * w[:, None]).T @ x
+    lam = torch.linalg.pinv(gram, hermitian=True) @ (target - w @ x)
+    return (w * (1 + x @ lam)).clamp_min(0).to(weights.dtype)
+
+
+def _sorted_sample(flat: torch.Tensor, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stratified by value: the extremes exactly, one value from each of equal chunks of the sorted rest."""
+    n, tail = flat.numel(), int(k * EXACT_TAIL_SHARE)
+    ordered = flat.sort().values  # NaN sorts last, so it is kept and the proxy is found invalid
+    middle = ordered[tail:n - tail]
+    picked = middle[stratified_index(middle.numel(), k - 2 * tail, gen)]
+    weight = calibrated_weights([picked], [middle], torch.full((k - 2 * tail,), middle.numel() / (k - 2 * tail)))
+    ones = torch.ones(tail)
+    return torch.cat([ordered[:tail], picked, ordered[n - tail:]]), torch.cat([ones, weight, ones])
+
+
+def _aligned_symbols() -> set[str]:
+    """Inputs that share a tensor type with another input (W and G): they are joined element-wise."""
+    from primitives.types import INPUTS
+
+    return {a.symbol for a in INPUTS for b in INPUTS if a is not b and a.type is b.type}
+
+
 def sample_inputs(inputs: ProxyInputs, samples: int, seed: int) -> dict[str, torch.Tensor]:
     """Reduce full inputs to K elements per tensor; returns the tensors to store.
 
-    Per input X: `X.values` [L, K], `X.count` [L] (elements kept), `X.scale` [L]
-    (full elements per kept element), `X.layers` [L] (block index).
+    Per input X: `X.values` [L, K], `X.weights` [L, K] (full elements per kept
+    element), `X.count` [L] (elements kept), `X.layers` [L] (block index).
+    Aligned inputs (W, G) are sampled at the same positions with the same
+    weights, calibrated on both tensors together.
     """
     gen = torch.Generator().manual_seed(seed)
-    shared_index: dict[str, torch.Tensor] = {}  # W and G of one weight: same positions
+    aligned = sorted(_aligned_symbols())
+    kept: dict[str, list[torch.Tensor]] = {sym: [] for sym in SYMBOLS}
+    weights: dict[str, list[torch.Tensor]] = {sym: [] for sym in SYMBOLS}
+    for sym in SYMBOLS:
+        if sym in aligned and sym != aligned[0]:
+            continue  # sampled together with the first aligned input, below
+        group = [s for s in aligned] if sym in aligned else [sym]
+        for i in range(len(inputs[sym])):
+            flats = [inputs[s][i].tensor.reshape(-1).float() for s in group]
+            n = flats[0].numel()
+            if n <= samples:
+                for s, flat in zip(group, flats):
+                    kept[s].append(torch.cat([flat, flat.new_zeros(samples - n)]))
+                    weights[s].append(torch.ones(samples))
+            elif len(group) > 1:
+                index = stratified_index(n, samples, gen)
+                weight = calibrated_weights([f[index] for f in flats], flats, torch.full((samples,), n / samples))
+                for s, flat in zip(group, flats):
+                    kept[s].append(flat[index])
+                    weights[s].append(weight)
+            else:
+                values, weight = _sorted_sample(flats[0], samples, gen)
+                kept[sym].append(values)
+                weights[sym].append(weight)
     stored: dict[str, torch.Tensor] = {}
     for sym in SYMBOLS:
-        rows, counts, scales, layers = [], [], [], []
-        for i, lt in enumerate(inputs[sym]):
-            flat = lt.tensor.reshape(-1)
-            n = flat.numel()
-            if n <= samples:
-                kept = torch.zeros(samples)
-                kept[:n] = flat
-                count, scale = n, 1.0
-            else:
-                key = f"{'W' if sym == 'G' else sym}:{i}"
-                if key not in shared_index:
-                    shared_index[key] = stratified_index(n, samples, gen)
-                kept = flat[shared_index[key]]
-                count, scale = samples, n / samples
-            rows.append(kept)
-            counts.append(count)
-            scales.append(scale)
-            layers.append(lt.layer)
-        stored[f"{sym}.values"] = torch.stack(rows) if rows else torch.zeros(0, samples)
-        stored[f"{sym}.count"] = torch.tensor(counts, dtype=torch.int64)
-        stored[f"{sym}.scale"] = torch.tensor(scales, dtype=torch.float64)
-        stored[f"{sym}.layers"] = torch.tensor(layers, dtype=torch.int64)
+        empty = torch.zeros(0, samples)
+        stored[f"{sym}.values"] = torch.stack(kept[sym]) if kept[sym] else empty
+        stored[f"{sym}.weights"] = torch.stack(weights[sym]) if weights[sym] else empty
+        stored[f"{sym}.count"] = torch.tensor([min(lt.tensor.numel(), samples) for lt in inputs[sym]], dtype=torch.int64)
+        stored[f"{sym}.layers"] = torch.tensor([lt.layer for lt in inputs[sym]], dtype=torch.int64)
     return stored
 
 
@@ -232,12 +308,13 @@ def stack_stored(per_arch: Sequence[dict[str, torch.Tensor]], samples: int) -> d
     for sym in SYMBOLS:
         n_layers = max(1, max(d[f"{sym}.values"].shape[0] for d in per_arch))
         values = torch.zeros(len(per_arch), n_layers, samples)
-        weights = torch.zeros(len(per_arch), n_layers, 1)
+        weights = torch.zeros(values.shape)
         present = torch.zeros(values.shape, dtype=torch.bool)
         for i, d in enumerate(per_arch):
-            values[i, : d[f"{sym}.values"].shape[0]] = d[f"{sym}.values"]
-            for l, (count, scale) in enumerate(zip(d[f"{sym}.count"].tolist(), d[f"{sym}.scale"].tolist())):
-                weights[i, l, 0] = scale
+            n = d[f"{sym}.values"].shape[0]
+            values[i, :n] = d[f"{sym}.values"]
+            weights[i, :n] = d[f"{sym}.weights"]
+            for l, count in enumerate(d[f"{sym}.count"].tolist()):
                 present[i, l, :count] = True
         out[sym] = Weighted(values, weights, present)
     return out

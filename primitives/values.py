@@ -2,9 +2,9 @@
 
 A proxy input (say W) of N architectures is a `Weighted` with
 `values[N, L, K]`: L = the most per-layer tensors any of them has, K = elements kept
-per tensor. `weights[N, L, 1]` says how many elements of the *full* tensor each kept
-element of a row stands for: `numel / K` for a uniform sample, 1 for a tensor kept
-whole. `present[N, L, K]` marks padding (an absent layer, or the tail of a tensor
+per tensor. `weights` ([N, L, 1] or [N, L, K]) says how many elements of the *full*
+tensor each kept element stands for: 1 for a tensor kept whole or an element kept
+exactly, the size of its stratum for a sampled one. `present[N, L, K]` marks padding (an absent layer, or the tail of a tensor
 with fewer than K elements) as absent. Every
 reduction is a weighted reduction over the last axis, so a sum, a norm or a softmax
 denominator computed from a sample estimates the full tensor's value, and the same
@@ -25,9 +25,9 @@ EPS = 1e-12
 
 @dataclass(frozen=True)
 class Weighted:
-    """Values with per-row weights and a presence mask, reduced along the last axis.
+    """Values with weights and a presence mask, reduced along the last axis.
 
-    `values` [..., K]; `weights` [..., 1]: how many full elements each present
+    `values` [..., K]; `weights` [..., 1] or [..., K]: how many full elements each present
     element of the row stands for; `present` [..., K] bool: which elements exist.
     """
 
@@ -57,7 +57,7 @@ def weighted_sum(x: Weighted, values: torch.Tensor | None = None) -> torch.Tenso
 
 
 def weight_total(x: Weighted) -> torch.Tensor:
-    return x.present.sum(-1).to(x.weights.dtype) * x.weights[..., 0]
+    return (x.present.to(x.weights.dtype) * x.weights).sum(-1)
 
 
 def reduced(x: Weighted, out: torch.Tensor) -> Weighted:
