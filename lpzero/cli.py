@@ -300,10 +300,12 @@ def export(best_json, fmt):
     """Print the simplified formula of a found proxy (best.json)."""
     from .experiment import load_best, parse_tree
     from .export import proxy_formula
+    from .protection import active_nodes
 
     best = load_best(Path(best_json))
     tree, _ = parse_tree(best["tree"])
-    click.echo(proxy_formula(tree, best.get("orientation", 1), fmt))
+    # guards that were active on the search sample are written out, as evolve's report does
+    click.echo(proxy_formula(tree, best.get("orientation", 1), fmt, guarded=active_nodes(best.get("protection", []))))
 
 
 if __name__ == "__main__":

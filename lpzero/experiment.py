@@ -24,6 +24,8 @@ from .errors import LPZeroError
 from .evolve import EvolveSettings, rps_counts, run_evolution, write_log_csv
 from .export import proxy_formula
 from .fitness import Evaluation, FitnessEvaluator, spearman_fitness
+from .protection import active_nodes, guard_activity
+from .protection import describe as describe_protection
 from .toolbox import build_toolbox
 
 #: identifies the primitive set a saved tree refers to; bump when op semantics change
@@ -105,6 +107,8 @@ def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: Searc
     for ind in state.population[: setup.hall_of_fame]:
         found: Evaluation = evaluator.details(ind)
         sign = found.orientation  # every figure below is of the oriented proxy, as its formula shows
+        protection = [g.to_dict() for g in guard_activity(ind, tb.pset, evaluator.inputs)]
+        guarded = active_nodes(protection)
         hof.append({
             "tree": str(ind),
             "genes": ind.genes.to_dict() if hasattr(ind, "genes") else None,
@@ -112,8 +116,9 @@ def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: Searc
             "search": {"spearman": sign * found.spearman, "fitness": found.fitness, "n": len(sample_ids)},
             "heldout": metrics(sign * held_inputs.scores(ind), gt(held_ids)),
             "whole": metrics(sign * all_inputs.scores(ind), gt(ids)),
-            "formula": proxy_formula(ind, sign, "text"),
-            "latex": proxy_formula(ind, sign, "latex"),
+            "formula": proxy_formula(ind, sign, "text", guarded=guarded),
+            "latex": proxy_formula(ind, sign, "latex", guarded=guarded),
+            "protection": protection,
         })
     best = {
         "lpzero_best_version": 1,
@@ -181,6 +186,8 @@ def report_text(best: dict, hof: list[dict]) -> str:
     lines += [
         "",
         "ρ is oriented with ground truth higher = better (for GPT-2, minus perplexity).",
+        describe_protection(best.get("protection", [])),
+        "",
         f"RPS rejected {best['rps']['rejected']} offspring; invalid proxies by reason: {best['invalid']}.",
         f"Search time: {best['seconds']:.1f} s.",
         "",

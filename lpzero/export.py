@@ -11,6 +11,8 @@ the tree does.
 """
 from __future__ import annotations
 
+from typing import Collection
+
 import sympy
 import torch
 from deap import gp
@@ -23,8 +25,12 @@ from primitives.values import EPS, reduced, safe_denominator
 FORMATS = ("latex", "pretty", "text")
 
 
-def tree_to_sympy(tree: gp.PrimitiveTree, ops: OpRegistry = OPS) -> sympy.Expr:
-    """The unsimplified sympy expression of a typed tree."""
+def tree_to_sympy(tree: gp.PrimitiveTree, ops: OpRegistry = OPS, guarded: Collection[int] = ()) -> sympy.Expr:
+    """The unsimplified sympy expression of a typed tree.
+
+    Ops at the positions in `guarded` (nodes whose protection was active, see
+    `lpzero.protection`) are written with their guard, where the op table gives one.
+    """
 
     def build(i: int) -> tuple[sympy.Expr, int]:
         node = tree[i]
@@ -37,6 +43,8 @@ def tree_to_sympy(tree: gp.PrimitiveTree, ops: OpRegistry = OPS) -> sympy.Expr:
             args.append(expr)
         if op.kind in ("reduce", "distribution"):
             return op.sympy_fn(args[0], t.level), j
+        if i in guarded and op.guarded_sympy is not None:
+            return op.guarded_sympy(*args), j
         return op.sympy_fn(*args), j
 
     expr, end = build(0)
@@ -61,9 +69,10 @@ def format_expression(expr: sympy.Expr, fmt: str, precision: int = 3) -> str:
     raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
 
 
-def proxy_formula(tree: gp.PrimitiveTree, orientation: int = 1, fmt: str = "text", ops: OpRegistry = OPS) -> str:
-    """The simplified formula of a found proxy, negated if it ranks in reverse."""
-    return format_expression(simplify(orientation * tree_to_sympy(tree, ops)), fmt)
+def proxy_formula(tree: gp.PrimitiveTree, orientation: int = 1, fmt: str = "text", ops: OpRegistry = OPS,
+                  guarded: Collection[int] = ()) -> str:
+    """The simplified formula of a found proxy, negated if it ranks in reverse (`guarded`: see `tree_to_sympy`)."""
+    return format_expression(simplify(orientation * tree_to_sympy(tree, ops, guarded)), fmt)
 
 
 # --- evaluating a sympy expression on Weighted inputs -------------------------------
@@ -116,8 +125,11 @@ def evaluate_expression(expr: sympy.Expr, inputs: dict[str, Weighted], ops: OpRe
             out = torch.exp(torch.as_tensor(vals[0]).clamp_max(80.0))
         elif isinstance(e, sympy.Abs):
             out = torch.as_tensor(vals[0]).abs()
-        elif isinstance(e, sympy.Max):
-            out = torch.maximum(torch.as_tensor(vals[0]), torch.as_tensor(vals[1]))
+        elif isinstance(e, (sympy.Max, sympy.Min)):
+            pick = torch.maximum if isinstance(e, sympy.Max) else torch.minimum
+            out = torch.as_tensor(vals[0])
+            for v in vals[1:]:
+                out = pick(out, torch.as_tensor(v))
         else:
             raise PrimitiveError(f"cannot evaluate sympy node {type(e).__name__}")
         return _wrap(template, out) if template is not None else out

@@ -81,7 +81,8 @@ class FitnessEvaluator:
         if missing:
             raise ValueError(f"inputs lack {', '.join(missing)}")
         self.pset = pset
-        self.args = [inputs[s] for s in INPUT_SYMBOLS]
+        self.inputs = {s: inputs[s] for s in INPUT_SYMBOLS}
+        self.args = list(self.inputs.values())
         self.truth = np.asarray(truth, dtype=np.float64)
         self.memo: dict[str, Evaluation] = {}
 

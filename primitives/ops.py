@@ -51,6 +51,16 @@ def _div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a / safe_denominator(b)
 
 
+# --- where the protection above changed a value (see `Op.guard`) -------------------
+
+def _below_eps(x: torch.Tensor) -> torch.Tensor:
+    return x < EPS
+
+
+def _tiny_magnitude(x: torch.Tensor) -> torch.Tensor:
+    return x.abs() < EPS
+
+
 # --- distributions along the last axis -------------------------------------------
 
 def _softmax(x: Weighted) -> torch.Tensor:
@@ -107,22 +117,26 @@ def build_registry() -> OpRegistry:
     # Unary, any level -> same (f01-f09, f19).
     add(Op("log", "f01", "elementwise", ANY, _log, lambda x: sympy.log(x),
            "natural log; arguments below 1e-12 are clamped to 1e-12", domain="positive",
-           cancels=frozenset({"exp", "softmax"})))
+           cancels=frozenset({"exp", "softmax"}), guard=_below_eps,
+           guarded_sympy=lambda x: sympy.log(sympy.Max(x, EPS))))
     add(Op("abslog", "f02", "elementwise", ANY, _abslog, lambda x: sympy.Abs(sympy.log(x)),
            "abs(log x); arguments below 1e-12 are clamped to 1e-12", domain="positive", nonnegative=True,
-           can_produce_zero=True))
+           can_produce_zero=True, guard=_below_eps, guarded_sympy=lambda x: sympy.Abs(sympy.log(sympy.Max(x, EPS)))))
     add(Op("abs", "f03", "elementwise", ANY, torch.abs, sympy.Abs, "abs(x)", nonnegative=True,
            idempotent=True, identity_on_nonnegative=True))
     add(Op("square", "f04", "elementwise", ANY, torch.square, lambda x: x**2, "x^2", nonnegative=True,
            cancels=frozenset({"sqrt"})))
     add(Op("exp", "f05", "elementwise", ANY, _exp, sympy.exp, "e^x; arguments above 80 are capped at 80",
-           nonnegative=True, cancels=frozenset({"log", "log_softmax"})))
+           nonnegative=True, cancels=frozenset({"log", "log_softmax"}), guard=lambda x: x > EXP_CAP,
+           guarded_sympy=lambda x: sympy.exp(sympy.Min(x, int(EXP_CAP)))))
     add(Op("sqrt", "f06", "elementwise", ANY, _sqrt, sympy.sqrt, "sqrt(x); negative arguments count as 0",
-           domain="nonnegative", nonnegative=True, cancels=frozenset({"square"})))
+           domain="nonnegative", nonnegative=True, cancels=frozenset({"square"}), guard=lambda x: x < 0,
+           guarded_sympy=lambda x: sympy.sqrt(sympy.Max(x, 0))))
     add(Op("relu", "f07", "elementwise", ANY, torch.relu, _relu_sym, "max(x, 0)", nonnegative=True,
            can_produce_zero=True, idempotent=True, identity_on_nonnegative=True))
     add(Op("reciprocal", "f08", "elementwise", ANY, _reciprocal, lambda x: 1 / x,
-           "1/x; magnitudes below 1e-12 is pushed to ±1e-12", involution=True, denominator_args=(0,)))
+           "1/x; magnitudes below 1e-12 is pushed to ±1e-12", involution=True, denominator_args=(0,),
+           guard=_tiny_magnitude))
     add(Op("neg", "f09", "elementwise", ANY, torch.neg, lambda x: -x, "-x", flips_sign=True, involution=True))
     # Reductions, vector/matrix -> one level down (f10-f12, f17, f18), plus the layer sum.
     add(Op("frobenius", "f10", "reduce", VECTOR_MATRIX, _frobenius,
@@ -158,5 +172,5 @@ def build_registry() -> OpRegistry:
     add(Op("sub", "g02", "binary", ANY, torch.sub, lambda a, b: a - b, "a - b", constant_on_equal_args=True))
     add(Op("mul", "g03", "binary", ANY, torch.mul, lambda a, b: a * b, "a * b"))
     add(Op("div", "g04", "binary", ANY, _div, lambda a, b: a / b, "a / b; divisor magnitudes below 1e-12 is pushed to ±1e-12",
-           denominator_args=(1,), constant_on_equal_args=True))
+           denominator_args=(1,), constant_on_equal_args=True, guard=lambda a, b: _tiny_magnitude(b)))
     return r

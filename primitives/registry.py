@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import sympy
+import torch
 
 #: kind -> the levels an op of that kind may take, and what it returns
 #:   elementwise: any level -> same;   distribution: tensors/layers -> same
@@ -64,6 +65,13 @@ class Op:
     constant_on_equal_args: bool = False
     #: in the typed toolbox's primitive set (identity and prune are genes of the paper genome only)
     typed: bool = True
+    # --- protection (elementwise and binary ops only) ---
+    #: given the op's argument tensors, a bool mask of the results its protection changed
+    #: (a clamped log argument, a capped exp); None for ops that are never protected
+    guard: Callable[..., torch.Tensor] | None = None
+    #: the sympy form with the protection written out (exp(Min(x, 80))), used by the
+    #: exporter where the guard was active, so the printed formula is what was computed
+    guarded_sympy: Callable[..., sympy.Expr] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -74,6 +82,8 @@ class Op:
             raise PrimitiveError(f"op {self.name!r}: a {self.kind} op has no scalar level")
         if self.domain not in ("any", "nonnegative", "positive"):
             raise PrimitiveError(f"op {self.name!r}: unknown domain {self.domain!r}")
+        if (self.guard or self.guarded_sympy) and self.kind not in ("elementwise", "binary"):
+            raise PrimitiveError(f"op {self.name!r}: only elementwise and binary ops declare a guard")
 
     @property
     def arity(self) -> int:

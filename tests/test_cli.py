@@ -75,6 +75,14 @@ def test_cache_evolve_export_rank_end_to_end(run, tmp_path):
         assert (tmp_path / "runs/e2e" / name).is_file()
     latex = run("export", "runs/e2e/best.json", "--format", "latex").output.strip()
     assert latex == best["latex"]
+    # protected ops: checked on the search sample, said in the report, written out by export where active
+    report = (tmp_path / "runs/e2e/report.md").read_text()
+    assert ("Protection was active" in report) == any(g["architectures"] for g in best["protection"])
+    capped = {**best, "tree": "layer_sum__Lh(exp__Lh(l1__Th(H)))", "orientation": 1,
+              "protection": [{"node": 1, "op": "exp", "subtree": "exp__Lh(l1__Th(H))", "active_fraction": 1.0,
+                              "architectures": 3, "of": 3}]}
+    (tmp_path / "capped.json").write_text(json.dumps(capped))
+    assert run("export", "capped.json", "--format", "text").output.strip() == "layer_sum_l(exp(Min(80, l1(theta_H))))"
     r = run("rank", "gpt2", *TINY, "--proxies", "num_params", "--proxy", "runs/e2e/best.json", "--out", "runs/rank")
     rows = json.loads((tmp_path / "runs/rank/rank.json").read_text())
     assert [row["proxy"] for row in rows] == ["num_params", "e2e"]

@@ -1,10 +1,12 @@
 import random
+from collections import Counter
 
 import sympy
 import torch
 from deap import gp
 
 from lpzero.export import evaluate_expression, format_expression, proxy_formula, simplify, tree_to_sympy
+from lpzero.protection import active_nodes, guard_activity
 from lpzero.rps import violations
 from primitives import INPUT_SYMBOLS, OPS, build_primitive_set, generate_typed
 from synthetic import synthetic_inputs
@@ -53,3 +55,51 @@ def test_minus_signs_move_out_of_sums_and_vanish_inside_norms():
 def test_powers_of_reductions_keep_their_exponent_in_latex():
     t = gp.PrimitiveTree.from_string("layer_sum__Lw(square__Lw(l1__Tw(W)))", PSET)
     assert proxy_formula(t, fmt="latex") == r"\sum_{l} \left(\left\|\theta_{W}\right\|_{1}\right)^{2}"
+
+
+def test_guarded_formula_scores_like_the_tree_on_any_inputs():
+    # Unrestricted inputs (negatives, zeros, large magnitudes) make log, sqrt and exp lean on
+    # their protection; with the active guards written out the formula still scores as the tree.
+    raw = synthetic_inputs(n_arch=6, samples=32, seed=5, dtype=torch.float64)
+    inputs = {s: v.with_values(v.values * (60.0 if s in "AH" else 1.0)) for s, v in raw.items()}
+    rng = random.Random(11)
+    checked, guarded_ops = 0, Counter()
+    while checked < 150:
+        t = gp.PrimitiveTree(generate_typed(PSET, 2, 5, rng=rng))
+        if violations(t):
+            continue
+        a = gp.compile(t, PSET)(*[inputs[s] for s in INPUT_SYMBOLS])
+        if not torch.isfinite(a).all() or a.abs().max() > 1e200 or a.min() == a.max():
+            continue  # invalid proxies are never exported (a constant one may be e^80 x rounding noise)
+        activity = guard_activity(t, PSET, inputs)
+        active = active_nodes(activity)
+        if any(g.op in ("div", "reciprocal") for g in activity if g.node in active):
+            continue  # a denominator pushed to ±1e-12 has no closed form; the report states it
+        b = evaluate_expression(simplify(tree_to_sympy(t, guarded=active)), inputs)
+        b = torch.as_tensor(b, dtype=a.dtype).expand_as(a)
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-9), (str(t), active, a, b)
+        checked += 1
+        guarded_ops.update(g.op for g in activity if g.node in active)
+    assert {"log", "exp", "sqrt"} <= set(guarded_ops), guarded_ops
+
+
+def test_capped_exp_is_reported_and_written_out():
+    inputs = synthetic_inputs(n_arch=4, samples=16, seed=2, dtype=torch.float64)
+    t = gp.PrimitiveTree.from_string("layer_sum__Lh(exp__Lh(l1__Th(H)))", PSET)
+    big = {**inputs, "H": inputs["H"].with_values(inputs["H"].values.abs() * 100 + 10)}
+    (capped,) = guard_activity(t, PSET, big)
+    assert (capped.op, capped.node, capped.active_fraction, capped.architectures) == ("exp", 1, 1.0, 4)
+    assert proxy_formula(t, guarded=active_nodes([capped])) == "layer_sum_l(exp(Min(80, l1(theta_H))))"
+    small = {**inputs, "H": inputs["H"].with_values(inputs["H"].values * 1e-3)}
+    (idle,) = guard_activity(t, PSET, small)
+    assert idle.active_fraction == 0 and not active_nodes([idle])
+    assert proxy_formula(t, guarded=active_nodes([idle])) == "layer_sum_l(exp(l1(theta_H)))"
+
+
+def test_log_guard_counts_the_clamped_values():
+    inputs = synthetic_inputs(n_arch=3, samples=64, seed=4, dtype=torch.float64)
+    t = gp.PrimitiveTree.from_string("layer_sum__Lw(mean__Tw(log__Tw(W)))", PSET)
+    (g,) = guard_activity(t, PSET, inputs)
+    w = inputs["W"]
+    expected = float(((w.values < 1e-12) & w.present).sum()) / float(w.present.sum())
+    assert g.active_fraction == expected and 0 < expected < 1

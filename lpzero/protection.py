@@ -1,0 +1,103 @@
+"""Where a proxy leans on the protection of its ops.
+
+Protected ops (`Op.guard`: log and sqrt clamp their argument, exp caps it at 80,
+reciprocal and div keep denominators off zero) keep every score finite, but where
+a guard is active the textbook formula is not what was computed: a proxy whose
+exp is capped on every layer scores e^80 x (number of layers), whatever the
+formula's argument. `guard_activity` runs a tree on inputs and reports, for each
+protected node, how often its guard changed a value. The exporter writes the
+guard out (exp(min(x, 80))) for the nodes reported active, and the search report
+says so.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Mapping
+
+import torch
+from deap import gp
+
+from primitives import OPS, OpRegistry, Weighted, op_and_type
+from primitives.registry import PrimitiveError
+
+
+@dataclass(frozen=True)
+class GuardActivity:
+    """How often one protected node of a tree had its result changed by its guard."""
+
+    node: int  # position of the op in the tree's prefix list
+    op: str
+    subtree: str
+    active_fraction: float  # of the node's (present) result values, over all architectures
+    architectures: int  # architectures with at least one changed value
+    of: int  # architectures evaluated
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _present(value) -> torch.Tensor | None:
+    return value.present if isinstance(value, Weighted) else None
+
+
+def guard_activity(tree: gp.PrimitiveTree, pset: gp.PrimitiveSetTyped, inputs: Mapping[str, Weighted],
+                   ops: OpRegistry = OPS) -> list[GuardActivity]:
+    """Activity of every protected node of `tree` on `inputs` (symbol -> [N, L, K] values).
+
+    Nodes whose guard never fired are listed with `active_fraction` 0, so a caller
+    can tell "checked, inactive" from "not protected".
+    """
+    report: list[GuardActivity] = []
+
+    def run(i: int):
+        node = tree[i]
+        if not isinstance(node, gp.Primitive):
+            return inputs[node.value], i + 1
+        args, j = [], i + 1
+        for _ in range(node.arity):
+            value, j = run(j)
+            args.append(value)
+        op, _ = op_and_type(node.name, ops)
+        if op.guard is not None:
+            raw = [a.values if isinstance(a, Weighted) else a for a in args]
+            changed = op.guard(*raw)
+            present = _present(args[0])
+            if present is not None:
+                changed = changed & present
+                n_values = int(present.sum())
+            else:
+                n_values = changed.numel()
+            per_arch = changed.reshape(changed.shape[0], -1).any(1)
+            report.append(GuardActivity(
+                node=i, op=op.name, subtree=str(gp.PrimitiveTree(tree[i:j])),
+                active_fraction=float(changed.sum()) / max(n_values, 1),
+                architectures=int(per_arch.sum()), of=int(changed.shape[0]),
+            ))
+        return pset.context[node.name](*args), j
+
+    with torch.no_grad():
+        _, end = run(0)
+    if end != len(tree):
+        raise PrimitiveError(f"malformed tree: {tree}")
+    return sorted(report, key=lambda g: g.node)
+
+
+def active_nodes(activity: list[dict] | list[GuardActivity]) -> frozenset[int]:
+    """Positions of the nodes whose guard changed at least one value."""
+    rows = [g.to_dict() if isinstance(g, GuardActivity) else g for g in activity]
+    return frozenset(r["node"] for r in rows if r["architectures"] > 0)
+
+
+def describe(activity: list[dict]) -> str:
+    """One sentence for a report."""
+    active = [r for r in activity if r["architectures"] > 0]
+    if not active:
+        return "No protected op changed a value on the search sample: the formula holds as printed."
+    parts = [f"`{r['op']}` at `{r['subtree']}` on {100 * r['active_fraction']:.0f}% of the values it computed "
+             f"({r['architectures']} of {r['of']} architectures)" for r in active]
+    return ("Protection was active on the search sample — " + "; ".join(parts)
+            + ". The formula writes the guards of log, exp and sqrt out (e.g. exp(Min(x, 80))); "
+              "a near-zero denominator is pushed to ±1e-12.")
+
+
+__all__ = ["GuardActivity", "active_nodes", "describe", "guard_activity"]
