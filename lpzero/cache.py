@@ -54,6 +54,10 @@ from .errors import LPZeroError
 
 #: bump when extraction or sampling changes what is stored
 EXTRACTION_VERSION = "3"
+#: intra-op threads per architecture, whatever `jobs` is: float reductions (matmuls,
+#: sums) round differently with another thread count, so a cache built serially and one
+#: built in parallel would differ in the last bits, and so would the searches on them
+CACHE_THREADS = 1
 
 
 def default_cache_root() -> Path:
@@ -228,9 +232,8 @@ def compute_architecture(settings: CacheSettings, arch_id: str, baselines: Seque
     return info
 
 
-def _worker(settings: CacheSettings, arch_id: str, baselines: Sequence[str], device: str, path: str,
-            threads: int) -> dict:
-    torch.set_num_threads(threads)
+def _worker(settings: CacheSettings, arch_id: str, baselines: Sequence[str], device: str, path: str) -> dict:
+    torch.set_num_threads(CACHE_THREADS)
     return compute_architecture(settings, arch_id, baselines, device, Path(path))
 
 
@@ -263,17 +266,19 @@ class InputCache:
         if not meta.is_file():
             meta.write_text(json.dumps({**asdict(self.settings), "version": EXTRACTION_VERSION}, indent=1))
         if jobs <= 1:
-            for a in todo:
-                info = compute_architecture(self.settings, a, baselines, device, self.path(a))
-                if progress:
-                    progress(a, info)
+            threads = torch.get_num_threads()
+            torch.set_num_threads(CACHE_THREADS)
+            try:
+                for a in todo:
+                    info = compute_architecture(self.settings, a, baselines, device, self.path(a))
+                    if progress:
+                        progress(a, info)
+            finally:
+                torch.set_num_threads(threads)
             return todo
-        threads = max(1, torch.get_num_threads() // jobs)
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            futures = {
-                pool.submit(_worker, self.settings, a, tuple(baselines), device, str(self.path(a)), threads): a
-                for a in todo
-            }
+            futures = {pool.submit(_worker, self.settings, a, tuple(baselines), device, str(self.path(a))): a
+                       for a in todo}
             for fut in as_completed(futures):
                 info = fut.result()
                 if progress:
