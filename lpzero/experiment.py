@@ -77,29 +77,43 @@ def best_baseline(cache: InputCache, ids: list[str], truth: np.ndarray) -> dict 
     return best
 
 
-def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: SearchSetup, out: Path,
-               resume: bool = False, progress: Callable[[int, float], None] | None = None,
-               customize: Callable | None = None) -> dict:
-    """Run the search on `ids` (already cached) and write all outputs into `out`.
+def evolve_on(inputs: dict, truth: np.ndarray, setup: SearchSetup, out: Path | None = None, resume: bool = False,
+              progress: Callable[[int, float], None] | None = None, customize: Callable | None = None):
+    """Algorithm 1 with fitness on `inputs`/`truth` (the search sample): (final state, evaluator, toolbox).
 
     `customize(toolbox)`, if given, may re-register DEAP operators before the loop runs.
     """
-    seed = setup.evolve.seed
-    search_ids, held_ids = split_architectures(ids, setup.holdout, seed)
-    sample_ids = sorted(random.Random(seed + 1).sample(search_ids, min(setup.sample, len(search_ids))), key=ids.index)
-    truth = {a: bench.architecture(a).ground_truth for a in ids}
-
-    def gt(some: list[str]) -> np.ndarray:
-        return np.array([truth[a] for a in some])
-
-    evaluator = FitnessEvaluator(None, cache.load(sample_ids), gt(sample_ids))
+    evaluator = FitnessEvaluator(None, inputs, truth)
     tb = build_toolbox(setup.toolbox, evaluator, rps=setup.rps, n_unary=setup.n_unary, max_height=setup.max_height,
                        select_fraction=setup.evolve.top_fraction)
     evaluator.pset = tb.pset
     if customize is not None:
         customize(tb)
-    out.mkdir(parents=True, exist_ok=True)
     state = run_evolution(tb, evaluator, setup.evolve, out, resume=resume, progress=progress)
+    return state, evaluator, tb
+
+
+def search_sample(ids: list[str], setup: SearchSetup) -> tuple[list[str], list[str], list[str]]:
+    """(search part, held-out part, fitness sample drawn from the search part) of a run's seed."""
+    seed = setup.evolve.seed
+    search_ids, held_ids = split_architectures(ids, setup.holdout, seed)
+    sample_ids = sorted(random.Random(seed + 1).sample(search_ids, min(setup.sample, len(search_ids))), key=ids.index)
+    return search_ids, held_ids, sample_ids
+
+
+def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: SearchSetup, out: Path,
+               resume: bool = False, progress: Callable[[int, float], None] | None = None,
+               customize: Callable | None = None) -> dict:
+    """Run the search on `ids` (already cached) and write all outputs into `out` (`customize`: see `evolve_on`)."""
+    seed = setup.evolve.seed
+    search_ids, held_ids, sample_ids = search_sample(ids, setup)
+    truth = {a: bench.architecture(a).ground_truth for a in ids}
+
+    def gt(some: list[str]) -> np.ndarray:
+        return np.array([truth[a] for a in some])
+
+    out.mkdir(parents=True, exist_ok=True)
+    state, evaluator, tb = evolve_on(cache.load(sample_ids), gt(sample_ids), setup, out, resume, progress, customize)
 
     held_inputs = FitnessEvaluator(tb.pset, cache.load(held_ids), gt(held_ids))
     all_inputs = FitnessEvaluator(tb.pset, cache.load(ids), gt(ids))
