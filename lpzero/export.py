@@ -18,6 +18,7 @@ import torch
 from deap import gp
 
 from primitives import OPS, OpRegistry, Weighted, op_and_type
+from primitives.ops import EXP_CAP
 from primitives.registry import PrimitiveError
 from primitives.symbolic import input_symbol
 from primitives.values import EPS, reduced, safe_denominator
@@ -122,7 +123,7 @@ def evaluate_expression(expr: sympy.Expr, inputs: dict[str, Weighted], ops: OpRe
         elif isinstance(e, sympy.log):
             out = torch.log(torch.as_tensor(vals[0]).clamp_min(EPS))
         elif isinstance(e, sympy.exp):
-            out = torch.exp(torch.as_tensor(vals[0]).clamp_max(80.0))
+            out = torch.exp(torch.as_tensor(vals[0]).clamp_max(EXP_CAP))
         elif isinstance(e, sympy.Abs):
             out = torch.as_tensor(vals[0]).abs()
         elif isinstance(e, (sympy.Max, sympy.Min)):
