@@ -25,7 +25,7 @@ from typing import Callable
 
 from deap import base, creator, gp
 
-from .fitness import FitnessEvaluator
+from .fitness import FitnessEvaluator, is_valid_fitness
 from .genome import PaperGenes
 
 LOG_FIELDS = ("iteration", "best", "median", "invalid", "rps_rejected", "seconds")
@@ -107,11 +107,11 @@ def load_checkpoint(path: Path, toolbox: base.Toolbox) -> tuple[EvolutionState, 
 
 
 def _evaluate(toolbox: base.Toolbox, evaluator: FitnessEvaluator, inds: list, invalid: Counter) -> None:
+    """Fitness through `toolbox.map` (register a pool's map to evaluate in parallel)."""
     for ind, fit in zip(inds, toolbox.map(toolbox.evaluate, inds)):
         ind.fitness.values = fit
-        reason = evaluator.details(ind).reason
-        if reason is not None:
-            invalid[reason.split(" on ")[0]] += 1
+        if not is_valid_fitness(fit):  # the reason is recomputed here, for invalid proxies only
+            invalid[evaluator.details(ind).reason.split(" on ")[0]] += 1
 
 
 def run_evolution(
@@ -153,7 +153,7 @@ def run_evolution(
                 (child,) = toolbox.mutate(child)
         _evaluate(toolbox, evaluator, [child], state.invalid)
         key = str(child)
-        if key not in keys and evaluator.details(child).valid:
+        if key not in keys and is_valid_fitness(child.fitness.values):
             keys.add(key)
             state.population.append(child)
             state.population.sort(key=lambda i: i.fitness.values[0], reverse=True)

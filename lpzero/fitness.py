@@ -47,6 +47,11 @@ class Evaluation:
         return -1 if (self.spearman or 0.0) < 0 else 1
 
 
+def is_valid_fitness(fitness: tuple[float]) -> bool:
+    """Whether a DEAP fitness tuple (from `FitnessEvaluator.__call__`) belongs to a valid proxy."""
+    return fitness[0] != INVALID_FITNESS
+
+
 def invalid(reason: str) -> Evaluation:
     return Evaluation(INVALID_FITNESS, reason=reason)
 
@@ -85,6 +90,10 @@ class FitnessEvaluator:
         self.args = list(self.inputs.values())
         self.truth = np.asarray(truth, dtype=np.float64)
         self.memo: dict[str, Evaluation] = {}
+
+    def __getstate__(self) -> dict:
+        # a process pool's workers get the inputs, not the parent's memo
+        return {**self.__dict__, "memo": {}}
 
     def scores(self, tree: gp.PrimitiveTree) -> np.ndarray:
         func = gp.compile(tree, self.pset)

@@ -6,6 +6,7 @@ Each op is instantiated once per type it applies to; the instance is named
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 from typing import Callable, Iterable
@@ -17,23 +18,49 @@ from .types import ALL_TYPES, INPUTS, TYPES_BY_CODE, InputSpec, ProxyType, Scala
 from .values import reduced
 
 
+@dataclasses.dataclass(frozen=True)
+class _OnValues:
+    """An element-wise or binary op applied to the values of `Weighted` arguments."""
+
+    fn: Callable
+
+    def __call__(self, *args):
+        return args[0].with_values(self.fn(*(a.values for a in args)))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Transform:
+    """A distribution op (softmax, min-max): `Weighted` in, same weights and presence out."""
+
+    fn: Callable
+
+    def __call__(self, x):
+        return x.with_values(self.fn(x))
+
+
+@dataclasses.dataclass(frozen=True)
+class _ReduceTensors:
+    """A reduction of each tensor to one value per layer."""
+
+    fn: Callable
+
+    def __call__(self, x):
+        return reduced(x, self.fn(x))
+
+
 def runtime(op: Op, level: str) -> Callable:
-    """The callable a compiled tree calls for `op` applied at `level`."""
+    """The callable a compiled tree calls for `op` applied at `level`.
+
+    Module-level callables, not closures, so a compiled primitive set pickles and a
+    process pool can evaluate trees (`toolbox.register("map", pool.map)`).
+    """
     fn = op.torch_fn
-    if op.kind == "elementwise":
-        if level == "scalar":
-            return fn
-        return lambda x: x.with_values(fn(x.values))
-    if op.kind == "binary":
-        if level == "scalar":
-            return fn
-        return lambda a, b: a.with_values(fn(a.values, b.values))
+    if op.kind in ("elementwise", "binary"):
+        return fn if level == "scalar" else _OnValues(fn)
     if op.kind == "distribution":
-        return lambda x: x.with_values(fn(x))
+        return _Transform(fn)
     if op.kind == "reduce":
-        if level == "tensors":
-            return lambda x: reduced(x, fn(x))
-        return fn  # layers -> scalar: a plain [N] tensor
+        return _ReduceTensors(fn) if level == "tensors" else fn  # layers -> scalar: a plain [N] tensor
     raise PrimitiveError(f"op {op.name!r} of kind {op.kind!r} has no runtime form")
 
 

@@ -114,3 +114,24 @@ def test_same_seed_same_result_in_separate_processes(tmp_path):
 def test_scores_equal_up_to_rounding_are_constant():
     assert spearman_fitness([0.25, 0.25 * (1 + 1e-8), 0.25 * (1 - 1e-8)], [1, 2, 3]).reason == "constant scores"
     assert spearman_fitness([0.25, 0.26, 0.27], [1, 2, 3]).valid
+
+
+@pytest.mark.parametrize("pool_kind", ["process", "thread"])
+def test_parallel_fitness_through_toolbox_map_repeats_the_serial_run(pool_kind):
+    import multiprocessing
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lpzero.toolbox import ensure_creator
+
+    settings = EvolveSettings(population=20, iterations=30)
+    tb, ev = setup()
+    serial = run_evolution(tb, ev, settings)
+    tb, ev = setup()
+    # DEAP's recipe: register a pool's map; spawned workers must create DEAP's classes first
+    pool = (multiprocessing.get_context("spawn").Pool(2, initializer=ensure_creator) if pool_kind == "process"
+            else ThreadPoolExecutor(2))
+    with pool:
+        tb.register("map", pool.map)
+        parallel = run_evolution(tb, ev, settings)
+    assert [str(i) for i in parallel.population] == [str(i) for i in serial.population]
+    assert parallel.log == [{**r, "seconds": p["seconds"]} for r, p in zip(serial.log, parallel.log)]
