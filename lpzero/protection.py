@@ -36,10 +36,6 @@ class GuardActivity:
         return asdict(self)
 
 
-def _present(value) -> torch.Tensor | None:
-    return value.present if isinstance(value, Weighted) else None
-
-
 def guard_activity(tree: gp.PrimitiveTree, pset: gp.PrimitiveSetTyped, inputs: Mapping[str, Weighted],
                    ops: OpRegistry = OPS) -> list[GuardActivity]:
     """Activity of every protected node of `tree` on `inputs` (symbol -> [N, L, K] values).
@@ -61,10 +57,9 @@ def guard_activity(tree: gp.PrimitiveTree, pset: gp.PrimitiveSetTyped, inputs: M
         if op.guard is not None:
             raw = [a.values if isinstance(a, Weighted) else a for a in args]
             changed = op.guard(*raw)
-            present = _present(args[0])
-            if present is not None:
-                changed = changed & present
-                n_values = int(present.sum())
+            if isinstance(args[0], Weighted):  # padding (absent layers, short tensors) does not count
+                changed = changed & args[0].present
+                n_values = int(args[0].present.sum())
             else:
                 n_values = changed.numel()
             per_arch = changed.reshape(changed.shape[0], -1).any(1)
@@ -82,22 +77,23 @@ def guard_activity(tree: gp.PrimitiveTree, pset: gp.PrimitiveSetTyped, inputs: M
     return sorted(report, key=lambda g: g.node)
 
 
-def active_nodes(activity: list[dict] | list[GuardActivity]) -> frozenset[int]:
-    """Positions of the nodes whose guard changed at least one value."""
-    rows = [g.to_dict() if isinstance(g, GuardActivity) else g for g in activity]
-    return frozenset(r["node"] for r in rows if r["architectures"] > 0)
+def active_nodes(activity: list[dict]) -> frozenset[int]:
+    """Positions of the nodes whose guard changed at least one value (`activity`: `to_dict()` rows)."""
+    return frozenset(r["node"] for r in activity if r["architectures"] > 0)
 
 
-def describe(activity: list[dict]) -> str:
-    """One sentence for a report."""
+def describe(activity: list[dict], ops: OpRegistry = OPS) -> str:
+    """One sentence for a report; says which active guards the formula cannot show."""
     active = [r for r in activity if r["architectures"] > 0]
     if not active:
         return "No protected op changed a value on the search sample: the formula holds as printed."
-    parts = [f"`{r['op']}` at `{r['subtree']}` on {100 * r['active_fraction']:.0f}% of the values it computed "
-             f"({r['architectures']} of {r['of']} architectures)" for r in active]
-    return ("Protection was active on the search sample — " + "; ".join(parts)
-            + ". The formula writes the guards of log, exp and sqrt out (e.g. exp(Min(x, 80))); "
-              "a near-zero denominator is pushed to ±1e-12.")
+    parts = []
+    for r in active:
+        shown = "written out in the formula" if ops[r["op"]].guarded_sympy is not None else \
+            f"not shown in the formula: {ops[r['op']].doc}"
+        parts.append(f"`{r['op']}` at `{r['subtree']}` on {100 * r['active_fraction']:.0f}% of the values it computed "
+                     f"({r['architectures']} of {r['of']} architectures; {shown})")
+    return "Protection was active on the search sample — " + "; ".join(parts) + "."
 
 
 __all__ = ["GuardActivity", "active_nodes", "describe", "guard_activity"]

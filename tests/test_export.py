@@ -6,7 +6,7 @@ import torch
 from deap import gp
 
 from lpzero.export import evaluate_expression, format_expression, proxy_formula, simplify, tree_to_sympy
-from lpzero.protection import active_nodes, guard_activity
+from lpzero.protection import active_nodes, describe, guard_activity
 from lpzero.rps import violations
 from primitives import INPUT_SYMBOLS, OPS, build_primitive_set, generate_typed
 from synthetic import synthetic_inputs
@@ -72,9 +72,9 @@ def test_guarded_formula_scores_like_the_tree_on_any_inputs():
         if not torch.isfinite(a).all() or a.abs().max() > 1e200 or a.min() == a.max():
             continue  # invalid proxies are never exported (a constant one may be e^80 x rounding noise)
         activity = guard_activity(t, PSET, inputs)
-        active = active_nodes(activity)
-        if any(g.op in ("div", "reciprocal") for g in activity if g.node in active):
-            continue  # a denominator pushed to ±1e-12 has no closed form; the report states it
+        active = active_nodes([g.to_dict() for g in activity])
+        if any(OPS[g.op].guarded_sympy is None for g in activity if g.node in active):
+            continue  # no closed form (a denominator pushed to ±1e-12); the report names it instead
         b = evaluate_expression(simplify(tree_to_sympy(t, guarded=active)), inputs)
         b = torch.as_tensor(b, dtype=a.dtype).expand_as(a)
         assert torch.allclose(a, b, rtol=1e-6, atol=1e-9), (str(t), active, a, b)
@@ -89,11 +89,11 @@ def test_capped_exp_is_reported_and_written_out():
     big = {**inputs, "H": inputs["H"].with_values(inputs["H"].values.abs() * 100 + 10)}
     (capped,) = guard_activity(t, PSET, big)
     assert (capped.op, capped.node, capped.active_fraction, capped.architectures) == ("exp", 1, 1.0, 4)
-    assert proxy_formula(t, guarded=active_nodes([capped])) == "layer_sum_l(exp(Min(80, l1(theta_H))))"
+    assert proxy_formula(t, guarded=active_nodes([capped.to_dict()])) == "layer_sum_l(exp(Min(80, l1(theta_H))))"
     small = {**inputs, "H": inputs["H"].with_values(inputs["H"].values * 1e-3)}
     (idle,) = guard_activity(t, PSET, small)
-    assert idle.active_fraction == 0 and not active_nodes([idle])
-    assert proxy_formula(t, guarded=active_nodes([idle])) == "layer_sum_l(exp(l1(theta_H)))"
+    assert idle.active_fraction == 0 and not active_nodes([idle.to_dict()])
+    assert proxy_formula(t, guarded=active_nodes([idle.to_dict()])) == "layer_sum_l(exp(l1(theta_H)))"
 
 
 def test_log_guard_counts_the_clamped_values():
@@ -103,3 +103,10 @@ def test_log_guard_counts_the_clamped_values():
     w = inputs["W"]
     expected = float(((w.values < 1e-12) & w.present).sum()) / float(w.present.sum())
     assert g.active_fraction == expected and 0 < expected < 1
+
+
+def test_report_names_guards_the_formula_cannot_show():
+    row = {"node": 2, "op": "div", "subtree": "div__Lw(W, W)", "active_fraction": 0.5, "architectures": 1, "of": 2}
+    assert "not shown in the formula" in describe([row]) and "written out" not in describe([row])
+    assert "written out in the formula" in describe([{**row, "op": "exp", "subtree": "exp__Lw(W)"}])
+    assert describe([{**row, "architectures": 0}]).startswith("No protected op changed a value")
