@@ -3,6 +3,11 @@
 Each iteration draws two parents from the top `top_fraction` of the population,
 applies crossover (probability `crossover`) and mutation (probability `mutation`),
 evaluates the first offspring and keeps the best `population` distinct proxies.
+Two proxies are the same when they order the sampled architectures identically
+(`distinct="ranking"`, the default): their fitness is equal by construction, and
+copies of one proxy (``l1(G)``, ``sqrt(l1(G))``, ...) would otherwise fill the small
+parent pool. Of two such trees the smaller is kept; `distinct="text"` counts only
+identical trees as the same.
 `random_search=True` replaces the variation step by a fresh random proxy (the
 paper's random-search baseline). Fitness comes from the evaluator, i.e. from cached
 inputs: no model is built here.
@@ -43,6 +48,9 @@ class EvolveSettings:
     top_fraction: float = 0.1
     seed: int = 42
     random_search: bool = False
+    #: when two proxies count as the same: "ranking" (they order the sampled architectures
+    #: identically, so the simpler tree is kept) or "text" (identical trees only)
+    distinct: str = "ranking"
     checkpoint_every: int = 50
 
 
@@ -114,6 +122,40 @@ def _evaluate(toolbox: base.Toolbox, evaluator: FitnessEvaluator, inds: list, in
             invalid[evaluator.details(ind).reason.split(" on ")[0]] += 1
 
 
+def _identity_function(distinct: str, evaluator: FitnessEvaluator) -> Callable:
+    if distinct == "text":
+        return str
+    if distinct == "ranking":
+        return lambda ind: evaluator.details(ind).ranking or str(ind)
+    raise ValueError(f"unknown distinct={distinct!r} (known: ranking, text)")
+
+
+def _rank_key(ind) -> tuple:
+    """Best first; among equally fit proxies the smaller tree first (parsimony)."""
+    return -ind.fitness.values[0], len(ind), str(ind)
+
+
+def _admit(population: list, members: dict, identity: Callable, child, size: int) -> None:
+    """Put a valid child into the population unless the same proxy, as fit and no larger, is there.
+
+    `members` maps each proxy identity to the population member that holds it.
+    """
+    key = identity(child)
+    same = members.get(key)
+    if same is not None:
+        if _rank_key(child) >= _rank_key(same):
+            return
+        population[:] = [ind for ind in population if ind is not same]
+    members[key] = child
+    population.append(child)
+    population.sort(key=_rank_key)
+    for dropped in population[size:]:
+        k = identity(dropped)
+        if members.get(k) is dropped:
+            del members[k]
+    del population[size:]
+
+
 def run_evolution(
     toolbox: base.Toolbox,
     evaluator: FitnessEvaluator,
@@ -135,11 +177,22 @@ def run_evolution(
             evaluator.details(ind)
     else:
         random.seed(settings.seed)
-        state = EvolutionState(population=toolbox.population(settings.population))
-        _evaluate(toolbox, evaluator, state.population, state.invalid)
-        state.population.sort(key=lambda i: i.fitness.values[0], reverse=True)
+        state = EvolutionState(population=[])
+        drawn = toolbox.population(settings.population)
+        _evaluate(toolbox, evaluator, drawn, state.invalid)
+        identity = _identity_function(settings.distinct, evaluator)
+        members: dict = {}
+        for _ in range(10):  # random trees that are the same proxy as another are redrawn
+            for ind in drawn:
+                _admit(state.population, members, identity, ind, settings.population)
+            missing = settings.population - len(state.population)
+            if not missing:
+                break
+            drawn = toolbox.population(missing)
+            _evaluate(toolbox, evaluator, drawn, state.invalid)
 
-    keys = {str(ind) for ind in state.population}
+    identity = _identity_function(settings.distinct, evaluator)
+    members = {identity(ind): ind for ind in reversed(state.population)}
     started = time.perf_counter() - state.seconds
     while state.iteration < settings.iterations:
         if settings.random_search:
@@ -152,14 +205,8 @@ def run_evolution(
             if random.random() < settings.mutation:
                 (child,) = toolbox.mutate(child)
         _evaluate(toolbox, evaluator, [child], state.invalid)
-        key = str(child)
-        if key not in keys and is_valid_fitness(child.fitness.values):
-            keys.add(key)
-            state.population.append(child)
-            state.population.sort(key=lambda i: i.fitness.values[0], reverse=True)
-            for dropped in state.population[settings.population :]:
-                keys.discard(str(dropped))
-            del state.population[settings.population :]
+        if is_valid_fitness(child.fitness.values):
+            _admit(state.population, members, identity, child, settings.population)
         state.iteration += 1
         state.seconds = time.perf_counter() - started
         fits = [i.fitness.values[0] for i in state.population]

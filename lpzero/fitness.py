@@ -11,7 +11,7 @@ reported and applied with its orientation.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -36,6 +36,9 @@ class Evaluation:
     spearman: float | None = None
     kendall: float | None = None
     reason: str | None = None
+    #: the architectures' order under the oriented proxy (dense ranks as bytes): proxies with
+    #: equal `ranking` are the same proxy as far as this set of architectures can tell
+    ranking: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def valid(self) -> bool:
@@ -70,7 +73,8 @@ def spearman_fitness(scores: Sequence[float] | np.ndarray, truth: Sequence[float
     if not math.isfinite(rho):
         return invalid("undefined Spearman correlation")
     tau = float(stats.kendalltau(scores, truth).statistic) if with_kendall else None
-    return Evaluation(abs(rho), spearman=rho, kendall=tau)
+    ranking = stats.rankdata(np.copysign(1.0, rho) * scores, method="dense").astype(np.int32).tobytes()
+    return Evaluation(abs(rho), spearman=rho, kendall=tau, ranking=ranking)
 
 
 class FitnessEvaluator:
