@@ -236,6 +236,10 @@ def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots
 @click.option("--unary", "n_unary", type=int, default=2, show_default=True, help="Unary ops per branch (paper toolbox).")
 @click.option("--max-height", type=int, default=8, show_default=True, help="Tree height limit (typed toolbox).")
 @click.option("--no-rps", is_flag=True, help="Switch the rule-based pruning strategy off (ablation).")
+@click.option("--distinct", type=click.Choice(["ranking", "text"]), default="ranking", show_default=True,
+              help="Population members differ in how they rank the sample (ranking) or only as trees (text).")
+@click.option("--final-selection", type=click.Choice(["search", "sample"]), default="search", show_default=True,
+              help="Found proxy: the hall-of-fame tree with the best ρ on the whole search part, or the fittest.")
 @click.option("--random-search", is_flag=True, help="Random search instead of evolution (baseline).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
 @click.option("--baselines", default="all", show_default=True, help="Hand-designed proxies to compare against.")
@@ -247,7 +251,7 @@ def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots
 @click.pass_context
 @_user_errors
 def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover, mutation, top_fraction, sample,
-           holdout, seed, n_unary, max_height, no_rps, random_search, resume, baselines, quick, data,
+           holdout, seed, n_unary, max_height, no_rps, distinct, final_selection, random_search, resume, baselines, quick, data,
            hidden_size_compat, **kw):
     """Search for a proxy with genetic programming (paper Algorithm 1)."""
     from click.core import ParameterSource
@@ -271,8 +275,9 @@ def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover,
     _fill_cache(store, ids, _parse_baselines(baselines), kw["jobs"], kw["device"])
     setup = SearchSetup(
         toolbox=toolbox_kind, sample=sample, holdout=holdout, rps=not no_rps, n_unary=n_unary, max_height=max_height,
+        final_selection=final_selection,
         evolve=EvolveSettings(population=population, iterations=iterations, crossover=crossover, mutation=mutation,
-                              top_fraction=top_fraction, seed=seed, random_search=random_search),
+                              top_fraction=top_fraction, seed=seed, random_search=random_search, distinct=distinct),
     )
     out_dir = Path(out) if out else Path("runs") / bench.name.replace(":", "_").replace("/", "_")
     bar = tqdm(total=iterations, desc="evolving", unit="it", mininterval=PROGRESS_INTERVAL)

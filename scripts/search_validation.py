@@ -10,10 +10,17 @@ outside the fitness sample (50 of the 100 on GPT-2) are the validation set: each
 variant runs once per evolution seed, and its best tree (oriented on the sample) is
 scored on the validation set. Writes `summary.csv` (one row per run) and prints the
 mean, sd and median per variant.
+
+The final selection (`lpzero evolve --final-selection search`: the hall-of-fame tree
+with the best ρ on the whole search part) needs architectures beyond the sample, so it
+is checked one level down: the validation set is halved `--halvings` times (seeded);
+the sample plus one half plays the search part, and the chosen tree is scored on the
+other half, beside the fittest tree on the same half.
 """
 from __future__ import annotations
 
 import csv
+import random
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -24,19 +31,21 @@ import numpy as np
 from benchmarks import get_benchmark
 from lpzero.cache import CacheSettings, InputCache
 from lpzero.evolve import EvolveSettings
-from lpzero.experiment import SearchSetup, evolve_on, search_sample
-from lpzero.fitness import FitnessEvaluator, spearman_fitness
+from lpzero.experiment import SearchSetup, evolve_on, search_sample, select_final
+from lpzero.fitness import FitnessEvaluator, is_valid_fitness, spearman_fitness
 
 VARIANTS = {
     # name -> (changes to SearchSetup, changes to EvolveSettings)
     "typed": ({}, {}),
+    "typed-distinct-text": ({}, {"distinct": "text"}),
     "typed-height6": ({"max_height": 6}, {}),
     "typed-no-rps": ({"rps": False}, {}),
     "typed-population200": ({}, {"population": 200}),
     "paper": ({"toolbox": "paper"}, {}),
     "random-search": ({}, {"random_search": True}),
 }
-FIELDS = ("variant", "seed", "sample_fitness", "validation_rho", "validation_tau", "tree")
+FIELDS = ("variant", "seed", "sample_fitness", "validation_rho", "validation_tau", "nested_fittest_rho",
+          "nested_selected_rho", "tree")
 
 
 def _seeds(spec: str) -> list[int]:
@@ -46,15 +55,31 @@ def _seeds(spec: str) -> list[int]:
     return [int(s) for s in spec.split(",")]
 
 
+def _nested_final_selection(state, evaluator, tb, setup, halves) -> tuple[float, float]:
+    """Mean ρ on the held-back halves of the fittest tree and of the one `select_final` picks."""
+    finalists = [ind for ind in state.population if is_valid_fitness(ind.fitness.values)][: setup.hall_of_fame]
+    fittest, selected = [], []
+    for (part_inputs, part_truth), (rest_inputs, rest_truth) in halves:
+        part = FitnessEvaluator(tb.pset, part_inputs, part_truth)
+        rest = FitnessEvaluator(tb.pset, rest_inputs, rest_truth)
+        choice = finalists[select_final(finalists, evaluator, part, setup.final_selection)[0]]
+        for tree, into in ((finalists[0], fittest), (choice, selected)):
+            ev = spearman_fitness(evaluator.details(tree).orientation * rest.scores(tree), rest_truth)
+            into.append(ev.spearman if ev.valid else float("nan"))
+    return statistics.mean(fittest), statistics.mean(selected)
+
+
 @click.command()
 @click.option("--benchmark", default="gpt2")
 @click.option("--variants", default=",".join(VARIANTS), help=f"Comma-separated, from: {', '.join(VARIANTS)}.")
 @click.option("--seeds", default="0-15", help="Evolution seeds: a range 0-15 or a list 1,2,3.")
 @click.option("--split-seed", type=int, default=42, show_default=True, help="Seed of the split and the sample.")
 @click.option("--paper-batch", is_flag=True, help="Inputs from the paper's mini-batch shape.")
+@click.option("--halvings", type=int, default=10, show_default=True, help="Halvings of the validation set "
+              "for the check of the final selection.")
 @click.option("--cache-dir", type=click.Path(), default=None)
 @click.option("--out", type=click.Path(), default="runs/search_validation")
-def main(benchmark, variants, seeds, split_seed, paper_batch, cache_dir, out):
+def main(benchmark, variants, seeds, split_seed, paper_batch, halvings, cache_dir, out):
     unknown = [v for v in variants.split(",") if v not in VARIANTS]
     if unknown:
         raise click.BadParameter(f"unknown variant(s) {', '.join(unknown)}", param_hint="--variants")
@@ -71,6 +96,12 @@ def main(benchmark, variants, seeds, split_seed, paper_batch, cache_dir, out):
     sample_inputs, sample_truth = cache.load(sample_ids), np.array([truth[a] for a in sample_ids])
     validation_truth = np.array([truth[a] for a in validation_ids])
     validation_inputs = cache.load(validation_ids)
+    halves = []  # (stand-in search part: sample + one half, the other half)
+    for _ in range(halvings):
+        order = random.Random(f"{split_seed}-{len(halves)}").sample(validation_ids, len(validation_ids))
+        part, rest = sample_ids + order[: len(order) // 2], order[len(order) // 2 :]
+        halves.append(((cache.load(part), np.array([truth[a] for a in part])),
+                       (cache.load(rest), np.array([truth[a] for a in rest]))))
 
     rows = []
     for name in variants.split(","):
@@ -82,10 +113,13 @@ def main(benchmark, variants, seeds, split_seed, paper_batch, cache_dir, out):
             found = evaluator.details(best)
             scores = FitnessEvaluator(tb.pset, validation_inputs, validation_truth).scores(best)
             m = spearman_fitness(found.orientation * scores, validation_truth, with_kendall=True)
+            fittest, selected = _nested_final_selection(state, evaluator, tb, setup, halves)
             rows.append({"variant": name, "seed": seed, "sample_fitness": found.fitness,
-                         "validation_rho": m.spearman, "validation_tau": m.kendall, "tree": str(best)})
+                         "validation_rho": m.spearman, "validation_tau": m.kendall, "nested_fittest_rho": fittest,
+                         "nested_selected_rho": selected, "tree": str(best)})
             click.echo(f"{name:<20} seed {seed:>3}: sample {found.fitness:.3f}  validation "
-                       f"{'invalid' if m.spearman is None else f'{m.spearman:+.3f}'}")
+                       f"{'invalid' if m.spearman is None else f'{m.spearman:+.3f}'}  nested: fittest "
+                       f"{fittest:+.3f} selected {selected:+.3f}")
     out_dir = Path(out) / f"{benchmark}_split{split_seed}{'_paper_batch' if paper_batch else ''}"
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "summary.csv", "w", newline="") as f:
@@ -94,13 +128,17 @@ def main(benchmark, variants, seeds, split_seed, paper_batch, cache_dir, out):
         w.writerows(rows)
     click.echo(f"\n{len(sample_ids)} sample / {len(validation_ids)} validation architectures of the search part "
                f"(split seed {split_seed}); held-out part untouched")
-    click.echo("| variant | runs | sample fitness, mean | validation ρ, mean ± sd | median |")
-    click.echo("|---|---|---|---|---|")
+    click.echo(f"nested check of the final selection: {halvings} halvings of the validation set")
+    click.echo("| variant | runs | sample fitness, mean | validation ρ, mean ± sd | median | nested: fittest | "
+               "nested: selected on search part |")
+    click.echo("|---|---|---|---|---|---|---|")
     for name in variants.split(","):
         mine = [r for r in rows if r["variant"] == name]
         rho = [r["validation_rho"] for r in mine if r["validation_rho"] is not None]
         click.echo(f"| {name} | {len(mine)} | {statistics.mean(r['sample_fitness'] for r in mine):.3f} | "
-                   f"{statistics.mean(rho):+.3f} ± {statistics.pstdev(rho):.3f} | {statistics.median(rho):+.3f} |")
+                   f"{statistics.mean(rho):+.3f} ± {statistics.pstdev(rho):.3f} | {statistics.median(rho):+.3f} | "
+                   f"{statistics.mean(r['nested_fittest_rho'] for r in mine):+.3f} | "
+                   f"{statistics.mean(r['nested_selected_rho'] for r in mine):+.3f} |")
     click.echo(f"written {out_dir / 'summary.csv'}")
 
 

@@ -71,6 +71,11 @@ def test_cache_evolve_export_rank_end_to_end(run, tmp_path):
     assert "Found proxy" in r.output and "held-out" in r.output
     best = json.loads((tmp_path / "runs/e2e/best.json").read_text())
     assert best["heldout"]["n"] == 3 and best["baseline_heldout"]["proxy"] == "num_params"
+    # the found proxy is the hall-of-fame tree with the best ρ on the whole search part
+    hof = json.loads((tmp_path / "runs/e2e/hall_of_fame.json").read_text())
+    assert best["search_part"]["n"] == 3 and best["tree"] == hof[0]["tree"]
+    part_rho = [e["search_part"]["spearman"] for e in hof]
+    assert part_rho == sorted(part_rho, reverse=True)
     for name in ("hall_of_fame.json", "log.csv", "evolution.png", "report.md", "checkpoint.json"):
         assert (tmp_path / "runs/e2e" / name).is_file()
     latex = run("export", "runs/e2e/best.json", "--format", "latex").output.strip()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from deap import gp
 
-from lpzero.evolve import EvolveSettings, run_evolution
+from lpzero.evolve import EvolutionState, EvolveSettings, run_evolution
 from lpzero.fitness import INVALID_FITNESS, FitnessEvaluator, spearman_fitness
 from lpzero.rps import rps_guard
 from lpzero.toolbox import build_toolbox
@@ -96,7 +96,7 @@ def test_same_seed_same_result_in_separate_processes(tmp_path):
     script = (
         "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
         "from synthetic import planted_truth, synthetic_inputs\n"
-        "from lpzero.evolve import EvolveSettings, run_evolution\n"
+        "from lpzero.evolve import EvolutionState, EvolveSettings, run_evolution\n"
         "from lpzero.fitness import FitnessEvaluator\n"
         "from lpzero.toolbox import build_toolbox\n"
         "x = [object() for _ in range(int(sys.argv[3]))]  # shift later allocations\n"
@@ -135,3 +135,66 @@ def test_parallel_fitness_through_toolbox_map_repeats_the_serial_run(pool_kind):
         parallel = run_evolution(tb, ev, settings)
     assert [str(i) for i in parallel.population] == [str(i) for i in serial.population]
     assert parallel.log == [{**r, "seconds": p["seconds"]} for r, p in zip(serial.log, parallel.log)]
+
+
+def _rankings(state, ev):
+    return [ev.details(ind).ranking for ind in state.population if ev.details(ind).valid]
+
+
+def test_population_holds_one_tree_per_ranking_of_the_sample(tmp_path):
+    import random
+
+    tb, ev = setup()
+    random.seed(42)
+    drawn = _rankings(EvolutionState(population=tb.population(40)), ev)
+    assert len(set(drawn)) < len(drawn)  # random trees include copies of one proxy ...
+    tb, ev = setup()
+    start = run_evolution(tb, ev, EvolveSettings(population=40, iterations=0))
+    kept = _rankings(start, ev)  # ... which the initial population redraws
+    assert len(start.population) == 40 and len(kept) == len(set(kept))
+    tb, ev = setup()
+    s = EvolveSettings(population=20, iterations=150)
+    by_ranking = run_evolution(tb, ev, s)
+    kept = _rankings(by_ranking, ev)
+    assert len(kept) == len(set(kept))
+    # the same search keeping text-distinct trees fills its pool with rank-equivalent copies
+    tb, ev = setup()
+    by_text = run_evolution(tb, ev, EvolveSettings(population=20, iterations=150, distinct="text"))
+    assert len(set(_rankings(by_text, ev))) < len(_rankings(by_text, ev))
+
+
+def test_the_smaller_of_two_equivalent_proxies_is_kept():
+    from deap import creator
+
+    from lpzero.evolve import _admit, _identity_function
+
+    tb, ev = setup()
+    pset = tb.pset
+    big = gp.PrimitiveTree.from_string("layer_sum__Lw(l1__Tw(abs__Tw(abs__Tw(G))))", pset)
+    small = gp.PrimitiveTree.from_string("layer_sum__Lw(l1__Tw(abs__Tw(G)))", pset)
+    pop = []
+    members = {}
+    identity = _identity_function("ranking", ev)
+    for tree in (big, small, big):
+        ind = creator.ProxyTree(tree)
+        ind.fitness.values = ev(ind)
+        _admit(pop, members, identity, ind, size=5)
+    assert [str(i) for i in pop] == [str(small)]
+
+
+def test_final_selection_reranks_the_hall_of_fame_on_the_search_part():
+    from lpzero.errors import LPZeroError
+    from lpzero.experiment import select_final
+
+    tb, sample = setup()
+    trees = [gp.PrimitiveTree.from_string(t, tb.pset) for t in
+             ("layer_sum__Lw(l1__Tw(W))", "layer_sum__Lh(l1__Th(H))", "layer_sum__La(std__Ta(A))")]
+    part_inputs = synthetic_inputs(n_arch=30, seed=1)
+    probe = FitnessEvaluator(tb.pset, part_inputs, np.zeros(30))
+    # on the larger part, the truth is what the second tree (oriented as on the sample) says
+    truth = sample.details(trees[1]).orientation * probe.scores(trees[1])
+    part = FitnessEvaluator(tb.pset, part_inputs, truth)
+    assert select_final(trees, sample, part, "sample") == [0, 1, 2]
+    assert select_final(trees, sample, part, "search")[0] == 1
+    with pytest.raises(LPZeroError, match="unknown final selection"):
+        select_final(trees, sample, part, "held-out")
