@@ -251,8 +251,8 @@ def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots
 @click.pass_context
 @_user_errors
 def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover, mutation, top_fraction, sample,
-           holdout, seed, n_unary, max_height, no_rps, distinct, final_selection, random_search, resume, baselines, quick, data,
-           hidden_size_compat, **kw):
+           holdout, seed, n_unary, max_height, no_rps, distinct, final_selection, random_search, resume, baselines,
+           quick, data, hidden_size_compat, **kw):
     """Search for a proxy with genetic programming (paper Algorithm 1)."""
     from click.core import ParameterSource
     from tqdm import tqdm

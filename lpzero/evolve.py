@@ -166,6 +166,7 @@ def run_evolution(
 ) -> EvolutionState:
     """Run (or continue) Algorithm 1; returns the final state (population best first)."""
     ckpt = out_dir / CHECKPOINT if out_dir is not None else None
+    identity = _identity_function(settings.distinct, evaluator)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     if resume and ckpt is not None and ckpt.is_file():
@@ -180,7 +181,6 @@ def run_evolution(
         state = EvolutionState(population=[])
         drawn = toolbox.population(settings.population)
         _evaluate(toolbox, evaluator, drawn, state.invalid)
-        identity = _identity_function(settings.distinct, evaluator)
         members: dict = {}
         for _ in range(10):  # random trees that are the same proxy as another are redrawn
             for ind in drawn:
@@ -191,7 +191,6 @@ def run_evolution(
             drawn = toolbox.population(missing)
             _evaluate(toolbox, evaluator, drawn, state.invalid)
 
-    identity = _identity_function(settings.distinct, evaluator)
     members = {identity(ind): ind for ind in reversed(state.population)}
     started = time.perf_counter() - state.seconds
     while state.iteration < settings.iterations:
