@@ -13,7 +13,7 @@ import math
 import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 from deap import gp
@@ -108,24 +108,18 @@ def search_sample(ids: list[str], setup: SearchSetup) -> tuple[list[str], list[s
 FINAL_SELECTIONS = ("search", "sample")
 
 
-def select_final(trees: list, sample: FitnessEvaluator, part: FitnessEvaluator, how: str) -> list[int]:
-    """Order in which `trees` (best sample fitness first) are offered as the found proxy.
+def select_final(part_rho: Sequence[float | None], how: str) -> list[int]:
+    """Order in which hall-of-fame trees (best sample fitness first) are offered as the found proxy.
 
-    "search" re-ranks them by ρ on `part`'s architectures (a superset of the sample, still
-    inside the search part), each with the orientation it got on the sample: fitness on 50
-    architectures cannot separate the hall of fame, and more search architectures can.
+    `part_rho[i]` is tree i's ρ, oriented as on the sample, on the whole search part (None
+    if invalid there). "search" orders by it: fitness on 50 architectures cannot separate
+    the hall of fame, and more search architectures can; "sample" keeps fitness order.
     """
     if how == "sample":
-        return list(range(len(trees)))
+        return list(range(len(part_rho)))
     if how != "search":
         raise LPZeroError(f"unknown final selection {how!r} (known: {', '.join(FINAL_SELECTIONS)})")
-
-    def rho(i: int) -> float:
-        tree = trees[i]
-        ev = spearman_fitness(sample.details(tree).orientation * part.scores(tree), part.truth)
-        return ev.spearman if ev.valid else -math.inf
-
-    return sorted(range(len(trees)), key=lambda i: -rho(i))
+    return sorted(range(len(part_rho)), key=lambda i: math.inf if part_rho[i] is None else -part_rho[i])
 
 
 def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: SearchSetup, out: Path,
@@ -149,8 +143,11 @@ def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: Searc
     if not finalists:
         raise LPZeroError(f"no valid proxy after {state.iteration} iterations (invalid by reason: "
                           f"{dict(state.invalid)}); try more iterations or a larger --sample")
+    part = [metrics(evaluator.details(ind).orientation * search_inputs.scores(ind), gt(search_ids))
+            for ind in finalists]
     hof = []
-    for ind in (finalists[i] for i in select_final(finalists, evaluator, search_inputs, setup.final_selection)):
+    for i in select_final([m["spearman"] for m in part], setup.final_selection):
+        ind = finalists[i]
         found: Evaluation = evaluator.details(ind)
         sign = found.orientation  # every figure below is of the oriented proxy, as its formula shows
         protection = [g.to_dict() for g in guard_activity(ind, tb.pset, evaluator.inputs)]
@@ -160,7 +157,7 @@ def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: Searc
             "genes": ind.genes.to_dict() if hasattr(ind, "genes") else None,
             "orientation": sign,
             "search": {"spearman": sign * found.spearman, "fitness": found.fitness, "n": len(sample_ids)},
-            "search_part": metrics(sign * search_inputs.scores(ind), gt(search_ids)),
+            "search_part": part[i],
             "heldout": metrics(sign * held_inputs.scores(ind), gt(held_ids)),
             "whole": metrics(sign * all_inputs.scores(ind), gt(ids)),
             "formula": proxy_formula(ind, sign, "text", guarded=guarded),

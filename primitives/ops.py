@@ -135,7 +135,7 @@ def build_registry() -> OpRegistry:
     add(Op("relu", "f07", "elementwise", ANY, torch.relu, _relu_sym, "max(x, 0)", nonnegative=True,
            can_produce_zero=True, idempotent=True, identity_on_nonnegative=True))
     add(Op("reciprocal", "f08", "elementwise", ANY, _reciprocal, lambda x: 1 / x,
-           "1/x; magnitudes below 1e-12 is pushed to ±1e-12", involution=True, denominator_args=(0,),
+           "1/x; magnitudes below 1e-12 are pushed to ±1e-12", involution=True, denominator_args=(0,),
            guard=_tiny_magnitude))
     add(Op("neg", "f09", "elementwise", ANY, torch.neg, lambda x: -x, "-x", flips_sign=True, involution=True))
     # Reductions, vector/matrix -> one level down (f10-f12, f17, f18), plus the layer sum.
@@ -171,6 +171,6 @@ def build_registry() -> OpRegistry:
     add(Op("add", "g01", "binary", ANY, torch.add, lambda a, b: a + b, "a + b"))
     add(Op("sub", "g02", "binary", ANY, torch.sub, lambda a, b: a - b, "a - b", constant_on_equal_args=True))
     add(Op("mul", "g03", "binary", ANY, torch.mul, lambda a, b: a * b, "a * b"))
-    add(Op("div", "g04", "binary", ANY, _div, lambda a, b: a / b, "a / b; divisor magnitudes below 1e-12 is pushed to ±1e-12",
+    add(Op("div", "g04", "binary", ANY, _div, lambda a, b: a / b, "a / b; divisor magnitudes below 1e-12 are pushed to ±1e-12",
            denominator_args=(1,), constant_on_equal_args=True, guard=lambda a, b: _tiny_magnitude(b)))
     return r

@@ -35,7 +35,9 @@ from primitives import OPS, build_primitive_set, generate_typed
 @click.option("--trees", type=int, default=200)
 @click.option("--cache-dir", type=click.Path(), default=None)
 @click.option("--no-search", is_flag=True)
-def main(benchmark, batch_size, seq_len, samples, sample, trees, cache_dir, no_search):
+@click.option("--distinct", type=click.Choice(["ranking", "text"]), default="ranking", show_default=True,
+              help="The search's rule for when two proxies are the same (see lpzero evolve --distinct).")
+def main(benchmark, batch_size, seq_len, samples, sample, trees, cache_dir, no_search, distinct):
     bench = get_benchmark(benchmark)
     cache = InputCache(CacheSettings(bench.name, batch_size, seq_len, samples=samples),
                        Path(cache_dir) if cache_dir else None)
@@ -65,7 +67,7 @@ def main(benchmark, batch_size, seq_len, samples, sample, trees, cache_dir, no_s
         return
     ids_all = bench.ids()
     cache.compute(ids_all)
-    setup = SearchSetup(evolve=EvolveSettings(population=80, iterations=1000, seed=42))
+    setup = SearchSetup(evolve=EvolveSettings(population=80, iterations=1000, seed=42, distinct=distinct))
     t = time.perf_counter()
     best = run_search(bench, cache, ids_all, setup, Path("runs") / "bench_fitness")
     click.echo(f"paper-protocol search (80 x 1000) incl. reporting: {time.perf_counter() - t:.1f} s "

@@ -62,10 +62,14 @@ def _nested_final_selection(state, evaluator, tb, setup, halves) -> tuple[float,
     for (part_inputs, part_truth), (rest_inputs, rest_truth) in halves:
         part = FitnessEvaluator(tb.pset, part_inputs, part_truth)
         rest = FitnessEvaluator(tb.pset, rest_inputs, rest_truth)
-        choice = finalists[select_final(finalists, evaluator, part, setup.final_selection)[0]]
+
+        def rho(tree, on: FitnessEvaluator) -> float | None:
+            return spearman_fitness(evaluator.details(tree).orientation * on.scores(tree), on.truth).spearman
+
+        choice = finalists[select_final([rho(t, part) for t in finalists], setup.final_selection)[0]]
         for tree, into in ((finalists[0], fittest), (choice, selected)):
-            ev = spearman_fitness(evaluator.details(tree).orientation * rest.scores(tree), rest_truth)
-            into.append(ev.spearman if ev.valid else float("nan"))
+            r = rho(tree, rest)
+            into.append(float("nan") if r is None else r)
     return statistics.mean(fittest), statistics.mean(selected)
 
 
