@@ -233,7 +233,11 @@ def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots
 @click.option("--sample", type=int, default=50, show_default=True, help="Architectures fitness is computed on.")
 @click.option("--holdout", type=float, default=0.5, show_default=True, help="Fraction held out from the search.")
 @click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--unary", "n_unary", type=int, default=2, show_default=True, help="Unary ops per branch (paper toolbox).")
+@click.option("--runs", "n_runs", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Independent runs of the loop (seeded from --seed; 1 = the paper's single run); the final "
+                   "selection picks among the hall-of-fame trees of all runs.")
+@click.option("--unary", "n_unary", type=int, default=2, show_default=True,
+              help="Unary ops per branch (paper toolbox).")
 @click.option("--max-height", type=int, default=8, show_default=True, help="Tree height limit (typed toolbox).")
 @click.option("--no-rps", is_flag=True, help="Switch the rule-based pruning strategy off (ablation).")
 @click.option("--distinct", type=click.Choice(["ranking", "text"]), default="ranking", show_default=True,
@@ -251,8 +255,8 @@ def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots
 @click.pass_context
 @_user_errors
 def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover, mutation, top_fraction, sample,
-           holdout, seed, n_unary, max_height, no_rps, distinct, final_selection, random_search, resume, baselines,
-           quick, data, hidden_size_compat, **kw):
+           holdout, seed, n_runs, n_unary, max_height, no_rps, distinct, final_selection, random_search, resume,
+           baselines, quick, data, hidden_size_compat, **kw):
     """Search for a proxy with genetic programming (paper Algorithm 1)."""
     from click.core import ParameterSource
     from tqdm import tqdm
@@ -275,14 +279,15 @@ def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover,
     _fill_cache(store, ids, _parse_baselines(baselines), kw["jobs"], kw["device"])
     setup = SearchSetup(
         toolbox=toolbox_kind, sample=sample, holdout=holdout, rps=not no_rps, n_unary=n_unary, max_height=max_height,
-        final_selection=final_selection,
+        final_selection=final_selection, runs=n_runs,
         evolve=EvolveSettings(population=population, iterations=iterations, crossover=crossover, mutation=mutation,
                               top_fraction=top_fraction, seed=seed, random_search=random_search, distinct=distinct),
     )
     out_dir = Path(out) if out else Path("runs") / bench.name.replace(":", "_").replace("/", "_")
-    bar = tqdm(total=iterations, desc="evolving", unit="it", mininterval=PROGRESS_INTERVAL)
+    bar = tqdm(total=iterations * n_runs, desc=f"evolving ({n_runs} runs)" if n_runs > 1 else "evolving", unit="it",
+               mininterval=PROGRESS_INTERVAL)
     run_search(bench, store, ids, setup, out_dir, resume=resume,
-               progress=lambda it, b: (bar.update(it - bar.n), bar.set_postfix(best=f"{b:.3f}")))
+               progress=lambda it, b: (bar.update(it - bar.n), bar.set_postfix(best=f"{b:.3f}", refresh=False)))
     bar.close()
     click.echo((out_dir / "report.md").read_text())
     click.echo(f"written: {out_dir}/best.json, hall_of_fame.json, log.csv, evolution.png, report.md")

@@ -30,10 +30,13 @@ from typing import Callable
 
 from deap import base, creator, gp
 
+from .errors import LPZeroError
 from .fitness import FitnessEvaluator, is_valid_fitness
 from .genome import PaperGenes
 
-LOG_FIELDS = ("iteration", "best", "median", "invalid", "rps_rejected", "seconds")
+#: settings a resumed run may change (all others must match the checkpoint's)
+RESUMABLE_CHANGES = ("iterations", "checkpoint_every")
+LOG_FIELDS = ("run", "iteration", "best", "median", "invalid", "rps_rejected", "seconds")
 CHECKPOINT = "checkpoint.json"
 
 
@@ -122,7 +125,8 @@ def _evaluate(toolbox: base.Toolbox, evaluator: FitnessEvaluator, inds: list, in
             invalid[evaluator.details(ind).reason.split(" on ")[0]] += 1
 
 
-def _identity_function(distinct: str, evaluator: FitnessEvaluator) -> Callable:
+def identity_function(distinct: str, evaluator: FitnessEvaluator) -> Callable:
+    """What makes two proxies the same under `distinct` ("ranking" or "text"), as a key function."""
     if distinct == "text":
         return str
     if distinct == "ranking":
@@ -130,7 +134,7 @@ def _identity_function(distinct: str, evaluator: FitnessEvaluator) -> Callable:
     raise ValueError(f"unknown distinct={distinct!r} (known: ranking, text)")
 
 
-def _rank_key(ind) -> tuple:
+def rank_key(ind) -> tuple:
     """Best first; among equally fit proxies the smaller tree first (parsimony)."""
     return -ind.fitness.values[0], len(ind), str(ind)
 
@@ -143,12 +147,12 @@ def _admit(population: list, members: dict, identity: Callable, child, size: int
     key = identity(child)
     same = members.get(key)
     if same is not None:
-        if _rank_key(child) >= _rank_key(same):
+        if rank_key(child) >= rank_key(same):
             return
         population[:] = [ind for ind in population if ind is not same]
     members[key] = child
     population.append(child)
-    population.sort(key=_rank_key)
+    population.sort(key=rank_key)
     for dropped in population[size:]:
         k = identity(dropped)
         if members.get(k) is dropped:
@@ -166,11 +170,17 @@ def run_evolution(
 ) -> EvolutionState:
     """Run (or continue) Algorithm 1; returns the final state (population best first)."""
     ckpt = out_dir / CHECKPOINT if out_dir is not None else None
-    identity = _identity_function(settings.distinct, evaluator)
+    identity = identity_function(settings.distinct, evaluator)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     if resume and ckpt is not None and ckpt.is_file():
         state, data = load_checkpoint(ckpt, toolbox)
+        saved = data["settings"]
+        changed = [f"{k}={saved.get(k)!r}" for k, v in asdict(settings).items()
+                   if k not in RESUMABLE_CHANGES and saved.get(k) != v]
+        if changed:
+            raise LPZeroError(f"{ckpt}: written with other settings ({', '.join(changed)}); resume with "
+                              "those, or start afresh without --resume")
         toolbox.rps_log.rejected = data["rps"]["rejected"]
         toolbox.rps_log.gave_up = data["rps"]["gave_up"]
         toolbox.rps_log.reasons.update(data["rps"]["reasons"])
@@ -229,8 +239,10 @@ def rps_counts(toolbox: base.Toolbox) -> dict:
     return {"rejected": log.rejected, "gave_up": log.gave_up, "reasons": dict(log.reasons)}
 
 
-def write_log_csv(path: Path, log: list[dict]) -> None:
+def write_log_csv(path: Path, logs: list[list[dict]]) -> None:
+    """One CSV of the per-iteration logs of a search's runs (column `run`: the run's index)."""
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
         w.writeheader()
-        w.writerows(log)
+        for run, log in enumerate(logs):
+            w.writerows({"run": run, **row} for row in log)

@@ -4,8 +4,9 @@
     python scripts/ablations.py population  # initial population 80 / 100 / 200
     python scripts/ablations.py unary       # paper toolbox, 2 / 3 / 4 / 5 unary ops per branch
 
-Every run uses the cached inputs of `--benchmark` (built first if missing) and
-the held-out protocol of `lpzero evolve`; results go to `--out/<study>/`.
+Every search uses the cached inputs of `--benchmark` (built first if missing) and
+the held-out protocol of `lpzero evolve`, with one run of the loop unless `--runs`
+says otherwise (the paper ablates single runs); results go to `--out/<study>/`.
 """
 from __future__ import annotations
 
@@ -33,8 +34,13 @@ SUMMARY_FIELDS = ("variant", "seed", "search_rho", "heldout_rho", "heldout_tau",
 
 
 def _read_best_curve(run_dir: Path) -> list[float]:
+    """Best fitness per iteration, over the search's runs."""
+    best: dict[int, float] = {}
     with open(run_dir / "log.csv") as f:
-        return [float(r["best"]) for r in csv.DictReader(f)]
+        for r in csv.DictReader(f):
+            it = int(r["iteration"])
+            best[it] = max(best.get(it, float("-inf")), float(r["best"]))
+    return [best[it] for it in sorted(best)]
 
 
 @click.command()
@@ -42,11 +48,13 @@ def _read_best_curve(run_dir: Path) -> list[float]:
 @click.option("--benchmark", default="gpt2")
 @click.option("--iterations", type=int, default=1000)
 @click.option("--seeds", default="42,43,44", help="Comma-separated seeds (the rps study's default is 3 seeds).")
+@click.option("--runs", type=int, default=1, show_default=True,
+              help="Runs of the loop per search (lpzero evolve --runs); the paper's ablations compare single runs.")
 @click.option("--batch-size", type=int, default=None)
 @click.option("--seq-len", type=int, default=None)
 @click.option("--cache-dir", type=click.Path(), default=None)
 @click.option("--out", type=click.Path(), default="runs/ablations")
-def main(study, benchmark, iterations, seeds, batch_size, seq_len, cache_dir, out):
+def main(study, benchmark, iterations, seeds, runs, batch_size, seq_len, cache_dir, out):
     bench = get_benchmark(benchmark)
     cache = InputCache(CacheSettings(bench.name, batch_size or bench.default_batch_size,
                                      seq_len or bench.default_seq_len), Path(cache_dir) if cache_dir else None)
@@ -57,7 +65,7 @@ def main(study, benchmark, iterations, seeds, batch_size, seq_len, cache_dir, ou
     rows, curves = [], {}
     for label, setup_changes, evolve_changes in STUDIES[study]:
         for seed in seed_list:
-            setup = replace(SearchSetup(**setup_changes),
+            setup = replace(SearchSetup(runs=runs, **setup_changes),
                             evolve=replace(EvolveSettings(iterations=iterations, seed=seed), **evolve_changes))
             run_dir = out_dir / f"{label.replace(' ', '_')}_seed{seed}"
             best = run_search(bench, cache, ids, setup, run_dir)

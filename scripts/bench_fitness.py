@@ -2,7 +2,8 @@
 
 Prints the median over random valid trees of the time to score one candidate on
 `--sample` cached architectures (target: <= 100 ms on the 2-core CPU), then times
-the paper-protocol search (population 80, 1,000 iterations) unless --no-search.
+the paper-protocol search (one run: population 80, 1,000 iterations; target <= 10
+min) and the default search of `lpzero evolve` (`--runs` runs) unless --no-search.
 
     python scripts/bench_fitness.py --benchmark gpt2 --batch-size 4 --seq-len 192
 """
@@ -37,7 +38,9 @@ from primitives import OPS, build_primitive_set, generate_typed
 @click.option("--no-search", is_flag=True)
 @click.option("--distinct", type=click.Choice(["ranking", "text"]), default="ranking", show_default=True,
               help="The search's rule for when two proxies are the same (see lpzero evolve --distinct).")
-def main(benchmark, batch_size, seq_len, samples, sample, trees, cache_dir, no_search, distinct):
+@click.option("--runs", type=int, default=SearchSetup.runs, show_default=True,
+              help="Runs of the loop in the default search (lpzero evolve --runs).")
+def main(benchmark, batch_size, seq_len, samples, sample, trees, cache_dir, no_search, distinct, runs):
     bench = get_benchmark(benchmark)
     cache = InputCache(CacheSettings(bench.name, batch_size, seq_len, samples=samples),
                        Path(cache_dir) if cache_dir else None)
@@ -67,11 +70,13 @@ def main(benchmark, batch_size, seq_len, samples, sample, trees, cache_dir, no_s
         return
     ids_all = bench.ids()
     cache.compute(ids_all)
-    setup = SearchSetup(evolve=EvolveSettings(population=80, iterations=1000, seed=42, distinct=distinct))
-    t = time.perf_counter()
-    best = run_search(bench, cache, ids_all, setup, Path("runs") / "bench_fitness")
-    click.echo(f"paper-protocol search (80 x 1000) incl. reporting: {time.perf_counter() - t:.1f} s "
-               f"(loop alone {best['seconds']:.1f} s); held-out rho {best['heldout']['spearman']:+.3f}")
+    for label, n_runs in (("paper-protocol search (80 x 1000, one run)", 1), (f"default search ({runs} runs)", runs)):
+        setup = SearchSetup(runs=n_runs, evolve=EvolveSettings(population=80, iterations=1000, seed=42,
+                                                               distinct=distinct))
+        t = time.perf_counter()
+        best = run_search(bench, cache, ids_all, setup, Path("runs") / f"bench_fitness_{n_runs}runs")
+        click.echo(f"{label} incl. reporting: {time.perf_counter() - t:.1f} s (loops alone {best['seconds']:.1f} s); "
+                   f"held-out rho {best['heldout']['spearman']:+.3f}")
 
 
 if __name__ == "__main__":

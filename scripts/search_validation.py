@@ -7,12 +7,13 @@ The held-out part of `lpzero evolve --seed S` is meant to be looked at once; cho
 design by it fits the design to those architectures. Here the split and the fitness
 sample are those of `--split-seed` (42, the CLI default), and the search architectures
 outside the fitness sample (50 of the 100 on GPT-2) are the validation set: each
-variant runs once per evolution seed, and its best tree (oriented on the sample) is
-scored on the validation set. Writes `summary.csv` (one row per run) and prints the
+variant searches once per evolution seed (`SearchSetup.runs` runs of the loop, as
+`lpzero evolve --runs`), and its fittest tree (oriented on the sample) is scored on
+the validation set. Writes `summary.csv` (one row per run) and prints the
 mean, sd and median per variant.
 
-The final selection (`lpzero evolve --final-selection search`: the hall-of-fame tree
-with the best ρ on the whole search part) needs architectures beyond the sample, so it
+The final selection (`lpzero evolve --final-selection search`: of the hall-of-fame trees
+of all runs, the one with the best ρ on the whole search part) needs architectures beyond the sample, so it
 is checked one level down: the validation set is halved `--halvings` times (seeded);
 the sample plus one half plays the search part, and the chosen tree is scored on the
 other half, beside the fittest tree on the same half.
@@ -32,16 +33,18 @@ from benchmarks import get_benchmark
 from lpzero.cache import CacheSettings, InputCache
 from lpzero.evolve import EvolveSettings
 from lpzero.experiment import SearchSetup, evolve_on, search_sample, select_final
-from lpzero.fitness import FitnessEvaluator, is_valid_fitness, spearman_fitness
+from lpzero.fitness import FitnessEvaluator, spearman_fitness
 
 VARIANTS = {
     # name -> (changes to SearchSetup, changes to EvolveSettings)
     "typed": ({}, {}),
+    "typed-1run": ({"runs": 1}, {}),
     "typed-distinct-text": ({}, {"distinct": "text"}),
     "typed-height6": ({"max_height": 6}, {}),
     "typed-no-rps": ({"rps": False}, {}),
     "typed-population200": ({}, {"population": 200}),
     "paper": ({"toolbox": "paper"}, {}),
+    "paper-1run": ({"toolbox": "paper", "runs": 1}, {}),
     "random-search": ({}, {"random_search": True}),
 }
 FIELDS = ("variant", "seed", "sample_fitness", "validation_rho", "validation_tau", "nested_fittest_rho",
@@ -55,13 +58,12 @@ def _seeds(spec: str) -> list[int]:
     return [int(s) for s in spec.split(",")]
 
 
-def _nested_final_selection(state, evaluator, tb, setup, halves) -> tuple[float, float]:
+def _nested_final_selection(finalists, evaluator, setup, halves) -> tuple[float, float]:
     """Mean ρ on the held-back halves of the fittest tree and of the one `select_final` picks."""
-    finalists = [ind for ind in state.population if is_valid_fitness(ind.fitness.values)][: setup.hall_of_fame]
     fittest, selected = [], []
     for (part_inputs, part_truth), (rest_inputs, rest_truth) in halves:
-        part = FitnessEvaluator(tb.pset, part_inputs, part_truth)
-        rest = FitnessEvaluator(tb.pset, rest_inputs, rest_truth)
+        part = FitnessEvaluator(evaluator.pset, part_inputs, part_truth)
+        rest = FitnessEvaluator(evaluator.pset, rest_inputs, rest_truth)
 
         def rho(tree, on: FitnessEvaluator) -> float | None:
             return spearman_fitness(evaluator.details(tree).orientation * on.scores(tree), on.truth).spearman
@@ -112,12 +114,13 @@ def main(benchmark, variants, seeds, split_seed, paper_batch, halvings, cache_di
         setup_changes, evolve_changes = VARIANTS[name]
         for seed in _seeds(seeds):
             setup = replace(base, **setup_changes, evolve=replace(base.evolve, seed=seed, **evolve_changes))
-            state, evaluator, tb = evolve_on(sample_inputs, sample_truth, setup)
-            best = state.population[0]
+            runs = evolve_on(sample_inputs, sample_truth, setup)
+            finalists = [ind for _, ind in runs.finalists(setup.hall_of_fame, setup.evolve.distinct)]
+            best, evaluator = finalists[0], runs.evaluator
             found = evaluator.details(best)
-            scores = FitnessEvaluator(tb.pset, validation_inputs, validation_truth).scores(best)
+            scores = FitnessEvaluator(evaluator.pset, validation_inputs, validation_truth).scores(best)
             m = spearman_fitness(found.orientation * scores, validation_truth, with_kendall=True)
-            fittest, selected = _nested_final_selection(state, evaluator, tb, setup, halves)
+            fittest, selected = _nested_final_selection(finalists, evaluator, setup, halves)
             rows.append({"variant": name, "seed": seed, "sample_fitness": found.fitness,
                          "validation_rho": m.spearman, "validation_tau": m.kendall, "nested_fittest_rho": fittest,
                          "nested_selected_rho": selected, "tree": str(best)})

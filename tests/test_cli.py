@@ -1,4 +1,5 @@
 """The CLI end to end with click's CliRunner, on tiny slices."""
+import csv
 import json
 
 import pytest
@@ -67,7 +68,7 @@ def test_cache_evolve_export_rank_end_to_end(run, tmp_path):
     r = run("cache", "gpt2", *TINY, "--baselines", "num_params")
     assert "6 architectures cached" in r.output
     r = run("evolve", "--benchmark", "gpt2", *TINY, "--baselines", "num_params", "--population", "8",
-            "--iterations", "15", "--sample", "3", "--out", "runs/e2e")
+            "--iterations", "15", "--sample", "3", "--runs", "2", "--out", "runs/e2e")
     assert "Found proxy" in r.output and "held-out" in r.output
     best = json.loads((tmp_path / "runs/e2e/best.json").read_text())
     assert best["heldout"]["n"] == 3 and best["baseline_heldout"]["proxy"] == "num_params"
@@ -76,8 +77,14 @@ def test_cache_evolve_export_rank_end_to_end(run, tmp_path):
     assert best["search_part"]["n"] == 3 and best["tree"] == hof[0]["tree"]
     part_rho = [e["search_part"]["spearman"] for e in hof]
     assert part_rho == sorted(part_rho, reverse=True)
-    for name in ("hall_of_fame.json", "log.csv", "evolution.png", "report.md", "checkpoint.json"):
+    for name in ("hall_of_fame.json", "log.csv", "evolution.png", "report.md", "run_0/checkpoint.json",
+                 "run_1/checkpoint.json"):
         assert (tmp_path / "runs/e2e" / name).is_file()
+    # two runs with their own seeds, both in the log; the hall of fame draws on both
+    assert [r["seed"] for r in best["runs"]][0] == 42 and len({r["seed"] for r in best["runs"]}) == 2
+    with open(tmp_path / "runs/e2e/log.csv") as f:
+        assert [row["run"] for row in csv.DictReader(f)] == ["0"] * 15 + ["1"] * 15
+    assert {e["run"] for e in hof} <= {0, 1} and best["candidates"] >= len(hof)
     latex = run("export", "runs/e2e/best.json", "--format", "latex").output.strip()
     assert latex == best["latex"]
     # protected ops: checked on the search sample, said in the report, written out by export where active
@@ -103,5 +110,6 @@ def test_cache_evolve_export_rank_end_to_end(run, tmp_path):
     assert sorted(best["split"]["heldout_ids"] + best["split"]["search_ids"]) == sorted(TINY[1].split(","))
     # resume: a finished run resumed with more iterations continues from its checkpoint
     r = run("evolve", "--benchmark", "gpt2", *TINY, "--baselines", "num_params", "--population", "8",
-            "--iterations", "20", "--sample", "3", "--out", "runs/e2e", "--resume")
-    assert json.loads((tmp_path / "runs/e2e/checkpoint.json").read_text())["iteration"] == 20
+            "--iterations", "20", "--sample", "3", "--runs", "2", "--out", "runs/e2e", "--resume")
+    for i in (0, 1):
+        assert json.loads((tmp_path / f"runs/e2e/run_{i}/checkpoint.json").read_text())["iteration"] == 20

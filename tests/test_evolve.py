@@ -166,7 +166,7 @@ def test_population_holds_one_tree_per_ranking_of_the_sample(tmp_path):
 def test_the_smaller_of_two_equivalent_proxies_is_kept():
     from deap import creator
 
-    from lpzero.evolve import _admit, _identity_function
+    from lpzero.evolve import _admit, identity_function
 
     tb, ev = setup()
     pset = tb.pset
@@ -174,7 +174,7 @@ def test_the_smaller_of_two_equivalent_proxies_is_kept():
     small = gp.PrimitiveTree.from_string("layer_sum__Lw(l1__Tw(abs__Tw(G)))", pset)
     pop = []
     members = {}
-    identity = _identity_function("ranking", ev)
+    identity = identity_function("ranking", ev)
     for tree in (big, small, big):
         ind = creator.ProxyTree(tree)
         ind.fitness.values = ev(ind)
@@ -191,3 +191,64 @@ def test_final_selection_reranks_the_hall_of_fame_on_the_search_part():
     assert select_final(fittest_first, "search") == [1, 3, 0, 2]  # invalid on the part: last
     with pytest.raises(LPZeroError, match="unknown final selection"):
         select_final(fittest_first, "held-out")
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
+    from lpzero.errors import LPZeroError
+
+    run(tmp_path, iterations=20)
+    with pytest.raises(LPZeroError, match="other settings.*seed=42"):
+        run(tmp_path, iterations=20, resume=True, seed=7)
+    assert len(run(tmp_path, iterations=30, resume=True).log) == 30  # more iterations is a legal change
+
+
+def _search(out=None, resume=False, progress=None, runs=3):
+    from lpzero.experiment import SearchSetup, evolve_on
+
+    inputs = synthetic_inputs()
+    setup = SearchSetup(runs=runs, evolve=EvolveSettings(population=12, iterations=20, checkpoint_every=5))
+    return evolve_on(inputs, planted_truth(inputs), setup, out, resume=resume, progress=progress)
+
+
+def test_runs_of_a_search_have_their_own_seeds_and_pool_their_finalists():
+    from lpzero.experiment import run_seed
+
+    assert run_seed(42, 0) == 42  # a one-run search is the paper's run with the CLI's seed
+    assert len({run_seed(42, r) for r in range(8)} | {run_seed(43, r) for r in range(1, 8)}) == 15
+    runs = _search()
+    assert runs.seeds == [run_seed(42, r) for r in range(3)]
+    finalists = runs.finalists(per_run=5, distinct="ranking")
+    identities = [runs.evaluator.details(ind).ranking for _, ind in finalists]
+    assert len(identities) == len(set(identities))  # a proxy two runs found is listed once
+    assert {run for run, _ in finalists} == {0, 1, 2}
+    fitness = [ind.fitness.values[0] for _, ind in finalists]
+    assert fitness == sorted(fitness, reverse=True)
+
+
+def test_an_interrupted_search_of_several_runs_resumes_to_the_same_result(tmp_path):
+    whole = _search(tmp_path / "whole")
+
+    def interrupt(done, best):
+        if done == 27:  # in run 1, after its checkpoint at iteration 5
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _search(tmp_path / "cut", progress=interrupt)
+    assert not (tmp_path / "cut" / "run_2").exists()
+    resumed = _search(tmp_path / "cut", resume=True)
+    assert [[str(i) for i in s.population] for s in resumed.states] == \
+           [[str(i) for i in s.population] for s in whole.states]
+
+
+def test_the_example_research_script_runs_its_operators_on_typed_trees():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "custom_operators.py"
+    spec = importlib.util.spec_from_file_location("custom_operators", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    tb, ev = setup()
+    script.customize(tb)
+    state = run_evolution(tb, ev, EvolveSettings(population=20, iterations=300))
+    assert np.isfinite(state.population[0].fitness.values[0])
