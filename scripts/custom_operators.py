@@ -25,7 +25,12 @@ def customize(tb) -> None:
     def mutate(ind):
         if random.random() < 0.5:
             return gp.mutNodeReplacement(ind, pset=tb.pset)
-        return gp.mutInsert(ind, pset=tb.pset)
+        try:
+            return gp.mutInsert(ind, pset=tb.pset)
+        except IndexError:
+            # DEAP fills the new primitive's other arguments with terminals, and the typed set
+            # has none of the intermediate types (per-layer values, scalars): it cannot insert there
+            return gp.mutNodeReplacement(ind, pset=tb.pset)
 
     tb.register("mutate", mutate)
     tb.decorate("mutate", rps_guard(tb.rps_log, tb.ops))
