@@ -9,12 +9,12 @@ sample are those of `--split-seed` (42, the CLI default), and the search archite
 outside the fitness sample (50 of the 100 on GPT-2) are the validation set: each
 variant searches once per evolution seed (`SearchSetup.runs` runs of the loop, as
 `lpzero evolve --runs`), and its fittest tree (oriented on the sample) is scored on
-the validation set. Writes `summary.csv` (one row per run) and prints the
+the validation set. Writes `summary.csv` (one row per search) and prints the
 mean, sd and median per variant.
 
-The final selection (`lpzero evolve --final-selection search`: of the hall-of-fame trees
-of all runs, the one with the best ρ on the whole search part) needs architectures beyond the sample, so it
-is checked one level down: the validation set is halved `--halvings` times (seeded);
+The final selection (`lpzero evolve --final-selection search`: of the hall-of-fame
+trees of all runs, the one with the best ρ on the whole search part) needs
+architectures beyond the sample, so it is checked one level down: the validation set is halved `--halvings` times (seeded);
 the sample plus one half plays the search part, and the chosen tree is scored on the
 other half, beside the fittest tree on the same half.
 """
