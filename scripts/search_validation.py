@@ -14,9 +14,10 @@ mean, sd and median per variant.
 
 The final selection (`lpzero evolve --final-selection search`: of the hall-of-fame
 trees of all runs, the one with the best ρ on the whole search part) needs
-architectures beyond the sample, so it is checked one level down: the validation set is halved `--halvings` times (seeded);
-the sample plus one half plays the search part, and the chosen tree is scored on the
-other half, beside the fittest tree on the same half.
+architectures beyond the sample, so it is checked one level down: the validation set
+is halved `--halvings` times (seeded); the sample plus one half plays the search
+part, and the chosen tree is scored on the other half, beside the fittest tree on the
+same half.
 """
 from __future__ import annotations
 
