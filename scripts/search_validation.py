@@ -40,7 +40,7 @@ VARIANTS = {
     # name -> (changes to SearchSetup, changes to EvolveSettings)
     "typed": ({}, {}),
     "typed-1run": ({"runs": 1}, {}),
-    "typed-distinct-text": ({}, {"distinct": "text"}),
+    "typed-1run-distinct-text": ({"runs": 1}, {"distinct": "text"}),
     "typed-height6": ({"max_height": 6}, {}),
     "typed-no-rps": ({"rps": False}, {}),
     "typed-population200": ({}, {"population": 200}),

@@ -217,9 +217,11 @@ def test_runs_of_a_search_have_their_own_seeds_and_pool_their_finalists():
     assert len({run_seed(42, r) for r in range(8)} | {run_seed(43, r) for r in range(1, 8)}) == 15
     runs = _search()
     assert runs.seeds == [run_seed(42, r) for r in range(3)]
+    pooled = [runs.evaluator.details(ind).ranking for s in runs.states for ind in s.population[:5]]
+    assert len(set(pooled)) < len(pooled)  # the runs found some proxy in common ...
     finalists = runs.finalists(per_run=5, distinct="ranking")
     identities = [runs.evaluator.details(ind).ranking for _, ind in finalists]
-    assert len(identities) == len(set(identities))  # a proxy two runs found is listed once
+    assert len(identities) == len(set(identities))  # ... which the finalists list once
     assert {run for run, _ in finalists} == {0, 1, 2}
     fitness = [ind.fitness.values[0] for _, ind in finalists]
     assert fitness == sorted(fitness, reverse=True)
