@@ -1,12 +1,27 @@
 """Benchmarks: trained architectures, ground truth, model builders, mini-batches.
 
-`get_benchmark("gpt2")`, `get_benchmark("flexibert")`, or `get_benchmark("lts:PATH")`
-for any results directory in the Archai / LiteTransformerSearch layout.
+Installed as `lpzero.benchmarks`. `get_benchmark(name)` opens:
+
+- a built-in: "gpt2", "flexibert", or "lts:PATH" (any results directory in the
+  Archai / LiteTransformerSearch layout);
+- a benchmark a package registers in the entry-point group `lpzero.benchmarks`
+  (the entry point names a `Benchmark` subclass);
+- a user's own class, as "package.module:Class" or "path/to/file.py:Class".
+
+A benchmark class is constructed as `Class(data_root=..., **options)` and gets the
+name it was opened by; `tests/fake_benchmark.py` is a complete small one
+(`lpzero info tests/fake_benchmark.py:TinyGPT2Benchmark`).
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
+from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
+
+from lpzero.errors import UnknownNameError
 
 from .base import (
     Architecture,
@@ -20,25 +35,32 @@ from .base import (
     resolve_data_root,
 )
 
-#: registry name -> one-line description (the classes are imported lazily)
+#: built-in name -> one-line description
 BENCHMARKS = {
     "gpt2": "LiteTransformerSearch GPT-2 on WikiText-103, 200 architectures (lts_gpt2_wt103/)",
     "flexibert": "FlexiBERT / NAS-Bench-BERT, 500 architectures, GLUE score (flexibert/)",
     "lts:PATH": "any results directory in the Archai/LTS layout",
 }
+#: entry-point group through which other packages register benchmarks
+ENTRY_POINT_GROUP = "lpzero.benchmarks"
+
+
+class UnknownBenchmarkError(BenchmarkError, UnknownNameError):
+    """A benchmark name that is neither built in, registered, nor a `module:Class`."""
 
 
 def get_benchmark(name: str, data: str | os.PathLike | None = None, **options: Any) -> Benchmark:
-    """The benchmark registered under `name` (see `BENCHMARKS`).
+    """The benchmark called `name` (see the module docstring).
 
     `data` is the data root (default: `LPZERO_DATA`, else `../shared/data`).
     `options` go to the benchmark's constructor (e.g. `hidden_size_compat=True`
     for FlexiBERT).
     """
+    # The model modules import transformers (seconds), so they load only when asked for.
     if name.startswith("lts:"):
         from .lts import LTSBenchmark
 
-        path = name[len("lts:") :]
+        path = name[len("lts:"):]
         root = resolve_data_root(data) if data is not None else default_data_root()
         return LTSBenchmark(path, data_root=root, name=name, **options)
     if name == "gpt2":
@@ -51,8 +73,57 @@ def get_benchmark(name: str, data: str | os.PathLike | None = None, **options: A
 
         root = resolve_data_root(data)
         return FlexiBERTBenchmark(root / "flexibert", data_root=root, **options)
-    known = ", ".join(BENCHMARKS)
-    raise BenchmarkError(f"unknown benchmark {name!r} (known: {known})")
+    cls = _registered(name) or (_user_class(name) if ":" in name else None)
+    if cls is None:
+        known = list(BENCHMARKS) + sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+        raise UnknownBenchmarkError("benchmark", name, known + ["module:Class", "file.py:Class"])
+    root = Path(data) if data is not None else default_data_root()
+    try:
+        bench = cls(data_root=root, **options)
+    except TypeError as e:
+        raise BenchmarkError(f"benchmark {name!r}: cannot construct {cls.__name__}(data_root=..., "
+                             f"**{options}): {e}") from None
+    bench.name = name  # the name opens it again (a cache's settings reopen it in worker processes)
+    return bench
+
+
+def _registered(name: str) -> type[Benchmark] | None:
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            try:
+                return _check_class(ep.load(), f"entry point {name!r}")
+            except ImportError as e:
+                raise BenchmarkError(f"entry point {name!r} ({ep.value}) cannot be imported: {e}") from None
+    return None
+
+
+def _user_class(spec: str) -> type[Benchmark]:
+    """The class named by "package.module:Class" or "path/to/file.py:Class"."""
+    where, _, attr = spec.rpartition(":")
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_file():
+            raise BenchmarkError(f"{path}: file not found (benchmark {spec!r})")
+        module_spec = importlib.util.spec_from_file_location(f"lpzero_user_benchmark_{path.stem}", path)
+        module = importlib.util.module_from_spec(module_spec)
+        try:
+            module_spec.loader.exec_module(module)
+        except ImportError as e:
+            raise BenchmarkError(f"{path}: cannot be imported: {e}") from None
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as e:
+            raise BenchmarkError(f"benchmark {spec!r}: module {where!r} cannot be imported: {e}") from None
+    if not hasattr(module, attr):
+        raise BenchmarkError(f"benchmark {spec!r}: {where} has no attribute {attr!r}")
+    return _check_class(getattr(module, attr), f"benchmark {spec!r}")
+
+
+def _check_class(obj: object, what: str) -> type[Benchmark]:
+    if not (isinstance(obj, type) and issubclass(obj, Benchmark)):
+        raise BenchmarkError(f"{what} is not a subclass of lpzero.benchmarks.Benchmark")
+    return obj
 
 
 __all__ = [
@@ -61,8 +132,12 @@ __all__ = [
     "Batch",
     "Benchmark",
     "BenchmarkError",
+    "ENTRY_POINT_GROUP",
     "Site",
+    "UnknownBenchmarkError",
     "WeightSite",
     "ZCSites",
+    "default_data_root",
     "get_benchmark",
+    "resolve_data_root",
 ]

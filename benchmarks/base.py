@@ -19,12 +19,18 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from lpzero.errors import LPZeroError
 
-class BenchmarkError(Exception):
+
+class BenchmarkError(LPZeroError):
     """Bad benchmark input: a missing file, a malformed config, an unknown id.
 
     The message names the file or id and the problem; the CLI prints it on one line.
     """
+
+
+class ConfigError(BenchmarkError):
+    """A malformed architecture config; the benchmark that read it adds the file or id."""
 
 
 def default_data_root() -> Path:

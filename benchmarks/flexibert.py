@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from .base import (
+    ConfigError,
     Architecture,
     Batch,
     Benchmark,
@@ -98,7 +99,7 @@ class FlexiBERTBenchmark(Benchmark):
         overrides = _lookup(entry, ("hparams", "model_hparam_overrides"), where)
         try:
             config = FlexiBERTConfig.from_overrides(overrides)
-        except ValueError as e:
+        except ConfigError as e:
             raise BenchmarkError(f"{where}: {e}") from None
         ref = {"total": reference[arch_id]} if arch_id in reference else {}
         self._archs[arch_id] = Architecture(arch_id, overrides, float(glue), float(glue), ref)

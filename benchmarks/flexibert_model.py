@@ -33,6 +33,8 @@ from transformers import ElectraConfig
 from transformers.activations import ACT2FN
 from transformers.models.electra.modeling_electra import ElectraEmbeddings, ElectraSelfOutput
 
+from .base import ConfigError
+
 VOCAB_SIZE = 30522
 MAX_POSITIONS = 512
 EMBEDDING_SIZE = 128
@@ -60,26 +62,26 @@ class LayerSpec:
     def from_dict(cls, d: Any) -> "LayerSpec":
         """Parse and check one layer; `ValueError` naming the bad field otherwise."""
         if not isinstance(d, dict):
-            raise ValueError(f"encoder layer is {type(d).__name__}, not an object")
+            raise ConfigError(f"encoder layer is {type(d).__name__}, not an object")
         missing = [k for k in ("operation_type", "operation_parameter", "num_operation_heads",
                                "feed_forward_dimension", "num_feed_forward") if k not in d]
         if missing:
-            raise ValueError(f"encoder layer lacks {', '.join(missing)}")
+            raise ConfigError(f"encoder layer lacks {', '.join(missing)}")
         op, param = d["operation_type"], d["operation_parameter"]
         if op not in OPERATION_PARAMETERS:
-            raise ValueError(f"unknown operation_type {op!r} (known: {', '.join(OPERATION_PARAMETERS)})")
+            raise ConfigError(f"unknown operation_type {op!r} (known: {', '.join(OPERATION_PARAMETERS)})")
         if op == "DSC":
             if not _is_int(param) or param < 1 or param % 2 == 0:
-                raise ValueError(f"unknown operation_parameter {param!r} for DSC (an odd kernel size)")
+                raise ConfigError(f"unknown operation_parameter {param!r} for DSC (an odd kernel size)")
         elif param not in OPERATION_PARAMETERS[op]:
             known = " or ".join(OPERATION_PARAMETERS[op])
-            raise ValueError(f"unknown operation_parameter {param!r} for {op} ({known})")
+            raise ConfigError(f"unknown operation_parameter {param!r} for {op} ({known})")
         for key in ("num_operation_heads", "feed_forward_dimension", "num_feed_forward"):
             if not _is_int(d[key]) or d[key] < 1:
-                raise ValueError(f"{key} must be a positive integer, got {d[key]!r}")
+                raise ConfigError(f"{key} must be a positive integer, got {d[key]!r}")
         if op == "DSC" and d["num_operation_heads"] % 2:
             # Half the heads attend and half convolve; odd counts do not split.
-            raise ValueError(f"DSC needs an even num_operation_heads, got {d['num_operation_heads']}")
+            raise ConfigError(f"DSC needs an even num_operation_heads, got {d['num_operation_heads']}")
         return cls(op, param, d["num_operation_heads"], d["feed_forward_dimension"], d["num_feed_forward"])
 
 
@@ -99,17 +101,17 @@ class FlexiBERTConfig:
     def from_overrides(cls, overrides: Any) -> "FlexiBERTConfig":
         """From a benchmark entry's `hparams.model_hparam_overrides`; `ValueError` if malformed."""
         if not isinstance(overrides, dict):
-            raise ValueError("model_hparam_overrides is not an object")
+            raise ConfigError("model_hparam_overrides is not an object")
         hidden = overrides.get("hidden_size")
         if not _is_int(hidden) or hidden < 1:
-            raise ValueError(f"hidden_size must be a positive integer, got {hidden!r}")
+            raise ConfigError(f"hidden_size must be a positive integer, got {hidden!r}")
         layers = (overrides.get("nas_config") or {}).get("encoder_layers")
         if not isinstance(layers, list) or not layers:
-            raise ValueError("nas_config.encoder_layers must be a non-empty list")
+            raise ConfigError("nas_config.encoder_layers must be a non-empty list")
         specs = tuple(LayerSpec.from_dict(layer) for layer in layers)
         for i, spec in enumerate(specs):
             if hidden % spec.num_heads:
-                raise ValueError(f"layer {i}: hidden_size {hidden} is not divisible by {spec.num_heads} heads")
+                raise ConfigError(f"layer {i}: hidden_size {hidden} is not divisible by {spec.num_heads} heads")
         return cls(hidden, specs)
 
     def as_in_proxy_code(self) -> "FlexiBERTConfig":
@@ -361,7 +363,7 @@ class FlexiBERTModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         if input_ids.shape[1] > MAX_POSITIONS:
-            raise ValueError(f"sequence length {input_ids.shape[1]} exceeds the model's {MAX_POSITIONS} positions")
+            raise ConfigError(f"sequence length {input_ids.shape[1]} exceeds the model's {MAX_POSITIONS} positions")
         hidden = self.embeddings(input_ids)
         mask = None
         if attention_mask is not None and self.config.apply_attention_mask:

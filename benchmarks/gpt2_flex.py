@@ -15,8 +15,6 @@ against the `params_summary.yaml` the benchmark ships.
 """
 from __future__ import annotations
 
-from .attention import register_hookable_attention
-
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +25,9 @@ from torch import nn
 from transformers import GPT2Config
 from transformers.models.gpt2.modeling_gpt2 import GPT2Attention, GPT2Block, GPT2MLP
 from transformers.pytorch_utils import Conv1D
+
+from .attention import register_hookable_attention
+from .base import ConfigError
 
 # Archai's defaults for the keys a model_config.yaml may leave out.
 _DEFAULTS: dict[str, Any] = {
@@ -54,7 +55,7 @@ def clean_cutoffs(cutoffs: list[int] | None, n_token: int) -> list[int]:
         if c >= n_token:
             break
         if c <= (kept[-1] if kept else 0):
-            raise ValueError(f"cutoffs must increase and be positive, got {cutoffs}")
+            raise ConfigError(f"cutoffs must increase and be positive, got {cutoffs}")
         kept.append(int(c))
     return kept + [n_token]
 
@@ -83,19 +84,19 @@ class FlexConfig:
     def from_dict(cls, raw: dict) -> "FlexConfig":
         """Parse an Archai model config; `ValueError` naming the offending key."""
         if not isinstance(raw, dict):
-            raise ValueError(f"expected a mapping of config keys, got {type(raw).__name__}")
+            raise ConfigError(f"expected a mapping of config keys, got {type(raw).__name__}")
         missing = [k for k in _REQUIRED if k not in raw]
         if missing:
-            raise ValueError(f"missing key(s) {', '.join(missing)}")
+            raise ConfigError(f"missing key(s) {', '.join(missing)}")
         cfg = {**_DEFAULTS, **raw}
         n_layer, d_model = int(cfg["n_layer"]), int(cfg["d_model"])
         if n_layer < 1 or d_model < 1:
-            raise ValueError(f"n_layer and d_model must be positive, got {n_layer}, {d_model}")
+            raise ConfigError(f"n_layer and d_model must be positive, got {n_layer}, {d_model}")
         n_head = _per_layer(cfg["n_head"], n_layer, "n_head")
         d_inner = _per_layer(cfg["d_inner"], n_layer, "d_inner")
         for i, h in enumerate(n_head):
             if d_model % h:
-                raise ValueError(f"layer {i}: d_model {d_model} is not divisible by n_head {h}")
+                raise ConfigError(f"layer {i}: d_model {d_model} is not divisible by n_head {h}")
 
         n_token = int(cfg["n_token"])
         d_embed = int(cfg["d_embed"])
@@ -103,10 +104,10 @@ class FlexConfig:
         div_val = int(cfg["div_val"])
         if div_val < 1:
             # div_val 0 is Archai's plain (non-adaptive) embedding; no benchmark uses it.
-            raise ValueError(f"div_val {div_val} is not supported (need >= 1)")
+            raise ConfigError(f"div_val {div_val} is not supported (need >= 1)")
         cutoffs = clean_cutoffs(cfg["cutoffs"], n_token)
         if div_val > 1 and d_embed // div_val ** (len(cutoffs) - 1) < 1:
-            raise ValueError(
+            raise ConfigError(
                 f"d_embed {d_embed} too small for div_val {div_val} and {len(cutoffs)} clusters"
             )
 
@@ -115,7 +116,7 @@ class FlexConfig:
             # Archai: the head cluster keeps its own projection unless the softmax is not adaptive.
             tie_projs = [not cfg["adaptive"]] + [True] * (len(cutoffs) - 1)
         if len(tie_projs) < len(cutoffs):
-            raise ValueError(f"tie_projs has {len(tie_projs)} entries for {len(cutoffs)} clusters")
+            raise ConfigError(f"tie_projs has {len(tie_projs)} entries for {len(cutoffs)} clusters")
 
         return cls(
             n_token=n_token,
@@ -165,9 +166,9 @@ class FlexConfig:
 def _per_layer(value: Any, n_layer: int, key: str) -> tuple[int, ...]:
     values = list(value) if isinstance(value, (list, tuple)) else [value] * n_layer
     if len(values) != n_layer:
-        raise ValueError(f"{key} has {len(values)} entries for n_layer {n_layer}")
+        raise ConfigError(f"{key} has {len(values)} entries for n_layer {n_layer}")
     if not all(isinstance(v, int) and v > 0 for v in values):
-        raise ValueError(f"{key} must hold positive integers, got {value}")
+        raise ConfigError(f"{key} must hold positive integers, got {value}")
     return tuple(values)
 
 
@@ -343,7 +344,7 @@ class GPT2Flex(nn.Module):
         """[B, T] token ids -> [B, T, d_model] final hidden states."""
         seq_len = input_ids.shape[1]
         if seq_len > self.cfg.n_positions:
-            raise ValueError(
+            raise ConfigError(
                 f"sequence length {seq_len} exceeds the model's {self.cfg.n_positions} positions"
             )
         positions = torch.arange(seq_len, device=input_ids.device)

@@ -2,7 +2,7 @@
 
 Extraction is by hooks on the modules a benchmark names in its `ZCSites`; the
 models are not edited. Which modules and shapes each input takes, per model family,
-is documented next to each benchmark's `zc_sites` and in the README.
+is documented next to each benchmark's `zc_sites` and in docs/concepts.md.
 
 Per input, the result is a list of `LayerTensor`s in block order. An input a block
 does not have (no softmax in a Fourier layer) simply has no entry for that block;
@@ -10,15 +10,19 @@ does not have (no softmax in a Fourier layer) simply has no entry for that block
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
+from typing import Iterable
 
 import torch
 from torch import nn
 
-from .base import Batch, Benchmark, Site
+from lpzero.primitives import INPUT_SYMBOLS, Weighted
 
-SYMBOLS = ("A", "J", "G", "H", "W", "S")
+from .base import Batch, Benchmark, BenchmarkError
+from .hooks import recording, site_targets
+
+#: the six inputs, in the argument order of compiled trees
+SYMBOLS = INPUT_SYMBOLS
 
 
 @dataclass
@@ -31,24 +35,6 @@ class LayerTensor:
 ProxyInputs = dict[str, list[LayerTensor]]
 
 
-@contextlib.contextmanager
-def _hooks(handles: list):
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
-def _capture(site: Site, sink: list[LayerTensor], label: str):
-    def store(t: torch.Tensor) -> None:
-        sink.append(LayerTensor(site.layer, label, t.detach().float()))
-
-    if site.where == "input":
-        return site.module.register_forward_pre_hook(lambda m, args: store(args[0]))
-    return site.module.register_forward_hook(lambda m, args, out: store(out[0] if isinstance(out, tuple) else out))
-
-
 def extract_inputs(benchmark: Benchmark, model: nn.Module, batch: Batch) -> ProxyInputs:
     """A, J, G, H, W, S of `model` on `batch` (one forward, one backward).
 
@@ -58,27 +44,49 @@ def extract_inputs(benchmark: Benchmark, model: nn.Module, batch: Batch) -> Prox
     model.eval()
     model.zero_grad(set_to_none=True)
     sites = benchmark.zc_sites(model)
-    out: ProxyInputs = {s: [] for s in SYMBOLS}
-    embedding: list[torch.Tensor] = []
-
-    def keep_embedding(module, args, output):
-        output = output[0] if isinstance(output, tuple) else output
-        output.retain_grad()
-        embedding.append(output)
-
-    handles = [sites.embedding.register_forward_hook(keep_embedding)]
-    for key, group in (("A", sites.activations), ("H", sites.heads), ("S", sites.softmax)):
-        for i, site in enumerate(group):
-            handles.append(_capture(site, out[key], site.name or f"{key}{i}"))
-    with _hooks(handles):
+    groups = (("A", sites.activations), ("H", sites.heads), ("S", sites.softmax))
+    # target i + 1 is sites[i] of input key[i]; 0 is the embedding
+    keyed = [(key, site, i) for key, group in groups for i, site in enumerate(group)]
+    targets = [(sites.embedding, "output")] + site_targets(site for _, site, _ in keyed)
+    with recording(targets) as rec:
         loss = benchmark.loss(model, batch)
-        loss.backward()
-    if len(embedding) != 1 or embedding[0].grad is None:
-        raise RuntimeError(f"{benchmark.name}: the embedding site did not receive a gradient")
+    embedding = rec.per_target[0]
+    if len(embedding) != 1:
+        raise BenchmarkError(f"{benchmark.name}: the embedding site ran {len(embedding)} times (expected once)")
+    embedding[0].retain_grad()
+    loss.backward()
+    if embedding[0].grad is None:
+        raise BenchmarkError(f"{benchmark.name}: the embedding site did not receive a gradient")
+    out: ProxyInputs = {s: [] for s in SYMBOLS}
+    for target, tensor in rec.calls:  # in the order the forward pass ran them
+        if target:
+            key, site, i = keyed[target - 1]
+            out[key].append(LayerTensor(site.layer, site.name or f"{key}{i}", tensor.detach().float()))
     out["J"] = [LayerTensor(0, "embedding", embedding[0].grad.detach().float())]
     for ws in sites.weights:
         out["W"].append(LayerTensor(ws.layer, ws.name, ws.param.detach().float()))
         grad = ws.param.grad if ws.param.grad is not None else torch.zeros_like(ws.param)
         out["G"].append(LayerTensor(ws.layer, ws.name, grad.detach().float().clone()))
     model.zero_grad(set_to_none=True)
+    return out
+
+
+def as_weighted(inputs: ProxyInputs, device: str | torch.device = "cpu",
+                symbols: Iterable[str] = SYMBOLS) -> dict[str, Weighted]:
+    """Full (unsampled) inputs of one architecture as `Weighted` [1, L, max numel].
+
+    Only `symbols` are built (each pads every layer to the largest, which for W and G
+    of a large model is gigabytes); the others are empty and must not be read.
+    """
+    wanted = set(symbols)
+    out = {}
+    for sym in SYMBOLS:
+        tensors = [lt.tensor.reshape(-1) for lt in inputs[sym]] if sym in wanted else []
+        width = max([t.numel() for t in tensors], default=1)
+        values = torch.zeros(1, max(1, len(tensors)), width, device=device)
+        present = torch.zeros(values.shape, dtype=torch.bool, device=device)
+        for layer, t in enumerate(tensors):
+            values[0, layer, : t.numel()] = t
+            present[0, layer, : t.numel()] = True
+        out[sym] = Weighted(values, torch.ones(1, values.shape[1], 1, device=device), present)
     return out

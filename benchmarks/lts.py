@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .base import (
+    ConfigError,
     Architecture,
     Batch,
     Benchmark,
@@ -120,7 +121,7 @@ class LTSBenchmark(Benchmark):
         raw = self._raw_config(arch_id)
         try:
             return FlexConfig.from_dict(raw)
-        except (ValueError, TypeError) as e:
+        except (ConfigError, TypeError) as e:
             raise BenchmarkError(f"{self._config_path(arch_id)}: {e}") from None
 
     # --- Benchmark interface ------------------------------------------------------------

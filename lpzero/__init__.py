@@ -1,7 +1,16 @@
-"""lpzero: search, fitness, caching, export and the CLI.
+"""lpzero: find zero-cost proxies for language-model architecture search, and use them.
 
-Data flows one way: `benchmarks` (architectures, models, the six inputs) ->
-`lpzero.cache` (sampled inputs and baseline values on disk) -> `lpzero.fitness`
-(Spearman rho of a tree's scores) -> `lpzero.toolbox` / `lpzero.evolve` (DEAP
-search with RPS) -> `lpzero.experiment` / `lpzero.export` (reports, formulas).
+Layers, each importing only the ones above it in this list (tests/test_layers.py
+checks it):
+
+- `lpzero.errors`, `lpzero.files`: the error hierarchy, atomic file writes.
+- `lpzero.primitives` (folder primitives/): typed ops, the op table, the DEAP
+  primitive set.
+- `lpzero.benchmarks` (folder benchmarks/): architectures, ground truth, models,
+  mini-batches, and where the six proxy inputs live; extracting them.
+- `lpzero.proxies`: the hand-designed proxies and their shared forward/backward pass.
+- `lpzero.cache`: sampled inputs and baseline values on disk, one file per architecture.
+- `lpzero.search`: fitness, RPS, the paper genome, DEAP toolboxes, the loop, a search's runs.
+- `lpzero.report`: a search end to end and its files, formulas, guard activity, rank tables.
+- `lpzero.cli`: the `lpzero` command.
 """

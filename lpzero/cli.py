@@ -1,37 +1,69 @@
-"""The `lpzero` command line: info, cache, rank, evolve, export.
+"""The `lpzero` command line: info, cache, rank, evolve, export, ops.
 
-Bad input (missing data, malformed files, unknown benchmark or id) is reported as
-one line on stderr with exit code 2, never a traceback.
+Bad input (missing data, malformed files, unknown benchmark or id, a value out of
+range) is reported as one line on stderr with exit code 2, never a traceback:
+every `LPZeroError` becomes a `UserError`. Option defaults are read from the
+settings dataclasses (`CacheSettings`, `SearchSetup`, `EvolveSettings`), so they
+are written in one place.
 """
 from __future__ import annotations
 
-import functools
 import json
 import random
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import click
+import torch
+from click.core import ParameterSource
+from tqdm import tqdm
 
-from .errors import USER_ERRORS, LPZeroError
-
+from .benchmarks import Benchmark, get_benchmark
+from .cache import CacheSettings, InputCache
+from .errors import LPZeroError, UnknownNameError
+from .primitives import OPS, default_pset, parse_tree
+from .primitives.registry import markdown_table
+from .proxies import BASELINES
+from .report import (FORMATS, SPLIT_PARTS, active_nodes, check_benchmark, format_table, load_best, proxy_formula,
+                     rank_row, run_search, score_best_exactly, split_ids, write_rank)
+from .search import TOOLBOXES, EvolveSettings, SearchSetup
+from .search.loop import DISTINCT
+from .search.runs import FINAL_SELECTIONS
 
 #: seconds between progress-bar redraws (a redirected log gets a line per redraw)
 PROGRESS_INTERVAL = 2.0
 #: settings of `lpzero evolve --quick`
 QUICK = {"batch_size": 2, "seq_len": 64, "iterations": 300, "baselines": "num_params,decoder_params,grad_norm"}
+#: seed of the `--limit N` subset, the same for every command, so `rank --limit N` meets `evolve --limit N`
+LIMIT_SEED = 0
 
 
-def _user_errors(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+class UserError(click.ClickException):
+    """A user's mistake, printed as `lpzero: error: ...` with exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file=None) -> None:
+        click.echo(f"lpzero: error: {self.format_message()}", err=True)
+
+
+class LPZeroGroup(click.Group):
+    """Turns every `LPZeroError` a command raises into a `UserError`."""
+
+    def invoke(self, ctx: click.Context):
         try:
-            return fn(*args, **kwargs)
-        except USER_ERRORS as e:
-            click.echo(f"lpzero: error: {e}", err=True)
-            sys.exit(2)
+            return super().invoke(ctx)
+        except LPZeroError as e:
+            raise UserError(str(e)) from e
 
-    return wrapper
+
+def _default(dataclass_type: type, name: str):
+    """The default of field `name` of a settings dataclass (the one place it is written)."""
+    for f in fields(dataclass_type):
+        if f.name == name:
+            return f.default
+    raise KeyError(name)
 
 
 def _benchmark_options(fn):
@@ -43,90 +75,95 @@ def _benchmark_options(fn):
 
 
 def _cache_options(fn):
+    positive = click.IntRange(min=1)
     for opt in reversed([
-        click.option("--cache-dir", type=click.Path(), default=None, help="Cache root (default: $LPZERO_CACHE or .lpzero_cache)."),
-        click.option("--batch-size", type=int, default=None, help="Mini-batch size (default: the benchmark's CPU default)."),
-        click.option("--seq-len", type=int, default=None, help="Sequence length (default: the benchmark's CPU default)."),
+        click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+                     help="Cache root (default: $LPZERO_CACHE or .lpzero_cache)."),
+        click.option("--batch-size", type=positive, default=None, help="Mini-batch size (default: the benchmark's CPU default)."),
+        click.option("--seq-len", type=positive, default=None, help="Sequence length (default: the benchmark's CPU default)."),
         click.option("--paper-batch", is_flag=True, help="Use the paper's mini-batch shape (GPT-2 16x192, BERT 128 seqs)."),
-        click.option("--batch-seed", type=int, default=0, show_default=True, help="Seed of the mini-batch."),
-        click.option("--model-seed", type=int, default=0, show_default=True, help="Seed of the random weights."),
-        click.option("--samples", type=int, default=1024, show_default=True, help="Elements kept per cached tensor."),
-        click.option("--device", default="cpu", show_default=True, help="cpu or cuda."),
-        click.option("--jobs", type=int, default=1, show_default=True, help="Architectures computed in parallel."),
-        click.option("--limit", type=int, default=None, help="Only the first N architectures (seeded subset)."),
+        click.option("--batch-seed", type=int, default=_default(CacheSettings, "batch_seed"), show_default=True,
+                     help="Seed of the mini-batch."),
+        click.option("--model-seed", type=int, default=_default(CacheSettings, "model_seed"), show_default=True,
+                     help="Seed of the random weights."),
+        click.option("--samples", type=positive, default=_default(CacheSettings, "samples"), show_default=True,
+                     help="Elements kept per cached tensor."),
+        click.option("--device", default="cpu", show_default=True, help="cpu or cuda (cuda:N)."),
+        click.option("--jobs", type=positive, default=1, show_default=True, help="Architectures computed in parallel."),
+        click.option("--limit", type=positive, default=None, help="Only N architectures (a seeded subset, the same "
+                                                                  "for every command)."),
         click.option("--ids", default=None, help="Comma-separated architecture ids."),
     ]):
         fn = opt(fn)
     return fn
 
 
-def _open(benchmark: str, data, hidden_size_compat: bool):
-    from benchmarks import get_benchmark
-
+def _open(benchmark: str, data, hidden_size_compat: bool) -> tuple[Benchmark, dict]:
     options = {"hidden_size_compat": True} if hidden_size_compat else {}
     if hidden_size_compat and benchmark != "flexibert":
         raise LPZeroError("--hidden-size-compat applies to the flexibert benchmark only")
     return get_benchmark(benchmark, data, **options), options
 
 
-def _select_ids(bench, limit: int | None, ids: str | None, seed: int = 0) -> list[str]:
+def _check_device(device: str) -> None:
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise LPZeroError(f"--device {device!r} is not a device (cpu, cuda or cuda:N)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise LPZeroError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+    if kind not in ("cpu", "cuda"):
+        raise LPZeroError(f"--device {device!r}: lpzero runs on cpu or cuda")
+
+
+def _select_ids(bench: Benchmark, limit: int | None, ids: str | None) -> list[str]:
     all_ids = bench.ids()
-    if ids:
+    if ids is not None:
         chosen = [i.strip() for i in ids.split(",") if i.strip()]
+        if not chosen:
+            raise LPZeroError(f"--ids {ids!r} names no architecture")
         for i in chosen:
             bench.check_id(i)
-        return chosen
+        return list(dict.fromkeys(chosen))
     if limit is not None and limit < len(all_ids):
-        keep = set(random.Random(seed).sample(all_ids, limit))
+        keep = set(random.Random(LIMIT_SEED).sample(all_ids, limit))
         return [a for a in all_ids if a in keep]
     return all_ids
 
 
-def _make_cache(bench, options, data, kw):
-    from .cache import CacheSettings, InputCache
-
-    batch_size, seq_len = ((bench.paper_batch_size, bench.paper_seq_len) if kw["paper_batch"]
-                           else (bench.default_batch_size, bench.default_seq_len))
-    settings = CacheSettings(
-        benchmark=bench.name,
-        batch_size=kw["batch_size"] or batch_size,
-        seq_len=kw["seq_len"] or seq_len,
-        batch_seed=kw["batch_seed"],
-        model_seed=kw["model_seed"],
-        samples=kw["samples"],
-        options=options,
-        data=str(data) if data else None,
-    )
+def _make_cache(bench: Benchmark, options: dict, data, kw: dict) -> InputCache:
+    _check_device(kw["device"])
+    settings = CacheSettings.for_benchmark(
+        bench, kw["batch_size"], kw["seq_len"], kw["paper_batch"], options=options, data=data,
+        batch_seed=kw["batch_seed"], model_seed=kw["model_seed"], samples=kw["samples"])
     return InputCache(settings, Path(kw["cache_dir"]) if kw["cache_dir"] else None)
 
 
 def _parse_baselines(spec: str) -> list[str]:
-    from .baselines import BASELINES
-
-    if spec in ("all", ""):
+    if spec == "all":
         return list(BASELINES)
     if spec == "none":
         return []
     names = [s.strip() for s in spec.split(",") if s.strip()]
+    if not names:
+        raise LPZeroError(f"no proxy named in {spec!r} (all, none, or a comma-separated list)")
     unknown = [n for n in names if n not in BASELINES]
     if unknown:
-        raise LPZeroError(f"unknown proxy {', '.join(unknown)} (known: {', '.join(BASELINES)})")
-    return names
+        raise UnknownNameError("proxy", ", ".join(unknown), list(BASELINES))
+    return list(dict.fromkeys(names))
 
 
-def _fill_cache(cache, ids, baselines, jobs, device, quiet=False) -> None:
-    from tqdm import tqdm
-
+def _fill_cache(cache: InputCache, ids: list[str], baselines: list[str], jobs: int, device: str) -> None:
     todo = cache.missing(ids, baselines)
     if not todo:
         return
-    bar = tqdm(total=len(todo), desc=f"caching {cache.settings.benchmark}", unit="arch", disable=quiet,
+    bar = tqdm(total=len(todo), desc=f"caching {cache.settings.benchmark}", unit="arch",
                mininterval=PROGRESS_INTERVAL)
     cache.compute(ids, baselines, jobs=jobs, device=device, progress=lambda a, info: bar.update(1))
     bar.close()
 
 
-@click.group()
+@click.group(cls=LPZeroGroup)
 @click.version_option(package_name="lpzero")
 def main() -> None:
     """Find and use zero-cost proxies for language-model architecture search."""
@@ -136,7 +173,6 @@ def main() -> None:
 @click.argument("benchmark")
 @click.option("--json", "as_json", is_flag=True, help="Print every architecture as JSON.")
 @_benchmark_options
-@_user_errors
 def info(benchmark, as_json, data, hidden_size_compat):
     """Summarise BENCHMARK: count, ground-truth range, parameter range."""
     bench, _ = _open(benchmark, data, hidden_size_compat)
@@ -164,7 +200,6 @@ def info(benchmark, as_json, data, hidden_size_compat):
 @_benchmark_options
 @_cache_options
 @click.option("--baselines", default="all", show_default=True, help="Baseline proxies to store: all, none or a list.")
-@_user_errors
 def cache(benchmark, data, hidden_size_compat, baselines, **kw):
     """Compute and store the six inputs (and baseline proxies) of every architecture."""
     bench, options = _open(benchmark, data, hidden_size_compat)
@@ -183,69 +218,86 @@ def cache(benchmark, data, hidden_size_compat, baselines, **kw):
 @_cache_options
 @click.option("--proxies", default="all", show_default=True, help="all, none, or comma-separated baseline names.")
 @click.option("--proxy", "best_files", multiple=True, type=click.Path(), help="A found proxy (best.json); repeatable.")
-@click.option("--out", type=click.Path(), default="runs/rank", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="runs/rank", show_default=True)
 @click.option("--no-plots", is_flag=True, help="Skip the rank-vs-rank PNGs.")
-@click.option("--split", "split_part", type=click.Choice(["all", "search", "heldout"]), default="all",
-              show_default=True, help="Score only this part of the --proxy run's search/held-out split.")
-@_user_errors
+@click.option("--split", "split_part", type=click.Choice(SPLIT_PARTS), default="all", show_default=True,
+              help="Score only this part of the --proxy run's search/held-out split.")
 def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots, split_part, **kw):
     """Score every architecture with each proxy; print and write the ρ/τ table."""
-    from tqdm import tqdm
-
-    from .experiment import load_best, split_ids
-    from .rank import format_table, rank_row, score_best_exactly, write_rank
-
     bench, options = _open(benchmark, data, hidden_size_compat)
     store = _make_cache(bench, options, data, kw)
     ids = _select_ids(bench, kw["limit"], kw["ids"])
+    found = {path: load_best(Path(path)) for path in best_files}  # every file checked before any work
     if split_part != "all":
-        if len(best_files) != 1:
+        if len(found) != 1:
             raise LPZeroError("--split needs exactly one --proxy (the run whose split it is)")
-        ids = split_ids(load_best(Path(best_files[0])), split_part, ids)
-    truth = [bench.architecture(a).ground_truth for a in ids]
+        (path, best), = found.items()
+        check_benchmark(best, bench.name, path)
+        ids = split_ids(best, split_part, ids)
+    for path, best in found.items():
+        if best.get("benchmark") not in (None, bench.name):
+            click.echo(f"lpzero: warning: {path} was found on {best['benchmark']!r}, ranked here on {bench.name!r}",
+                       err=True)
     names = _parse_baselines(proxies)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)  # before any work: an unwritable --out fails now
+    truth = [bench.architecture(a).ground_truth for a in ids]
     rows = []
     if names:
         _fill_cache(store, ids, names, kw["jobs"], kw["device"])
         infos = [store.info(a) for a in ids]
         for n in names:
             rows.append(rank_row(n, [i["baselines"][n] for i in infos], truth, [i["seconds"][n] for i in infos]))
-    for path in best_files:
-        best = load_best(Path(path))
+    for path, best in found.items():
         bar = tqdm(total=len(ids), desc=f"scoring {path}", unit="arch", mininterval=PROGRESS_INTERVAL)
         scores, secs = score_best_exactly(best, bench, store.settings, ids, kw["device"], lambda a: bar.update(1))
         bar.close()
         rows.append(rank_row(Path(path).parent.name or "best", scores, truth, secs))
-    write_rank(rows, ids, truth, Path(out), plots=not no_plots)
+    write_rank(rows, ids, truth, out, plots=not no_plots)
     click.echo(format_table(rows, bench.raw_metric))
-    click.echo(f"written: {Path(out) / 'rank.csv'}, rank.json" + ("" if no_plots else ", rank_*.png"))
+    click.echo(f"written: {out / 'rank.csv'}, rank.json" + ("" if no_plots else ", rank_*.png"))
+
+
+def _evolve_defaults(name: str):
+    return _default(EvolveSettings, name)
+
+
+def _setup_default(name: str):
+    return _default(SearchSetup, name)
 
 
 @main.command()
 @click.option("--benchmark", default="gpt2", show_default=True)
-@click.option("--toolbox", "toolbox_kind", type=click.Choice(["typed", "paper"]), default="typed", show_default=True)
-@click.option("--out", type=click.Path(), default=None, help="Output directory (default: runs/<benchmark>).")
-@click.option("--population", type=int, default=80, show_default=True)
-@click.option("--iterations", type=int, default=1000, show_default=True)
-@click.option("--crossover", type=float, default=0.5, show_default=True)
-@click.option("--mutation", type=float, default=0.5, show_default=True)
-@click.option("--top", "top_fraction", type=float, default=0.1, show_default=True, help="Parent pool: top fraction.")
-@click.option("--sample", type=int, default=50, show_default=True, help="Architectures fitness is computed on.")
-@click.option("--holdout", type=float, default=0.5, show_default=True, help="Fraction held out from the search.")
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--runs", "n_runs", type=click.IntRange(min=1), default=8, show_default=True,
+@click.option("--toolbox", "toolbox_kind", type=click.Choice(TOOLBOXES), default=_setup_default("toolbox"),
+              show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Output directory (default: runs/<benchmark>).")
+@click.option("--population", type=click.IntRange(min=2), default=_evolve_defaults("population"), show_default=True)
+@click.option("--iterations", type=click.IntRange(min=0), default=_evolve_defaults("iterations"), show_default=True)
+@click.option("--crossover", type=click.FloatRange(0, 1), default=_evolve_defaults("crossover"), show_default=True)
+@click.option("--mutation", type=click.FloatRange(0, 1), default=_evolve_defaults("mutation"), show_default=True)
+@click.option("--top", "top_fraction", type=click.FloatRange(0, 1, min_open=True),
+              default=_evolve_defaults("top_fraction"), show_default=True, help="Parent pool: top fraction.")
+@click.option("--sample", type=click.IntRange(min=2), default=_setup_default("sample"), show_default=True,
+              help="Architectures fitness is computed on.")
+@click.option("--holdout", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=_setup_default("holdout"), show_default=True, help="Fraction held out from the search.")
+@click.option("--seed", type=int, default=_evolve_defaults("seed"), show_default=True)
+@click.option("--runs", "n_runs", type=click.IntRange(min=1), default=_setup_default("runs"), show_default=True,
               help="Independent runs of the loop (seeded from --seed; 1 = the paper's single run); the final "
                    "selection picks among the hall-of-fame trees of all runs.")
-@click.option("--unary", "n_unary", type=int, default=2, show_default=True,
+@click.option("--unary", "n_unary", type=click.IntRange(min=1), default=_setup_default("n_unary"), show_default=True,
               help="Unary ops per branch (paper toolbox).")
-@click.option("--max-height", type=int, default=8, show_default=True, help="Tree height limit (typed toolbox).")
+@click.option("--max-height", type=click.IntRange(min=2), default=_setup_default("max_height"), show_default=True,
+              help="Tree height limit (typed toolbox).")
 @click.option("--no-rps", is_flag=True, help="Switch the rule-based pruning strategy off (ablation).")
-@click.option("--distinct", type=click.Choice(["ranking", "text"]), default="ranking", show_default=True,
+@click.option("--distinct", type=click.Choice(DISTINCT), default=_evolve_defaults("distinct"), show_default=True,
               help="Population members differ in how they rank the sample (ranking) or only as trees (text).")
-@click.option("--final-selection", type=click.Choice(["search", "sample"]), default="search", show_default=True,
+@click.option("--final-selection", type=click.Choice(FINAL_SELECTIONS), default=_setup_default("final_selection"),
+              show_default=True,
               help="Found proxy: the hall-of-fame tree with the best ρ on the whole search part, or the fittest.")
 @click.option("--random-search", is_flag=True, help="Random search instead of evolution (baseline).")
-@click.option("--resume", is_flag=True, help="Continue from the checkpoint in --out.")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoints in --out.")
 @click.option("--baselines", default="all", show_default=True, help="Hand-designed proxies to compare against.")
 @click.option("--quick", is_flag=True,
               help=f"A first run in minutes: {QUICK['batch_size']} x {QUICK['seq_len']} batch, {QUICK['iterations']} "
@@ -253,14 +305,10 @@ def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots
 @_benchmark_options
 @_cache_options
 @click.pass_context
-@_user_errors
 def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover, mutation, top_fraction, sample,
            holdout, seed, n_runs, n_unary, max_height, no_rps, distinct, final_selection, random_search, resume,
            baselines, quick, data, hidden_size_compat, **kw):
     """Search for a proxy with genetic programming (paper Algorithm 1)."""
-    from click.core import ParameterSource
-    from tqdm import tqdm
-
     if quick:
         def default(name):
             return ctx.get_parameter_source(name) == ParameterSource.DEFAULT
@@ -270,20 +318,19 @@ def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover,
         iterations = QUICK["iterations"] if default("iterations") else iterations
         baselines = QUICK["baselines"] if default("baselines") else baselines
 
-    from .evolve import EvolveSettings
-    from .experiment import SearchSetup, run_search
-
-    bench, options = _open(benchmark, data, hidden_size_compat)
-    store = _make_cache(bench, options, data, kw)
-    ids = _select_ids(bench, kw["limit"], kw["ids"], seed)
-    _fill_cache(store, ids, _parse_baselines(baselines), kw["jobs"], kw["device"])
     setup = SearchSetup(
         toolbox=toolbox_kind, sample=sample, holdout=holdout, rps=not no_rps, n_unary=n_unary, max_height=max_height,
         final_selection=final_selection, runs=n_runs,
         evolve=EvolveSettings(population=population, iterations=iterations, crossover=crossover, mutation=mutation,
                               top_fraction=top_fraction, seed=seed, random_search=random_search, distinct=distinct),
     )
+    bench, options = _open(benchmark, data, hidden_size_compat)
+    store = _make_cache(bench, options, data, kw)
+    ids = _select_ids(bench, kw["limit"], kw["ids"])
+    names = _parse_baselines(baselines)
     out_dir = Path(out) if out else Path("runs") / bench.name.replace(":", "_").replace("/", "_")
+    out_dir.mkdir(parents=True, exist_ok=True)  # before any work: an unwritable --out fails now
+    _fill_cache(store, ids, names, kw["jobs"], kw["device"])
     bar = tqdm(total=iterations * n_runs, desc=f"evolving ({n_runs} runs)" if n_runs > 1 else "evolving", unit="it",
                mininterval=PROGRESS_INTERVAL)
     run_search(bench, store, ids, setup, out_dir, resume=resume,
@@ -296,27 +343,19 @@ def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover,
 @main.command()
 def ops():
     """Print the primitive op table (Markdown)."""
-    from primitives import OPS
-    from primitives.registry import markdown_table
-
     click.echo(markdown_table(OPS))
 
 
 @main.command()
 @click.argument("best_json", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["latex", "pretty", "text"]), default="latex", show_default=True)
-@_user_errors
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="latex", show_default=True)
 def export(best_json, fmt):
     """Print the simplified formula of a found proxy (best.json)."""
-    from .experiment import load_best, parse_tree
-    from .export import proxy_formula
-    from .protection import active_nodes
-
     best = load_best(Path(best_json))
-    tree, _ = parse_tree(best["tree"])
+    tree = parse_tree(best["tree"], default_pset())
     # guards that were active on the search sample are written out, as evolve's report does
     click.echo(proxy_formula(tree, best.get("orientation", 1), fmt, guarded=active_nodes(best.get("protection", []))))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

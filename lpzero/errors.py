@@ -1,13 +1,29 @@
-"""Errors lpzero reports to the user as one line (the CLI catches these)."""
-from __future__ import annotations
+"""The one error hierarchy of lpzero (imports nothing of lpzero, so every layer may use it).
 
-from benchmarks import BenchmarkError
-from primitives import PrimitiveError
+Every error a user can cause (a missing file, a malformed config, an unknown name,
+a value out of range) is an `LPZeroError`; the CLI prints its message as one line
+and exits with code 2. Each layer raises its own subclass:
+`lpzero.primitives.PrimitiveError`, `lpzero.benchmarks.BenchmarkError`, and the
+ones below for the layers above the benchmarks.
+"""
+from __future__ import annotations
 
 
 class LPZeroError(Exception):
-    """Bad input at the search/report layer: a missing cache, a malformed best.json."""
+    """Bad input: the message names the value or file and what is allowed."""
 
 
-#: every error the CLI turns into a one-line message and exit code 2
-USER_ERRORS = (LPZeroError, BenchmarkError, PrimitiveError)
+class UnknownNameError(LPZeroError):
+    """A name (benchmark, proxy, toolbox, op, format, ...) that is not registered."""
+
+    def __init__(self, what: str, name: object, known: "list[str] | tuple[str, ...]") -> None:
+        self.what, self.name, self.known = what, name, tuple(known)
+        super().__init__(f"unknown {what} {name!r} (known: {', '.join(map(str, self.known))})")
+
+
+class CacheError(LPZeroError):
+    """A cache that is missing an architecture or cannot be read."""
+
+
+class ResultError(LPZeroError):
+    """A run's output file (best.json, checkpoint.json) that cannot be used."""

@@ -6,67 +6,19 @@ Each op is instantiated once per type it applies to; the instance is named
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import random
-from typing import Callable, Iterable
+from typing import Iterable
 
 from deap import gp
 
-from .registry import Op, OpRegistry, PrimitiveError
+from .registry import Kind, Op, OpRegistry, PrimitiveError
 from .types import ALL_TYPES, INPUTS, TYPES_BY_CODE, InputSpec, ProxyType, Scalar, reduced_type
-from .values import reduced
-
-
-@dataclasses.dataclass(frozen=True)
-class _OnValues:
-    """An element-wise or binary op applied to the values of `Weighted` arguments."""
-
-    fn: Callable
-
-    def __call__(self, *args):
-        return args[0].with_values(self.fn(*(a.values for a in args)))
-
-
-@dataclasses.dataclass(frozen=True)
-class _Transform:
-    """A distribution op (softmax, min-max): `Weighted` in, same weights and presence out."""
-
-    fn: Callable
-
-    def __call__(self, x):
-        return x.with_values(self.fn(x))
-
-
-@dataclasses.dataclass(frozen=True)
-class _ReduceTensors:
-    """A reduction of each tensor to one value per layer."""
-
-    fn: Callable
-
-    def __call__(self, x):
-        return reduced(x, self.fn(x))
-
-
-def runtime(op: Op, level: str) -> Callable:
-    """The callable a compiled tree calls for `op` applied at `level`.
-
-    Module-level callables, not closures, so a compiled primitive set pickles and a
-    process pool can evaluate trees (`toolbox.register("map", pool.map)`).
-    """
-    fn = op.torch_fn
-    if op.kind in ("elementwise", "binary"):
-        return fn if level == "scalar" else _OnValues(fn)
-    if op.kind == "distribution":
-        return _Transform(fn)
-    if op.kind == "reduce":
-        return _ReduceTensors(fn) if level == "tensors" else fn  # layers -> scalar: a plain [N] tensor
-    raise PrimitiveError(f"op {op.name!r} of kind {op.kind!r} has no runtime form")
 
 
 def signature(op: Op, t: type[ProxyType]) -> tuple[list[type[ProxyType]], type[ProxyType]]:
     """(argument types, return type) of `op` applied to values of type `t`."""
-    if op.kind == "reduce":
+    if op.kind == Kind.REDUCE:
         return [t], reduced_type(t)
     return [t] * op.arity, t
 
@@ -100,8 +52,41 @@ def build_primitive_set(ops: OpRegistry, inputs: Iterable[InputSpec] = INPUTS) -
             if t.level not in op.levels or (t.family and t.family not in input_families):
                 continue
             args, ret = signature(op, t)
-            pset.addPrimitive(runtime(op, t.level), args, ret, name=instance_name(op, t))
+            pset.addPrimitive(op.runtime(t.level), args, ret, name=instance_name(op, t))
     return pset
+
+
+def parse_tree(text: str, pset: gp.PrimitiveSetTyped) -> gp.PrimitiveTree:
+    """The typed tree written as `text` (as `str(tree)` prints it), checked to score architectures.
+
+    PrimitiveError names the problem: an unknown op or input, a malformed expression,
+    argument types that do not fit, or a tree that does not return one score.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise PrimitiveError(f"empty proxy tree {text!r}")
+    if text.count("(") != text.count(")"):
+        raise PrimitiveError(f"cannot parse proxy tree {text!r}: unbalanced parentheses")
+    try:
+        tree = gp.PrimitiveTree.from_string(text, pset)
+    except (KeyError, TypeError, IndexError, AttributeError, SyntaxError) as e:
+        raise PrimitiveError(f"cannot parse proxy tree {text!r}: {e}") from None
+    # DEAP's parser checks types but ignores parentheses: a tree that does not print back as
+    # `text` has arguments missing or left over
+    try:
+        printed = str(tree)
+    except IndexError:
+        printed = None
+    if printed is None or printed.replace(" ", "") != text.replace(" ", ""):
+        raise PrimitiveError(f"cannot parse proxy tree {text!r}: wrong number of arguments")
+    if tree[0].ret is not pset.ret:
+        raise PrimitiveError(f"proxy tree {text!r} returns {tree[0].ret.__name__}, not one score per "
+                             f"architecture ({pset.ret.__name__})")
+    return tree
+
+
+def tree_inputs(tree: gp.PrimitiveTree) -> set[str]:
+    """The input symbols (A, J, G, H, W, S) a tree reads."""
+    return {node.value for node in tree if isinstance(node, gp.Terminal) and isinstance(node.value, str)}
 
 
 @functools.lru_cache(maxsize=8)

@@ -8,21 +8,87 @@ docs all read the same `OpRegistry`.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import sympy
 import torch
 
-#: kind -> the levels an op of that kind may take, and what it returns
-#:   elementwise: any level -> same;   distribution: tensors/layers -> same
-#:   reduce: tensors -> layers, layers -> scalar;   binary: (T, T) -> T
-KINDS = ("elementwise", "distribution", "reduce", "binary", "genome")
-LEVELS = ("tensors", "layers", "scalar")
+from lpzero.errors import LPZeroError, UnknownNameError
+
+from .values import Weighted, reduced
 
 
-class PrimitiveError(ValueError):
-    """A malformed op declaration or an unknown op name."""
+class Kind(str, enum.Enum):
+    """What an op does to the level of its argument (it fixes the op's type signature)."""
+
+    #: any level -> same
+    ELEMENTWISE = "elementwise"
+    #: tensors/layers -> same, along the last axis (softmax, min-max)
+    DISTRIBUTION = "distribution"
+    #: tensors -> layers, layers -> scalar
+    REDUCE = "reduce"
+    #: (T, T) -> T
+    BINARY = "binary"
+    #: a gene of the paper genome with no runtime form (prune)
+    GENOME = "genome"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Level(str, enum.Enum):
+    """The three levels of a value: one tensor per layer, one number per layer, one number."""
+
+    TENSORS = "tensors"
+    LAYERS = "layers"
+    SCALAR = "scalar"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+KINDS = tuple(Kind)
+LEVELS = tuple(Level)
+
+
+class PrimitiveError(LPZeroError):
+    """A malformed op declaration, an op that fails its probe, an unknown op or a malformed tree."""
+
+
+class UnknownOpError(PrimitiveError, UnknownNameError):
+    """An op name that is not in the table."""
+
+
+@dataclass(frozen=True)
+class _OnValues:
+    """An element-wise or binary op applied to the values of `Weighted` arguments."""
+
+    fn: Callable
+
+    def __call__(self, *args):
+        return args[0].with_values(self.fn(*(a.values for a in args)))
+
+
+@dataclass(frozen=True)
+class _Transform:
+    """A distribution op (softmax, min-max): `Weighted` in, same weights and presence out."""
+
+    fn: Callable
+
+    def __call__(self, x):
+        return x.with_values(self.fn(x))
+
+
+@dataclass(frozen=True)
+class _ReduceTensors:
+    """A reduction of each tensor to one value per layer."""
+
+    fn: Callable
+
+    def __call__(self, x):
+        return reduced(x, self.fn(x))
 
 
 @dataclass(frozen=True)
@@ -74,31 +140,92 @@ class Op:
     guarded_sympy: Callable[..., sympy.Expr] | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise PrimitiveError(f"op {self.name!r}: unknown kind {self.kind!r}")
-        if not self.levels or any(lv not in LEVELS for lv in self.levels):
-            raise PrimitiveError(f"op {self.name!r}: levels must be drawn from {LEVELS}, got {self.levels}")
-        if self.kind in ("distribution", "reduce") and "scalar" in self.levels:
+        try:
+            object.__setattr__(self, "kind", Kind(self.kind))
+            object.__setattr__(self, "levels", tuple(Level(lv) for lv in self.levels))
+        except ValueError as e:
+            raise PrimitiveError(f"op {self.name!r}: {e} (kinds: {', '.join(KINDS)}; levels: "
+                                 f"{', '.join(LEVELS)})") from None
+        if not self.levels:
+            raise PrimitiveError(f"op {self.name!r}: no level")
+        if self.kind in (Kind.DISTRIBUTION, Kind.REDUCE) and Level.SCALAR in self.levels:
             raise PrimitiveError(f"op {self.name!r}: a {self.kind} op has no scalar level")
         if self.domain not in ("any", "nonnegative", "positive"):
             raise PrimitiveError(f"op {self.name!r}: unknown domain {self.domain!r}")
-        if (self.guard or self.guarded_sympy) and self.kind not in ("elementwise", "binary"):
+        if (self.guard or self.guarded_sympy) and self.kind not in (Kind.ELEMENTWISE, Kind.BINARY):
             raise PrimitiveError(f"op {self.name!r}: only elementwise and binary ops declare a guard")
 
     @property
     def arity(self) -> int:
-        return 2 if self.kind == "binary" else 1
+        return 2 if self.kind == Kind.BINARY else 1
+
+    def runtime(self, level: Level | str) -> Callable:
+        """The callable a compiled tree calls for this op applied at `level`.
+
+        Module-level callables, not closures, so a compiled primitive set pickles and a
+        process pool can evaluate trees (`toolbox.register("map", pool.map)`).
+        """
+        fn = self.torch_fn
+        if self.kind in (Kind.ELEMENTWISE, Kind.BINARY):
+            return fn if level == Level.SCALAR else _OnValues(fn)
+        if self.kind == Kind.DISTRIBUTION:
+            return _Transform(fn)
+        if self.kind == Kind.REDUCE:
+            return _ReduceTensors(fn) if level == Level.TENSORS else fn  # layers -> scalar: a plain [N] tensor
+        raise PrimitiveError(f"op {self.name!r} of kind {self.kind} has no runtime form")
+
+
+#: probe values every op must map to finite values without touching its input
+#: (as gplearn's `make_function` checks an op on zeros and negatives)
+PROBES = {
+    "zeros": torch.zeros(2, 3, 4),
+    "negatives": -torch.linspace(0.5, 3.0, 24).reshape(2, 3, 4),
+    "large values": torch.full((2, 3, 4), 1e4),
+    "tiny values": torch.full((2, 3, 4), 1e-30),
+}
+
+
+def _probe_value(raw: torch.Tensor, level: Level):
+    """`raw` [2, 3, 4] as a value of `level`: Weighted [N, L, K], Weighted [N, L, 1] or a tensor [N]."""
+    if level == Level.TENSORS:
+        return Weighted.from_weights(raw.clone(), torch.full((2, 3, 1), 10.0))
+    if level == Level.LAYERS:
+        return Weighted.from_weights(raw[..., 0].clone(), torch.ones(2, 1))
+    return raw[:, 0, 0].clone()
+
+
+def _values_of(x) -> torch.Tensor:
+    return x.values if isinstance(x, Weighted) else x
+
+
+def probe(op: Op) -> None:
+    """Run `op` at each of its levels on `PROBES`; PrimitiveError if a result is not finite
+    or the op changed its argument."""
+    if op.torch_fn is None:
+        return
+    for what, raw in PROBES.items():
+        for level in op.levels:
+            args = [_probe_value(raw, level) for _ in range(op.arity)]
+            before = [_values_of(a).clone() for a in args]
+            out = op.runtime(level)(*args)
+            for a, b in zip(args, before):
+                if not torch.equal(_values_of(a), b):
+                    raise PrimitiveError(f"op {op.name!r} modifies its argument (on {what}, {level} level)")
+            if not torch.isfinite(_values_of(out)).all():
+                raise PrimitiveError(f"op {op.name!r} returns non-finite values on {what} ({level} level)")
 
 
 class OpRegistry:
-    """An ordered table of ops that refuses duplicate names."""
+    """An ordered table of ops that refuses duplicate names and probes each op it is given."""
 
     def __init__(self) -> None:
         self._ops: dict[str, Op] = {}
 
     def add(self, op: Op) -> Op:
+        """Register `op` after probing it (see `probe`); a second op of the same name is refused."""
         if op.name in self._ops:
             raise PrimitiveError(f"op {op.name!r} is declared twice")
+        probe(op)
         self._ops[op.name] = op
         return op
 
@@ -106,7 +233,7 @@ class OpRegistry:
         try:
             return self._ops[name]
         except KeyError:
-            raise PrimitiveError(f"unknown op {name!r} (known: {', '.join(self._ops)})") from None
+            raise UnknownOpError("op", name, list(self._ops)) from None
 
     def __contains__(self, name: object) -> bool:
         return name in self._ops
@@ -122,7 +249,7 @@ class OpRegistry:
 
 
 def markdown_table(ops: OpRegistry) -> str:
-    """The op table as Markdown (the README's table is this function's output)."""
+    """The op table as Markdown (docs/concepts.md's table is this function's output; `lpzero ops` prints it)."""
     rows = ["| id | op | kind | levels | definition | RPS facts |", "|---|---|---|---|---|---|"]
     for op in ops:
         facts = [name for name in ("nonnegative", "can_produce_zero", "flips_sign", "idempotent", "involution",

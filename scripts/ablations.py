@@ -17,10 +17,10 @@ from pathlib import Path
 import click
 import numpy as np
 
-from benchmarks import get_benchmark
+from lpzero.benchmarks import get_benchmark
 from lpzero.cache import CacheSettings, InputCache
-from lpzero.evolve import EvolveSettings
-from lpzero.experiment import SearchSetup, run_search
+from lpzero.report import run_search
+from lpzero.search import EvolveSettings, SearchSetup
 
 STUDIES = {
     # study -> list of (variant label, changes to SearchSetup, changes to EvolveSettings)
@@ -56,8 +56,7 @@ def _read_best_curve(run_dir: Path) -> list[float]:
 @click.option("--out", type=click.Path(), default="runs/ablations")
 def main(study, benchmark, iterations, seeds, runs, batch_size, seq_len, cache_dir, out):
     bench = get_benchmark(benchmark)
-    cache = InputCache(CacheSettings(bench.name, batch_size or bench.default_batch_size,
-                                     seq_len or bench.default_seq_len), Path(cache_dir) if cache_dir else None)
+    cache = InputCache(CacheSettings.for_benchmark(bench, batch_size, seq_len), Path(cache_dir) if cache_dir else None)
     ids = bench.ids()
     cache.compute(ids)
     seed_list = [int(s) for s in seeds.split(",")] if study == "rps" else [int(seeds.split(",")[0])]

@@ -18,13 +18,11 @@ import click
 import numpy as np
 from deap import gp
 
-from benchmarks import get_benchmark
+from lpzero.benchmarks import get_benchmark
 from lpzero.cache import CacheSettings, InputCache
-from lpzero.evolve import EvolveSettings
-from lpzero.experiment import SearchSetup, run_search
-from lpzero.fitness import FitnessEvaluator
-from lpzero.rps import violations
-from primitives import OPS, build_primitive_set, generate_typed
+from lpzero.primitives import OPS, build_primitive_set, generate_typed
+from lpzero.report import run_search
+from lpzero.search import EvolveSettings, FitnessEvaluator, SearchSetup, violations
 
 
 @click.command()
@@ -42,7 +40,7 @@ from primitives import OPS, build_primitive_set, generate_typed
               help="Runs of the loop in the default search (lpzero evolve --runs).")
 def main(benchmark, batch_size, seq_len, samples, sample, trees, cache_dir, no_search, distinct, runs):
     bench = get_benchmark(benchmark)
-    cache = InputCache(CacheSettings(bench.name, batch_size, seq_len, samples=samples),
+    cache = InputCache(CacheSettings.for_benchmark(bench, batch_size, seq_len, samples=samples),
                        Path(cache_dir) if cache_dir else None)
     ids = random.Random(0).sample(bench.ids(), sample)
     cache.compute(ids)

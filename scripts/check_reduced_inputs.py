@@ -23,12 +23,12 @@ from deap import gp
 from scipy import stats
 from tqdm import tqdm
 
-from benchmarks import get_benchmark
-from benchmarks.inputs import extract_inputs
-from lpzero.cache import arch_seed, full_weighted, sample_inputs, stack_stored
-from lpzero.fitness import spearman_fitness
-from lpzero.rps import violations
-from primitives import INPUT_SYMBOLS, OPS, build_primitive_set, generate_typed
+from lpzero.benchmarks import get_benchmark
+from lpzero.benchmarks.inputs import as_weighted, extract_inputs
+from lpzero.cache import arch_seed, sample_inputs, stack_stored
+from lpzero.primitives import INPUT_SYMBOLS, OPS, build_primitive_set, default_pset, generate_typed, parse_tree,
+                              tree_inputs
+from lpzero.search import spearman_fitness, violations
 
 
 @click.command()
@@ -55,7 +55,7 @@ def main(benchmark, archs, trees, batch_size, seq_len, samples, seed, out, summa
     for a in tqdm(ids, desc="extracting full inputs"):
         inputs = extract_inputs(bench, bench.build_model(a, 0), batch)
         stored.append(sample_inputs(inputs, samples, arch_seed(a, 0)))
-        full.append(full_weighted(inputs))
+        full.append(as_weighted(inputs))
     sampled = stack_stored(stored, samples)
     pset = build_primitive_set(OPS)
     rng = random.Random(seed + 1)
@@ -87,8 +87,6 @@ def main(benchmark, archs, trees, batch_size, seq_len, samples, seed, out, summa
 
 def summarize_rows(rows: list[dict], seed: int, draws: int = 2000) -> None:
     """Agreement across trees, its bootstrap 95% interval, and agreement per input read."""
-    from lpzero.experiment import parse_tree, tree_inputs
-
     red = np.array([float(r["reduced_rho"]) for r in rows])
     ful = np.array([float(r["full_rho"]) for r in rows])
     agreement = stats.spearmanr(red, ful).statistic
@@ -98,7 +96,7 @@ def summarize_rows(rows: list[dict], seed: int, draws: int = 2000) -> None:
     click.echo(f"Spearman across {len(rows)} trees of fitness (reduced vs full): {agreement:.3f}   (target >= 0.95); "
                f"bootstrap 95% interval {low:.3f}-{high:.3f}")
     click.echo(f"median |rho_reduced - rho_full|: {np.median(np.abs(red - ful)):.3f}")
-    reads = [tree_inputs(parse_tree(r["tree"])[0]) for r in rows]
+    reads = [tree_inputs(parse_tree(r["tree"], default_pset())) for r in rows]
     for label, pick in [("trees reading S", lambda s: "S" in s), ("trees reading J, not S", lambda s: "J" in s and "S" not in s),
                         ("trees reading neither S nor J", lambda s: not s & {"S", "J"})]:
         idx = [i for i, s in enumerate(reads) if pick(s)]

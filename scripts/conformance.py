@@ -22,7 +22,7 @@ import numpy as np
 import yaml
 from scipy import stats
 
-from benchmarks import default_data_root
+from lpzero.benchmarks import default_data_root
 
 #: GPT-2: reference file stem -> our proxy name
 GPT2_NAMES = {

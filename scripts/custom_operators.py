@@ -14,11 +14,10 @@ from pathlib import Path
 import click
 from deap import gp, tools
 
-from benchmarks import get_benchmark
+from lpzero.benchmarks import get_benchmark
 from lpzero.cache import CacheSettings, InputCache
-from lpzero.evolve import EvolveSettings
-from lpzero.experiment import SearchSetup, run_search
-from lpzero.rps import rps_guard
+from lpzero.report import run_search
+from lpzero.search import EvolveSettings, SearchSetup, rps_guard
 
 
 def customize(tb) -> None:
@@ -45,8 +44,7 @@ def customize(tb) -> None:
 @click.option("--out", type=click.Path(), default="runs/custom_operators")
 def main(benchmark, iterations, seed, cache_dir, out):
     bench = get_benchmark(benchmark)
-    cache = InputCache(CacheSettings(bench.name, bench.default_batch_size, bench.default_seq_len),
-                       Path(cache_dir) if cache_dir else None)
+    cache = InputCache(CacheSettings.for_benchmark(bench), Path(cache_dir) if cache_dir else None)
     cache.compute(bench.ids())
     setup = SearchSetup(evolve=EvolveSettings(iterations=iterations, seed=seed))
     best = run_search(bench, cache, bench.ids(), setup, Path(out), customize=customize)

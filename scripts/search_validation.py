@@ -30,11 +30,10 @@ from pathlib import Path
 import click
 import numpy as np
 
-from benchmarks import get_benchmark
+from lpzero.benchmarks import get_benchmark
 from lpzero.cache import CacheSettings, InputCache
-from lpzero.evolve import EvolveSettings
-from lpzero.experiment import SearchSetup, evolve_on, search_sample, select_final
-from lpzero.fitness import FitnessEvaluator, spearman_fitness
+from lpzero.search import (EvolveSettings, FitnessEvaluator, SearchSetup, evolve_on, search_sample, select_final,
+                           spearman_fitness)
 
 VARIANTS = {
     # name -> (changes to SearchSetup, changes to EvolveSettings)
@@ -91,9 +90,7 @@ def main(benchmark, variants, seeds, split_seed, paper_batch, halvings, cache_di
     if unknown:
         raise click.BadParameter(f"unknown variant(s) {', '.join(unknown)}", param_hint="--variants")
     bench = get_benchmark(benchmark)
-    batch = (bench.paper_batch_size, bench.paper_seq_len) if paper_batch else (bench.default_batch_size,
-                                                                                bench.default_seq_len)
-    cache = InputCache(CacheSettings(bench.name, *batch), Path(cache_dir) if cache_dir else None)
+    cache = InputCache(CacheSettings.for_benchmark(bench, paper_batch=paper_batch), Path(cache_dir) if cache_dir else None)
     ids = bench.ids()
     base = SearchSetup(evolve=EvolveSettings(seed=split_seed))
     search_ids, _, sample_ids = search_sample(ids, base)

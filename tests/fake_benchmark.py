@@ -28,8 +28,8 @@ import torch
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from benchmarks.attention import gpt2_block_sites, register_hookable_attention
-from benchmarks.base import Architecture, Batch, Benchmark, ZCSites
+from lpzero.benchmarks.attention import gpt2_block_sites, register_hookable_attention
+from lpzero.benchmarks.base import Architecture, Batch, Benchmark, ZCSites
 
 VOCAB_SIZE = 99
 N_POSITIONS = 64
@@ -58,6 +58,9 @@ class TinyGPT2Benchmark(Benchmark):
     raw_metric = "valid_ppl"
     default_batch_size = 4
     default_seq_len = 16
+
+    def __init__(self, data_root: object = None) -> None:
+        """No data files: `data_root` is accepted (as `get_benchmark` passes it) and unused."""
 
     def ids(self) -> list[str]:
         return [f"tiny{i}" for i in range(len(ARCH_SHAPES))]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from primitives import INPUT_SYMBOLS, Weighted
+from lpzero.primitives import INPUT_SYMBOLS, Weighted
 
 #: layers per input family of the fake architectures (J has one tensor, as in real models)
 LAYERS = {"A": 3, "J": 1, "G": 4, "H": 3, "W": 4, "S": 2}
@@ -27,3 +27,14 @@ def planted_truth(inputs: dict[str, Weighted]):
     """Ground truth a proxy over W can recover exactly: the log of W's summed squares."""
     w = inputs["W"]
     return torch.where(w.present, w.values**2, 0.0).sum((1, 2)).log().numpy()
+
+
+def synthetic_toolbox(kind: str = "typed", **toolbox_options):
+    """(toolbox, evaluator) on `synthetic_inputs()` with `planted_truth`, sharing one primitive set."""
+    from lpzero.primitives import OPS, build_primitive_set
+    from lpzero.search import FitnessEvaluator, build_toolbox
+
+    inputs = synthetic_inputs()
+    pset = build_primitive_set(OPS)
+    ev = FitnessEvaluator(pset, inputs, planted_truth(inputs))
+    return build_toolbox(kind, ev, pset=pset, **toolbox_options), ev

@@ -10,9 +10,11 @@ import torch
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
-from benchmarks.base import Batch
+from lpzero.benchmarks.base import Batch
+from lpzero.errors import LPZeroError
 from fake_benchmark import TinyGPT2Benchmark
-from lpzero.baselines import BASELINES, ProxyContext, _recipe_weights, compute_baseline
+from lpzero.proxies import BASELINES, ProxyContext
+from lpzero.proxies.context import recipe_weights as _recipe_weights
 
 ARCH = "tiny4"  # 3 layers, n_embd 32: every proxy has several layers to sum over
 SEED = 3
@@ -73,9 +75,19 @@ def test_table_lists_every_baseline_with_docs() -> None:
             assert "Search space: not expressible" in baseline.doc
 
 
-def test_unknown_name_is_a_clear_error(bench: TinyGPT2Benchmark) -> None:
-    with pytest.raises(KeyError, match="unknown baseline"):
-        compute_baseline("nope", ProxyContext.create(bench, ARCH, SEED))
+def test_every_expressible_baseline_is_a_tree_of_the_search_space(
+    bench: TinyGPT2Benchmark, shared_run: tuple[ProxyContext, dict[str, float]]
+) -> None:
+    from lpzero.primitives import default_pset, parse_tree
+    from lpzero.proxies import score_tree, six_inputs
+
+    ctx, values = shared_run
+    expressible = {n: b.expressible for n, b in BASELINES.items() if b.expressible}
+    assert {"snip", "grad_norm", "lpzero_flexibert"} <= set(expressible)
+    for name, text in expressible.items():
+        tree = parse_tree(text, default_pset())
+        if name in ("snip", "grad_norm"):  # exactly the baseline, in float32
+            assert score_tree(tree, six_inputs(ctx)) == pytest.approx(values[name], rel=1e-4), name
 
 
 # --- every proxy: finite, deterministic, no state left behind ---------------
@@ -147,7 +159,7 @@ def test_timed_charges_each_shared_pass_to_every_reader(bench: TinyGPT2Benchmark
 
 
 def test_nuclear_norm_from_the_gram_matrix_equals_the_svd() -> None:
-    from lpzero.baselines import _nuclear_norm
+    from lpzero.proxies.gradient import _nuclear_norm
 
     gen = torch.Generator().manual_seed(0)
     for shape in [(7, 40), (40, 7), (16, 16), (3, 4, 5)]:
@@ -301,7 +313,7 @@ class NamedFlexiBERT(TinyGPT2Benchmark):
 def test_default_recipe_follows_the_benchmark(bench: TinyGPT2Benchmark) -> None:
     assert ProxyContext.create(bench, ARCH, SEED).recipe == "lpzero"
     assert ProxyContext.create(NamedFlexiBERT(), ARCH, SEED).recipe == "tfnas"
-    with pytest.raises(ValueError, match="unknown recipe"):
+    with pytest.raises(LPZeroError, match="unknown recipe"):
         ProxyContext.create(bench, ARCH, SEED, recipe="nope")
 
 
@@ -350,9 +362,9 @@ def test_tfnas_recipe_values(bench: TinyGPT2Benchmark) -> None:
 def test_paper_proxies_are_the_papers_formulas() -> None:
     from deap import gp
 
-    from lpzero.baselines import LPZERO_FLEXIBERT_TREE, LPZERO_LLAMA_TREE
-    from lpzero.export import proxy_formula
-    from primitives import OPS, build_primitive_set
+    from lpzero.proxies import LPZERO_FLEXIBERT_TREE, LPZERO_LLAMA_TREE
+    from lpzero.report.export import proxy_formula
+    from lpzero.primitives import OPS, build_primitive_set
 
     pset = build_primitive_set(OPS)
     flexibert = proxy_formula(gp.PrimitiveTree.from_string(LPZERO_FLEXIBERT_TREE, pset))

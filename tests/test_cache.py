@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from benchmarks import get_benchmark
-from benchmarks.inputs import extract_inputs
+from lpzero.benchmarks import get_benchmark
+from lpzero.benchmarks.inputs import extract_inputs
 from lpzero.cache import CacheSettings, InputCache, sample_inputs
 from lpzero.errors import LPZeroError
-from primitives import OPS
+from lpzero.primitives import OPS
 
 IDS = ["config_9_j3", "config_4_j5"]
 
@@ -72,7 +72,8 @@ def test_calibrated_weights_reproduce_the_totals_and_keep_the_design_without_inf
 
 
 def test_single_input_families_keep_extremes_and_estimate_heavy_tails():
-    from lpzero.cache import full_weighted, stack_stored
+    from lpzero.benchmarks.inputs import as_weighted as full_weighted
+    from lpzero.cache import stack_stored
 
     bench = get_benchmark("gpt2")
     x = extract_inputs(bench, bench.build_model(IDS[0], 0), bench.make_batch(0, 2, 32))
@@ -91,7 +92,8 @@ def test_single_input_families_keep_extremes_and_estimate_heavy_tails():
 
 
 def test_sampled_norm_estimates_the_full_norm(tmp_path):
-    from lpzero.cache import full_weighted, stack_stored
+    from lpzero.benchmarks.inputs import as_weighted as full_weighted
+    from lpzero.cache import stack_stored
 
     bench = get_benchmark("gpt2")
     x = extract_inputs(bench, bench.build_model(IDS[0], 0), bench.make_batch(0, 2, 32))

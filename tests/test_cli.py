@@ -40,7 +40,7 @@ def test_info_json_counts_match_flexibert_with_compat(run):
     (["info", "gpt2", "--data", "/nonexistent"], "/nonexistent: data directory not found"),
     (["info", "lts:/nonexistent"], "/nonexistent: results directory not found"),
     (["cache", "gpt2", "--ids", "config_99_j0"], "unknown architecture id 'config_99_j0'"),
-    (["rank", "gpt2", "--proxies", "nosuch"], "unknown proxy nosuch"),
+    (["rank", "gpt2", "--proxies", "nosuch"], "unknown proxy 'nosuch'"),
     (["export", "missing.json"], "missing.json: file not found"),
     (["info", "gpt2", "--hidden-size-compat"], "applies to the flexibert benchmark only"),
     (["rank", "gpt2", "--split", "heldout"], "--split needs exactly one --proxy"),
@@ -54,7 +54,7 @@ def test_bad_input_is_one_line_and_exit_2(run, args, message):
 def test_malformed_yaml_names_the_file(run, tmp_path):
     import shutil
 
-    from benchmarks import default_data_root
+    from lpzero.benchmarks import default_data_root
 
     src = default_data_root() / "lts_gpt2_wt103"
     (tmp_path / "lts" / "config_0" / "j0").mkdir(parents=True)

@@ -5,10 +5,10 @@ import sympy
 import torch
 from deap import gp
 
-from lpzero.export import evaluate_expression, format_expression, proxy_formula, simplify, tree_to_sympy
-from lpzero.protection import active_nodes, describe, guard_activity
-from lpzero.rps import violations
-from primitives import INPUT_SYMBOLS, OPS, build_primitive_set, generate_typed
+from lpzero.report.export import evaluate_expression, format_expression, proxy_formula, simplify, tree_to_sympy
+from lpzero.report.protection import active_nodes, describe, guard_activity
+from lpzero.search.rps import violations
+from lpzero.primitives import INPUT_SYMBOLS, OPS, build_primitive_set, generate_typed
 from synthetic import synthetic_inputs
 
 PSET = build_primitive_set(OPS)

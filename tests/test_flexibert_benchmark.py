@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from benchmarks.base import BenchmarkError, default_data_root
-from benchmarks.flexibert import REFERENCE_CSV, FlexiBERTBenchmark
-from benchmarks.flexibert_model import PROXY_CODE_FEED_FORWARD_DIM, count_parameters
+from lpzero.benchmarks.base import BenchmarkError, default_data_root
+from lpzero.benchmarks.flexibert import REFERENCE_CSV, FlexiBERTBenchmark
+from lpzero.benchmarks.flexibert_model import PROXY_CODE_FEED_FORWARD_DIM, count_parameters
 
 DATA = default_data_root()
 pytestmark = pytest.mark.skipif(
@@ -202,7 +202,7 @@ def test_softmax_confidence_follows_the_released_scores(compat):
     """"Head Softmax Confidence" on a handful of architectures ranks as the released column."""
     from scipy import stats
 
-    from lpzero.baselines import BASELINES, ProxyContext
+    from lpzero.proxies import BASELINES, ProxyContext
 
     with open(DATA / REFERENCE_CSV, newline="") as f:
         released = {row["ID"]: float(row["Head Softmax Confidence"]) for row in csv.DictReader(f)}

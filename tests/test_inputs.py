@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from benchmarks import get_benchmark
-from benchmarks.inputs import SYMBOLS, extract_inputs
+from lpzero.benchmarks import get_benchmark
+from lpzero.benchmarks.inputs import SYMBOLS, extract_inputs
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import BenchmarkError, get_benchmark
-from benchmarks.base import default_data_root
-from benchmarks.gpt2_flex import FlexConfig, build_gpt2_flex, clean_cutoffs
-from benchmarks.lts import PARAM_KEYS, LTSBenchmark
+from lpzero.benchmarks import BenchmarkError, get_benchmark
+from lpzero.benchmarks.base import default_data_root
+from lpzero.benchmarks.gpt2_flex import FlexConfig, build_gpt2_flex, clean_cutoffs
+from lpzero.benchmarks.lts import PARAM_KEYS, LTSBenchmark
 
 DATA = default_data_root()
 LTS_DIR = DATA / "lts_gpt2_wt103"
@@ -151,7 +151,7 @@ def test_zc_sites_capture_documented_shapes(bench, smallest, small_batch) -> Non
 def test_cutoffs_trimmed_to_vocabulary() -> None:
     assert clean_cutoffs([19997, 39997, 199997, 50264], 50264) == [19997, 39997, 50264]
     assert clean_cutoffs([], 100) == [100]
-    with pytest.raises(ValueError):
+    with pytest.raises(BenchmarkError):
         clean_cutoffs([30, 20], 100)
 
 
@@ -260,7 +260,7 @@ def test_unknown_id(tmp_lts: Path) -> None:
 
 
 def test_flex_config_rejects_unsupported_div_val() -> None:
-    with pytest.raises(ValueError, match="div_val 0"):
+    with pytest.raises(BenchmarkError, match="div_val 0"):
         FlexConfig.from_dict({"n_token": 10, "n_layer": 1, "d_model": 8, "n_head": 2, "d_inner": 8,
                               "d_embed": 8, "div_val": 0, "cutoffs": []})
 
@@ -268,7 +268,7 @@ def test_flex_config_rejects_unsupported_div_val() -> None:
 @needs_data
 def test_parameter_count_proxies_reproduce_paper_table_3(bench: LTSBenchmark) -> None:
     """Decoder (non-embedding) params: rho .967 / tau .847; all params: .737 / .582 (SPEC section 6)."""
-    from lpzero.fitness import spearman_fitness
+    from lpzero.search.fitness import spearman_fitness
 
     truth = [bench.architecture(a).ground_truth for a in bench.ids()]
     for key, rho, tau in (("nonembedding", 0.967, 0.847), ("total", 0.737, 0.582)):

@@ -5,10 +5,10 @@ import sympy
 import torch
 from deap import gp
 
-from primitives import INPUT_SYMBOLS, OPS, OpRegistry, PrimitiveError, Weighted, build_primitive_set, generate_typed
-from primitives.registry import Op
-from primitives.symbolic import input_symbol
-from primitives.types import FAMILIES, Scalar
+from lpzero.primitives import INPUT_SYMBOLS, OPS, OpRegistry, PrimitiveError, Weighted, build_primitive_set, generate_typed
+from lpzero.primitives.registry import Op
+from lpzero.primitives.symbolic import input_symbol
+from lpzero.primitives.types import FAMILIES, Scalar
 from synthetic import synthetic_inputs
 
 PAPER_IDS = [f"f{i:02d}" for i in range(1, 21)] + [f"g{i:02d}" for i in range(1, 5)]

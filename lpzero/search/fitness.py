@@ -6,20 +6,23 @@ infinite or constant over the architectures) and what an invalid proxy is worth:
 
 Fitness is |ρ|: a proxy that ranks in exact reverse is as informative as one that
 ranks in order, and its sign is kept (`Evaluation.spearman`) so the found proxy is
-reported and applied with its orientation.
+reported and applied with its orientation. Why a proxy is invalid is a value
+(`Invalid`), never a message to parse.
 """
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from deap import gp
 from scipy import stats
 
-from primitives import INPUT_SYMBOLS, Weighted
+from lpzero.errors import LPZeroError
+from lpzero.primitives import INPUT_SYMBOLS, Weighted
 
 #: fitness of an invalid proxy: worse than any |ρ|
 INVALID_FITNESS = float("-inf")
@@ -28,17 +31,42 @@ INVALID_FITNESS = float("-inf")
 CONSTANT_RTOL = 1e-6
 
 
+class Invalid(str, enum.Enum):
+    """Why a proxy has no fitness."""
+
+    NON_FINITE = "non-finite score"
+    CONSTANT = "constant scores"
+    UNDEFINED = "undefined Spearman correlation"
+    #: an evaluate function registered by a script returned the invalid fitness without a reason
+    UNSPECIFIED = "invalid"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Evaluation:
-    """What one proxy achieved on one set of architectures."""
+    """What one proxy achieved on one set of architectures.
+
+    Iterating it yields DEAP's one-element fitness tuple, so it is what `toolbox.evaluate`
+    returns and `ind.fitness.values = toolbox.evaluate(ind)` works as in any DEAP loop.
+    """
 
     fitness: float
     spearman: float | None = None
     kendall: float | None = None
-    reason: str | None = None
+    reason: Invalid | None = None
+    #: what the reason is about, e.g. "on 3 of 50 architectures"
+    detail: str = ""
     #: the architectures' order under the oriented proxy (dense ranks as bytes): proxies with
     #: equal `ranking` are the same proxy as far as this set of architectures can tell
     ranking: bytes | None = field(default=None, repr=False, compare=False)
+
+    def __iter__(self) -> Iterator[float]:
+        return iter((self.fitness,))
+
+    def __len__(self) -> int:
+        return 1
 
     @property
     def valid(self) -> bool:
@@ -49,14 +77,28 @@ class Evaluation:
         """+1 if higher proxy scores mean better architectures, -1 if lower do."""
         return -1 if (self.spearman or 0.0) < 0 else 1
 
+    def describe(self) -> str:
+        """The reason as a sentence ("" for a valid proxy)."""
+        return "" if self.reason is None else f"{self.reason} {self.detail}".strip()
 
-def is_valid_fitness(fitness: tuple[float]) -> bool:
-    """Whether a DEAP fitness tuple (from `FitnessEvaluator.__call__`) belongs to a valid proxy."""
+    @classmethod
+    def of(cls, result: "Evaluation | Sequence[float]") -> "Evaluation":
+        """`result` of any evaluate function as an Evaluation (a plain DEAP tuple has no ranking)."""
+        if isinstance(result, Evaluation):
+            return result
+        fitness = float(result[0])
+        if fitness == INVALID_FITNESS or not math.isfinite(fitness):
+            return invalid(Invalid.UNSPECIFIED)
+        return cls(fitness)
+
+
+def is_valid_fitness(fitness: Sequence[float]) -> bool:
+    """Whether a DEAP fitness tuple belongs to a valid proxy."""
     return fitness[0] != INVALID_FITNESS
 
 
-def invalid(reason: str) -> Evaluation:
-    return Evaluation(INVALID_FITNESS, reason=reason)
+def invalid(reason: Invalid, detail: str = "") -> Evaluation:
+    return Evaluation(INVALID_FITNESS, reason=reason, detail=detail)
 
 
 def spearman_fitness(scores: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray,
@@ -64,17 +106,26 @@ def spearman_fitness(scores: Sequence[float] | np.ndarray, truth: Sequence[float
     """Rank agreement of `scores` with `truth` (higher truth = better), or the reason it has none."""
     scores = np.asarray(scores, dtype=np.float64)
     truth = np.asarray(truth, dtype=np.float64)
+    if scores.shape != truth.shape:
+        raise LPZeroError(f"{scores.size} scores for {truth.size} ground-truth values")
     bad = int((~np.isfinite(scores)).sum())
     if bad:
-        return invalid(f"non-finite score on {bad} of {len(scores)} architectures")
+        return invalid(Invalid.NON_FINITE, f"on {bad} of {len(scores)} architectures")
     if len(scores) < 2 or np.ptp(scores) <= CONSTANT_RTOL * np.abs(scores).max():
-        return invalid("constant scores")
+        return invalid(Invalid.CONSTANT)
     rho = float(stats.spearmanr(scores, truth).statistic)
     if not math.isfinite(rho):
-        return invalid("undefined Spearman correlation")
+        return invalid(Invalid.UNDEFINED)
     tau = float(stats.kendalltau(scores, truth).statistic) if with_kendall else None
     ranking = stats.rankdata(np.copysign(1.0, rho) * scores, method="dense").astype(np.int32).tobytes()
     return Evaluation(abs(rho), spearman=rho, kendall=tau, ranking=ranking)
+
+
+def correlation(scores: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray) -> dict:
+    """ρ and τ of `scores` against `truth` as a record for result files (None where invalid)."""
+    ev = spearman_fitness(scores, truth, with_kendall=True)
+    return {"spearman": ev.spearman, "kendall": ev.kendall, "n": int(len(truth)),
+            "invalid_reason": ev.describe() or None}
 
 
 class FitnessEvaluator:
@@ -88,7 +139,7 @@ class FitnessEvaluator:
     def __init__(self, pset: gp.PrimitiveSetTyped, inputs: Mapping[str, Weighted], truth: Sequence[float]):
         missing = [s for s in INPUT_SYMBOLS if s not in inputs]
         if missing:
-            raise ValueError(f"inputs lack {', '.join(missing)}")
+            raise LPZeroError(f"inputs lack {', '.join(missing)}")
         self.pset = pset
         self.inputs = {s: inputs[s] for s in INPUT_SYMBOLS}
         self.args = list(self.inputs.values())
@@ -111,6 +162,6 @@ class FitnessEvaluator:
             self.memo[key] = spearman_fitness(self.scores(tree), self.truth)
         return self.memo[key]
 
-    def __call__(self, tree: gp.PrimitiveTree) -> tuple[float]:
-        """DEAP's evaluate convention: a one-element fitness tuple."""
-        return (self.details(tree).fitness,)
+    def __call__(self, tree: gp.PrimitiveTree) -> Evaluation:
+        """DEAP's evaluate convention: the result iterates as a one-element fitness tuple."""
+        return self.details(tree)

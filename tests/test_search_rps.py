@@ -1,10 +1,10 @@
 import pytest
 from deap import gp
 
-from lpzero.rps import RPSLog, rps_guard, violations
-from primitives import OPS, build_primitive_set
+from lpzero.search.rps import RPSLog, rps_guard, violations
+from lpzero.primitives import default_pset
 
-PSET = build_primitive_set(OPS)
+PSET = default_pset()
 
 
 def tree(text):
@@ -27,11 +27,23 @@ def tree(text):
 ])
 def test_rps_rejects_table_11_pairs(text, kind):
     found = violations(tree(text))
-    assert found and any(r.startswith(kind) for r in found), found
+    assert found and any(v.kind == kind for v in found), found
+    assert all(str(v).startswith(v.kind) and v.key.startswith(v.kind) for v in found)
 
 
 def test_rps_accepts_a_clean_proxy():
     assert violations(tree("add__s(layer_sum__Lw(l1__Tw(mul__Tw(W, G))), layer_sum__La(std__Ta(A)))")) == []
+
+
+def test_the_log_counts_rules_by_pair():
+    log = RPSLog()
+    log.record(violations(tree("layer_sum__Lw(mean__Tw(log__Tw(exp__Tw(W))))")))
+    log.record(violations(tree("layer_sum__Lw(mean__Tw(log__Tw(neg__Tw(W))))")))
+    assert log.to_dict() == {"rejected": 2, "gave_up": 0, "reasons": {"redundant: log∘exp (cancels)": 1,
+                                                                      "undefined: log∘neg (domain)": 1}}
+    restored = RPSLog()
+    restored.restore(log.to_dict())
+    assert restored == log
 
 
 def test_guard_regenerates_until_accepted():

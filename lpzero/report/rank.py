@@ -1,14 +1,14 @@
 """`lpzero rank`: how well each proxy ranks a benchmark's architectures.
 
 Hand-designed proxies are read from the cache (computed once per architecture by
-`lpzero cache`); a found proxy (`best.json`) is scored exactly, from full inputs
+`lpzero cache`); a found proxy (`best.json`) is scored exactly, from the full inputs
 of freshly built models. Sign convention: ground truth is oriented higher = better
 (for GPT-2, minus perplexity), so a proxy that ranks in reverse shows a negative ρ.
 """
 from __future__ import annotations
 
 import csv
-import json
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +16,15 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from benchmarks import Benchmark
-from benchmarks.inputs import extract_inputs
+from lpzero.benchmarks import Benchmark
+from lpzero.benchmarks.inputs import extract_inputs
+from lpzero.cache import CacheSettings
+from lpzero.files import atomic_write_json, atomic_write_text
+from lpzero.primitives import default_pset, parse_tree
+from lpzero.proxies import score_tree
+from lpzero.search import correlation
 
-from .cache import CacheSettings, full_weighted
-from .fitness import spearman_fitness
+from .plots import plot_ranks
 
 RANK_FIELDS = ("proxy", "spearman", "kendall", "seconds_per_arch", "n")
 
@@ -36,29 +40,24 @@ class RankRow:
 
 
 def rank_row(name: str, scores: Sequence[float], truth: Sequence[float], seconds: Sequence[float]) -> RankRow:
-    ev = spearman_fitness(scores, truth, with_kendall=True)
-    return RankRow(name, ev.spearman, ev.kendall, float(np.mean(seconds)) if len(seconds) else 0.0, len(scores),
+    m = correlation(scores, truth)
+    return RankRow(name, m["spearman"], m["kendall"], float(np.mean(seconds)) if len(seconds) else 0.0, m["n"],
                    list(map(float, scores)))
 
 
 def score_best_exactly(best: dict, bench: Benchmark, settings: CacheSettings, ids: Sequence[str], device: str,
                        progress: Callable[[str], None] | None = None) -> tuple[list[float], list[float]]:
     """Scores of a saved proxy from full (unsampled) inputs, and seconds per architecture."""
-    from primitives import INPUT_SYMBOLS
-
-    from .experiment import parse_tree, tree_inputs
-    from deap import gp
-
-    tree, pset = parse_tree(best["tree"])
-    func = gp.compile(tree, pset)
+    pset = default_pset()
+    tree = parse_tree(best["tree"], pset)
     batch = bench.make_batch(settings.batch_seed, settings.batch_size, settings.seq_len).to(device)
     scores, seconds = [], []
     for a in ids:
         t = time.perf_counter()
         model = bench.build_model(a, settings.model_seed, device)
-        inputs = full_weighted(extract_inputs(bench, model, batch), device, tree_inputs(tree))
+        inputs = extract_inputs(bench, model, batch)
         del model
-        scores.append(best.get("orientation", 1) * float(func(*[inputs[s] for s in INPUT_SYMBOLS])[0]))
+        scores.append(best.get("orientation", 1) * score_tree(tree, inputs, device, pset))
         seconds.append(time.perf_counter() - t)
         if progress:
             progress(a)
@@ -66,37 +65,19 @@ def score_best_exactly(best: dict, bench: Benchmark, settings: CacheSettings, id
 
 
 def write_rank(rows: list[RankRow], ids: Sequence[str], truth: Sequence[float], out: Path, plots: bool = True) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+    """rank.csv, rank.json, scores.json (and a rank plot per proxy) in `out`."""
     records = [{k: getattr(r, k) for k in RANK_FIELDS} for r in rows]
-    with open(out / "rank.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=RANK_FIELDS)
-        w.writeheader()
-        w.writerows(records)
-    (out / "rank.json").write_text(json.dumps(records, indent=1))
-    (out / "scores.json").write_text(json.dumps({"ids": list(ids), "ground_truth": list(map(float, truth)),
-                                                 "scores": {r.proxy: r.scores for r in rows}}))
+    text = io.StringIO()
+    w = csv.DictWriter(text, fieldnames=RANK_FIELDS)
+    w.writeheader()
+    w.writerows(records)
+    atomic_write_text(out / "rank.csv", text.getvalue())
+    atomic_write_json(out / "rank.json", records)
+    atomic_write_json(out / "scores.json", {"ids": list(ids), "ground_truth": list(map(float, truth)),
+                                            "scores": {r.proxy: r.scores for r in rows}}, indent=None)
     if plots:
         for r in rows:
-            plot_ranks(r, truth, out / f"rank_{r.proxy}.png")
-
-
-def plot_ranks(row: RankRow, truth: Sequence[float], path: Path) -> None:
-    """Proxy rank against ground-truth rank (the paper's Figures 4 and 8)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from scipy.stats import rankdata
-
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.scatter(rankdata(truth), rankdata(row.scores), s=6)
-    rho = "n/a" if row.spearman is None else f"{row.spearman:+.3f}"
-    ax.set_title(f"{row.proxy}  (ρ = {rho})")
-    ax.set_xlabel("ground-truth rank (higher = better)")
-    ax.set_ylabel("proxy rank")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+            plot_ranks(r.proxy, r.scores, truth, r.spearman, out / f"rank_{r.proxy}.png")
 
 
 def format_table(rows: list[RankRow], raw_metric: str) -> str:

@@ -17,11 +17,15 @@ from dataclasses import dataclass
 
 from deap import gp
 
-from primitives import INPUTS, OPS, Op, OpRegistry
-from primitives.pset import instance_name
-from primitives.types import ProxyType, Scalar, reduced_type
+from lpzero.primitives import INPUTS, OPS, Kind, Op, OpRegistry, PrimitiveError
+from lpzero.primitives.pset import instance_name
+from lpzero.primitives.types import ProxyType, Scalar, reduced_type
 
 _INPUT_TYPES = {spec.symbol: spec.type for spec in INPUTS}
+
+
+class GenomeError(PrimitiveError):
+    """Genes that make no typed tree (an op after a level it does not apply to, both branches pruned)."""
 
 
 @dataclass(frozen=True)
@@ -39,11 +43,11 @@ class PaperGenes:
 
 
 def unary_genes(ops: OpRegistry = OPS) -> list[Op]:
-    return [op for op in ops if op.arity == 1 and op.kind != "binary"]
+    return [op for op in ops if op.arity == 1 and op.kind != Kind.BINARY]
 
 
 def binary_genes(ops: OpRegistry = OPS) -> list[Op]:
-    return ops.of_kind("binary")
+    return ops.of_kind(Kind.BINARY)
 
 
 def _apply(op: Op, t: type[ProxyType]) -> type[ProxyType] | None:
@@ -52,11 +56,11 @@ def _apply(op: Op, t: type[ProxyType]) -> type[ProxyType] | None:
         return t
     if t.level not in op.levels:
         return None
-    return reduced_type(t) if op.kind == "reduce" else t
+    return reduced_type(t) if op.kind == Kind.REDUCE else t
 
 
 def _branch_prefix(symbol: str, op_names: tuple[str, ...], pset: gp.PrimitiveSetTyped, ops: OpRegistry):
-    """Prefix list of a branch lifted to Scalar; None if pruned; raises ValueError if ill-typed."""
+    """Prefix list of a branch lifted to Scalar; None if pruned; GenomeError if ill-typed."""
     if "prune" in op_names:
         return None
     t = _INPUT_TYPES[symbol]
@@ -64,7 +68,7 @@ def _branch_prefix(symbol: str, op_names: tuple[str, ...], pset: gp.PrimitiveSet
     for name in op_names:
         nt = _apply(ops[name], t)
         if nt is None:
-            raise ValueError(f"{name} cannot follow a {t.level}-level value")
+            raise GenomeError(f"{name} cannot follow a {t.level}-level value")
         if name != "identity":
             wrappers.append(instance_name(ops[name], t))
         t = nt
@@ -78,10 +82,10 @@ def _branch_prefix(symbol: str, op_names: tuple[str, ...], pset: gp.PrimitiveSet
 
 
 def genes_to_tree(genes: PaperGenes, pset: gp.PrimitiveSetTyped, ops: OpRegistry = OPS) -> list:
-    """The typed tree (prefix list) of a genome; ValueError if no tree has these genes."""
+    """The typed tree (prefix list) of a genome; GenomeError if no tree has these genes."""
     left, right = (_branch_prefix(s, b, pset, ops) for s, b in zip(genes.inputs, genes.branches))
     if left is None and right is None:
-        raise ValueError("both branches pruned")
+        raise GenomeError("both branches pruned")
     if left is None or right is None:
         return left or right
     return [pset.mapping[instance_name(ops[genes.binary], Scalar)]] + left + right

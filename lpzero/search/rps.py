@@ -23,7 +23,7 @@ from typing import Callable
 
 from deap import gp
 
-from primitives import OPS, OpRegistry, op_and_type
+from lpzero.primitives import OPS, OpRegistry, op_and_type
 
 
 def _children(tree: gp.PrimitiveTree, index: int) -> list[int]:
@@ -36,8 +36,40 @@ def _children(tree: gp.PrimitiveTree, index: int) -> list[int]:
     return kids
 
 
-def violations(tree: gp.PrimitiveTree, ops: OpRegistry = OPS) -> list[str]:
-    """The RPS rules `tree` breaks, as human-readable reasons (empty: accepted)."""
+#: rule -> (kind, what the rule says); kind "redundant" (a no-op or constant) or "undefined"
+RULES = {
+    "equal arguments": ("redundant", "constant when both arguments are the same subtree"),
+    "cancels": ("redundant", "the outer op undoes the inner one"),
+    "idempotent": ("redundant", "applying the op twice is applying it once"),
+    "involution": ("redundant", "applying the op twice is the identity"),
+    "no-op on nonnegative": ("redundant", "the outer op is the identity on the inner op's nonnegative values"),
+    "domain": ("undefined", "the outer op needs nonnegative input and the inner op flips the sign"),
+    "zero denominator": ("undefined", "a denominator right after an op that can produce zero"),
+}
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One RPS rule a tree breaks, at one node: `ops` is the op ("sub") or pair ("log∘exp")."""
+
+    rule: str
+    ops: str
+
+    @property
+    def kind(self) -> str:
+        return RULES[self.rule][0]
+
+    @property
+    def key(self) -> str:
+        """What the RPS log counts: kind, ops and rule."""
+        return f"{self.kind}: {self.ops} ({self.rule})"
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.ops} — {RULES[self.rule][1]}"
+
+
+def violations(tree: gp.PrimitiveTree, ops: OpRegistry = OPS) -> list[Violation]:
+    """The RPS rules `tree` breaks (empty: accepted)."""
     found = []
     for i, node in enumerate(tree):
         if not isinstance(node, gp.Primitive):
@@ -47,39 +79,47 @@ def violations(tree: gp.PrimitiveTree, ops: OpRegistry = OPS) -> list[str]:
         if op.constant_on_equal_args and len(kids) == 2:
             a, b = (tree[tree.searchSubtree(k)] for k in kids)
             if str(gp.PrimitiveTree(a)) == str(gp.PrimitiveTree(b)):
-                found.append(f"redundant: {op.name} of two equal arguments is constant")
+                found.append(Violation("equal arguments", op.name))
         for pos, k in enumerate(kids):
             if not isinstance(tree[k], gp.Primitive):
                 continue
             child, _ = op_and_type(tree[k].name, ops)
             pair = f"{op.name}∘{child.name}"
             if child.name in op.cancels:
-                found.append(f"redundant: {pair} cancels")
+                found.append(Violation("cancels", pair))
             elif child.name == op.name and op.idempotent:
-                found.append(f"redundant: {pair} (idempotent)")
+                found.append(Violation("idempotent", pair))
             elif child.name == op.name and op.involution:
-                found.append(f"redundant: {pair} is the identity")
+                found.append(Violation("involution", pair))
             elif op.identity_on_nonnegative and child.nonnegative:
-                found.append(f"redundant: {op.name} of a nonnegative {child.name} is a no-op")
+                found.append(Violation("no-op on nonnegative", pair))
             if op.domain != "any" and child.flips_sign:
-                found.append(f"undefined: {pair} ({op.name} needs {op.domain} input)")
+                found.append(Violation("domain", pair))
             if pos in op.denominator_args and child.can_produce_zero:
-                found.append(f"undefined: {pair} (division by a value that can be zero)")
+                found.append(Violation("zero denominator", pair))
     return found
 
 
 @dataclass
 class RPSLog:
-    """Counts of offspring RPS rejected, by reason."""
+    """Counts of offspring RPS rejected, by `Violation.key`."""
 
     rejected: int = 0
     gave_up: int = 0
     reasons: Counter = field(default_factory=Counter)
 
-    def record(self, reasons: list[str]) -> None:
+    def record(self, found: list[Violation]) -> None:
         self.rejected += 1
-        for r in reasons:
-            self.reasons[r.split(" (")[0]] += 1
+        for v in found:
+            self.reasons[v.key] += 1
+
+    def to_dict(self) -> dict:
+        return {"rejected": self.rejected, "gave_up": self.gave_up, "reasons": dict(self.reasons)}
+
+    def restore(self, data: dict) -> None:
+        """Counts from `to_dict()` (a resumed run continues them)."""
+        self.rejected, self.gave_up = data["rejected"], data["gave_up"]
+        self.reasons = Counter(data["reasons"])
 
 
 def rps_guard(log: RPSLog, ops: OpRegistry = OPS, max_tries: int = 50) -> Callable:

@@ -8,10 +8,13 @@ research script can re-register any of them before running the same loop::
     tb.decorate("mutate", rps_guard(tb.rps_log))   # keep RPS on the new operator
 
 Registrations: `individual`, `population(n)`, `compile`, `evaluate` (a tree ->
-`(fitness,)`), `select(population, k)` (k random parents from the top
-`fraction` of the population, paper Algorithm 1), `mate`, `mutate` (each
-returning a tuple of offspring, RPS applied as a decorator unless disabled).
-Attributes: `pset`, `rps_log`, `kind`.
+an `Evaluation`, which iterates as DEAP's `(fitness,)`; a plain tuple works too),
+`select(population, k)` (k random parents from the top `fraction` of the
+population, paper Algorithm 1), `mate`, `mutate` (each returning a tuple of
+offspring, RPS applied as a decorator unless disabled), `map` (DEAP's default;
+register a pool's map to evaluate in parallel), `record(ind)` / `from_record(rec)`
+(an individual as JSON and back, for checkpoints). Attributes: `pset`, `ops`,
+`rps_log`, `kind`. The loop (`lpzero.search.loop`) uses nothing else.
 
 All randomness goes through the `random` module, which the CLI seeds, as DEAP's
 own operators do.
@@ -25,9 +28,10 @@ from typing import Callable
 
 from deap import base, creator, gp
 
-from primitives import OPS, OpRegistry, build_primitive_set, generate_typed
+from lpzero.errors import UnknownNameError
+from lpzero.primitives import OPS, OpRegistry, build_primitive_set, generate_typed, parse_tree
 
-from .genome import PaperGenes, crossover_genes, genes_to_tree, mutate_genes, random_genes
+from .genome import GenomeError, PaperGenes, crossover_genes, genes_to_tree, mutate_genes, random_genes
 from .rps import RPSLog, rps_guard, violations
 
 TOOLBOXES = ("typed", "paper")
@@ -103,15 +107,34 @@ def _retry(make: Callable[[], PaperGenes], pset, ops, tries: int = 100):
         genes = make()
         try:
             return _paper_individual(pset, genes, ops)
-        except ValueError:
+        except GenomeError:
             continue
     return None
+
+
+def to_record(ind) -> dict:
+    """An individual as JSON: its tree, fitness and (paper toolbox) genes."""
+    rec = {"tree": str(ind), "fitness": ind.fitness.values[0]}
+    genes = getattr(ind, "genes", None)
+    if genes is not None:
+        rec["genes"] = genes.to_dict()
+    return rec
+
+
+def from_record(rec: dict, pset: gp.PrimitiveSetTyped):
+    """The individual `to_record` wrote, with its fitness."""
+    ind = creator.ProxyTree(parse_tree(rec["tree"], pset))
+    ind.fitness.values = (float(rec["fitness"]),)
+    if "genes" in rec:
+        ind.genes = PaperGenes.from_dict(rec["genes"])
+    return ind
 
 
 def build_toolbox(
     kind: str,
     evaluate: Callable,
     *,
+    pset: gp.PrimitiveSetTyped | None = None,
     ops: OpRegistry = OPS,
     rps: bool = True,
     init_height: tuple[int, int] = (2, 5),
@@ -119,16 +142,22 @@ def build_toolbox(
     n_unary: int = 2,
     select_fraction: float = 0.1,
 ) -> base.Toolbox:
-    """The `typed` or `paper` toolbox (see the module docstring)."""
+    """The `typed` or `paper` toolbox (see the module docstring).
+
+    `pset` is the primitive set the evaluator compiles with (built from `ops` if not given):
+    one set for both, so the trees the toolbox makes are the ones the evaluator reads.
+    """
     if kind not in TOOLBOXES:
-        raise ValueError(f"unknown toolbox {kind!r} (known: {', '.join(TOOLBOXES)})")
+        raise UnknownNameError("toolbox", kind, TOOLBOXES)
     ensure_creator()
-    pset = build_primitive_set(ops)
+    pset = pset if pset is not None else build_primitive_set(ops)
     tb = base.Toolbox()
     tb.kind, tb.pset, tb.ops, tb.rps_log = kind, pset, ops, RPSLog()
     tb.register("compile", gp.compile, pset=pset)
     tb.register("evaluate", evaluate)
     tb.register("select", select_from_top, fraction=select_fraction)
+    tb.register("record", to_record)
+    tb.register("from_record", from_record, pset=pset)
 
     if kind == "typed":
         tb.register("expr", generate_typed, pset, init_height[0], init_height[1])

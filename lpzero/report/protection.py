@@ -17,8 +17,7 @@ from typing import Mapping
 import torch
 from deap import gp
 
-from primitives import OPS, OpRegistry, Weighted, op_and_type
-from primitives.registry import PrimitiveError
+from lpzero.primitives import OPS, OpRegistry, PrimitiveError, Weighted, op_and_type
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,160 @@
+"""How a cached input keeps K elements of each per-layer tensor, with weights.
+
+Full tensors do not fit (W and G alone of the 200 GPT-2 models are tens of GB), so
+each per-layer tensor is stored as `samples` (K) of its elements, each with a weight:
+how many elements of the full tensor it stands for (see `lpzero.primitives.values`),
+so sums stay unbiased. Two stratified schemes:
+
+- W and G are joined element-wise (W∘G), so they are sampled at the same positions:
+  the flattened tensor is cut into K equal contiguous chunks and one element is
+  drawn from each, spreading the sample evenly over rows and columns.
+- A, J, H and S are only ever combined with themselves, so they are stratified by
+  value: the K/8 smallest and K/8 largest elements are kept exactly (weight 1) and
+  one element is drawn from each of equal chunks of the sorted rest. Extremes (max,
+  min, min-max scaling, the softmax shift) are then exact, and heavy tails (the
+  few large entries of a causal attention map's first rows, which dominate its
+  variance and norm) are no longer left to chance.
+
+The weights are then calibrated (`calibrated_weights`) so that each stored tensor
+reproduces the full tensor's count, sum and sum of squares exactly. A tensor with
+at most K elements is stored whole.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Sequence
+
+import torch
+
+from lpzero.benchmarks.inputs import SYMBOLS, ProxyInputs
+from lpzero.primitives import INPUTS, Weighted
+
+
+def stratified_index(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
+    """One random position in each of k equal contiguous chunks of range(n) (n > k)."""
+    starts = (torch.arange(k, dtype=torch.float64) * n / k).floor().long()
+    ends = (torch.arange(1, k + 1, dtype=torch.float64) * n / k).floor().long()
+    return starts + (torch.rand(k, generator=gen, dtype=torch.float64) * (ends - starts)).long()
+
+
+#: share of the K slots given to the smallest and (as many) largest values, kept exactly
+EXACT_TAIL_SHARE = 1 / 8
+
+
+def _standardized(v: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+    m, s = float(v.mean()), float(v.std()) if v.numel() > 1 else 0.0
+    return (v - m) / (s or 1.0), m, s or 1.0
+
+
+def calibrated_weights(kept: list[torch.Tensor], full: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+    """Sampling weights adjusted so the sample reproduces the full tensors' first two moments exactly.
+
+    Linear (GREG) calibration: w' = w (1 + x λ), the weights closest to `weights` for
+    which sum(w' x) equals the full tensors' totals, with x = (1, v, v²) of each
+    tensor in `kept` (sampled values; `full`: the same tensors whole, in the same
+    order) and, for two aligned tensors, their product. Sums, means, variances and
+    norms of the stored inputs are then exact, and statistics of tensors whose mean
+    is far below their spread (weights, gradients) are no longer sampling noise.
+    Weights stay non-negative; if the full tensors are not finite, `weights` is returned.
+    """
+    w = weights.double()
+    columns, totals = [torch.ones_like(w)], [float(len(full[0]))]
+    scaled = []
+    for k, f in zip(kept, full):
+        f = f.double()
+        z, m, s = _standardized(k.double())
+        zf = (f - m) / s
+        scaled.append((z, zf))
+        columns += [z, z * z]
+        totals += [float(zf.sum()), float((zf * zf).sum())]
+    if len(scaled) == 2:
+        columns.append(scaled[0][0] * scaled[1][0])
+        totals.append(float((scaled[0][1] * scaled[1][1]).sum()))
+    x, target = torch.stack(columns, 1), torch.tensor(totals, dtype=torch.float64)
+    if not torch.isfinite(target).all() or not torch.isfinite(x).all():
+        return weights
+    gram = (x * w[:, None]).T @ x
+    lam = torch.linalg.pinv(gram, hermitian=True) @ (target - w @ x)
+    return (w * (1 + x @ lam)).clamp_min(0).to(weights.dtype)
+
+
+def _sorted_sample(flat: torch.Tensor, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stratified by value: the extremes exactly, one value from each of equal chunks of the sorted rest."""
+    n, tail = flat.numel(), int(k * EXACT_TAIL_SHARE)
+    ordered = flat.sort().values  # NaN sorts last, so it is kept and the proxy is found invalid
+    middle = ordered[tail:n - tail]
+    picked = middle[stratified_index(middle.numel(), k - 2 * tail, gen)]
+    weight = calibrated_weights([picked], [middle], torch.full((k - 2 * tail,), middle.numel() / (k - 2 * tail)))
+    ones = torch.ones(tail)
+    return torch.cat([ordered[:tail], picked, ordered[n - tail:]]), torch.cat([ones, weight, ones])
+
+
+def _aligned_symbols() -> set[str]:
+    """Inputs that share a tensor type with another input (W and G): they are joined element-wise."""
+    return {a.symbol for a in INPUTS for b in INPUTS if a is not b and a.type is b.type}
+
+
+def sample_inputs(inputs: ProxyInputs, samples: int, seed: int) -> dict[str, torch.Tensor]:
+    """Reduce full inputs to K elements per tensor; returns the tensors to store.
+
+    Per input X: `X.values` [L, K], `X.weights` [L, K] (full elements per kept
+    element), `X.count` [L] (elements kept), `X.layers` [L] (block index).
+    Aligned inputs (W, G) are sampled at the same positions with the same
+    weights, calibrated on both tensors together.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    aligned = sorted(_aligned_symbols())
+    kept: dict[str, list[torch.Tensor]] = {sym: [] for sym in SYMBOLS}
+    weights: dict[str, list[torch.Tensor]] = {sym: [] for sym in SYMBOLS}
+    for sym in SYMBOLS:
+        if sym in aligned and sym != aligned[0]:
+            continue  # sampled together with the first aligned input, below
+        group = [s for s in aligned] if sym in aligned else [sym]
+        for i in range(len(inputs[sym])):
+            flats = [inputs[s][i].tensor.reshape(-1).float() for s in group]
+            n = flats[0].numel()
+            if n <= samples:
+                for s, flat in zip(group, flats):
+                    kept[s].append(torch.cat([flat, flat.new_zeros(samples - n)]))
+                    weights[s].append(torch.ones(samples))
+            elif len(group) > 1:
+                index = stratified_index(n, samples, gen)
+                weight = calibrated_weights([f[index] for f in flats], flats, torch.full((samples,), n / samples))
+                for s, flat in zip(group, flats):
+                    kept[s].append(flat[index])
+                    weights[s].append(weight)
+            else:
+                values, weight = _sorted_sample(flats[0], samples, gen)
+                kept[sym].append(values)
+                weights[sym].append(weight)
+    stored: dict[str, torch.Tensor] = {}
+    for sym in SYMBOLS:
+        empty = torch.zeros(0, samples)
+        stored[f"{sym}.values"] = torch.stack(kept[sym]) if kept[sym] else empty
+        stored[f"{sym}.weights"] = torch.stack(weights[sym]) if weights[sym] else empty
+        stored[f"{sym}.count"] = torch.tensor([min(lt.tensor.numel(), samples) for lt in inputs[sym]], dtype=torch.int64)
+        stored[f"{sym}.layers"] = torch.tensor([lt.layer for lt in inputs[sym]], dtype=torch.int64)
+    return stored
+
+
+def arch_seed(arch_id: str, seed: int) -> int:
+    """The sampling seed of one architecture's tensors."""
+    return zlib.crc32(arch_id.encode()) ^ seed
+
+
+def stack_stored(per_arch: Sequence[dict[str, torch.Tensor]], samples: int) -> dict[str, Weighted]:
+    """Stored (sampled) inputs of N architectures as `Weighted` [N, L, K]; absent layers are not present."""
+    out = {}
+    for sym in SYMBOLS:
+        n_layers = max(1, max(d[f"{sym}.values"].shape[0] for d in per_arch))
+        values = torch.zeros(len(per_arch), n_layers, samples)
+        weights = torch.zeros(values.shape)
+        present = torch.zeros(values.shape, dtype=torch.bool)
+        for i, d in enumerate(per_arch):
+            n = d[f"{sym}.values"].shape[0]
+            values[i, :n] = d[f"{sym}.values"]
+            weights[i, :n] = d[f"{sym}.weights"]
+            for l, count in enumerate(d[f"{sym}.count"].tolist()):
+                present[i, l, :count] = True
+        out[sym] = Weighted(values, weights, present)
+    return out

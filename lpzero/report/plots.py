@@ -1,0 +1,51 @@
+"""The figures lpzero writes: evolution curves and proxy-vs-ground-truth rank plots.
+
+Figures are made in one place (`_figure`) with matplotlib's object-oriented API
+(`matplotlib.figure.Figure`), which needs no display and leaves pyplot's global
+state (a notebook's backend) alone.
+"""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from matplotlib.figure import Figure
+from scipy.stats import rankdata
+
+from lpzero.files import atomic_write
+
+
+@contextlib.contextmanager
+def _figure(path: Path, size: tuple[float, float], dpi: int = 120) -> Iterator:
+    """A figure with one axes, saved to `path` (atomically) and closed on exit."""
+    fig = Figure(figsize=size)
+    ax = fig.subplots()
+    yield ax
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png"))
+
+
+def plot_evolution(logs: list[list[dict]], path: Path) -> None:
+    """Best and median fitness per iteration, one pair of lines per run."""
+    with _figure(path, (6, 3.5)) as ax:
+        for run, log in enumerate(logs):
+            it = [r["iteration"] for r in log]
+            ax.plot(it, [r["best"] for r in log], color="C0", alpha=0.7, lw=1, label="best |ρ|" if run == 0 else None)
+            ax.plot(it, [r["median"] for r in log], color="C1", alpha=0.7, lw=1,
+                    label="median |ρ|" if run == 0 else None)
+        if len(logs) > 1:
+            ax.set_title(f"{len(logs)} runs")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("fitness (|Spearman ρ| on the search sample)")
+        ax.legend()
+
+
+def plot_ranks(name: str, scores: Sequence[float], truth: Sequence[float], spearman: float | None, path: Path) -> None:
+    """Proxy rank against ground-truth rank (the paper's Figures 4 and 8)."""
+    with _figure(path, (4, 4), dpi=100) as ax:
+        ax.scatter(rankdata(truth), rankdata(scores), s=6)
+        rho = "n/a" if spearman is None else f"{spearman:+.3f}"
+        ax.set_title(f"{name}  (ρ = {rho})")
+        ax.set_xlabel("ground-truth rank (higher = better)")
+        ax.set_ylabel("proxy rank")

@@ -1,0 +1,22 @@
+"""The search layer: fitness, RPS, the paper genome, DEAP toolboxes, the loop and a search's runs.
+
+Reads cached inputs (`lpzero.cache`) as `Weighted` values; builds no model. The
+toolbox (`build_toolbox`) is an ordinary DEAP `base.Toolbox`, and the loop
+(`run_evolution`) uses nothing but it, so a research script can re-register
+`evaluate`, `mate`, `mutate`, `select` or `map` and run the same loop.
+"""
+from __future__ import annotations
+
+from .fitness import (INVALID_FITNESS, Evaluation, FitnessEvaluator, Invalid, correlation, is_valid_fitness,
+                      spearman_fitness)
+from .genome import GenomeError, PaperGenes
+from .loop import EvolutionState, EvolveSettings, evaluate_all, identity_function, run_evolution
+from .rps import RPSLog, Violation, rps_guard, violations
+from .runs import SearchRuns, SearchSetup, evolve_on, run_seed, search_sample, select_final, split_architectures
+from .toolbox import TOOLBOXES, build_toolbox, ensure_creator
+
+__all__ = ["EvolutionState", "EvolveSettings", "Evaluation", "FitnessEvaluator", "GenomeError", "INVALID_FITNESS",
+           "Invalid", "PaperGenes", "RPSLog", "SearchRuns", "SearchSetup", "TOOLBOXES", "Violation", "build_toolbox",
+           "correlation", "ensure_creator", "evaluate_all", "evolve_on", "identity_function", "is_valid_fitness",
+           "rps_guard", "run_evolution", "run_seed", "search_sample", "select_final", "split_architectures",
+           "spearman_fitness", "violations"]

@@ -1,0 +1,279 @@
+"""The evolution loop of the paper's Algorithm 1, with checkpoints.
+
+Each iteration draws two parents with `toolbox.select` from the top `top_fraction`
+of the population, applies `toolbox.mate` (probability `crossover`) and
+`toolbox.mutate` (probability `mutation`), evaluates the first offspring with
+`toolbox.evaluate` through `toolbox.map`, and keeps the best `population` distinct
+proxies. The loop touches nothing but the toolbox, so a research script can
+re-register any of these operators.
+
+The variation step is written out rather than DEAP's `algorithms.varAnd`:
+Algorithm 1 makes one child per iteration from two parents, and `varAnd` would
+also mutate (and RPS-check) the second offspring that is then thrown away, and
+draw different random numbers.
+
+Two proxies are the same when they order the sampled architectures identically
+(`distinct="ranking"`, the default; the ranking comes with each `Evaluation`):
+their fitness is equal by construction, and copies of one proxy (``l1(G)``,
+``sqrt(l1(G))``, ...) would otherwise fill the small parent pool. Of two such trees
+the smaller is kept; `distinct="text"` counts only identical trees as the same.
+`random_search=True` replaces the variation step by a fresh random proxy (the
+paper's random-search baseline).
+
+Per-iteration statistics are DEAP's `tools.Statistics` in a `tools.Logbook`. The
+loop state (population, iteration, `random` state, counters, logbook) is written
+as JSON every `checkpoint_every` iterations; `resume=True` continues from it and
+reaches the same result as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import random
+import statistics
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from deap import base, tools
+
+from lpzero.errors import LPZeroError, ResultError, UnknownNameError
+from lpzero.files import atomic_write, atomic_write_json
+
+from .fitness import Evaluation
+
+#: settings a resumed run may change (all others must match the checkpoint's)
+RESUMABLE_CHANGES = ("iterations", "checkpoint_every")
+LOG_FIELDS = ("run", "iteration", "best", "median", "invalid", "rps_rejected", "seconds")
+CHECKPOINT = "checkpoint.json"
+DISTINCT = ("ranking", "text")
+
+
+@dataclass
+class EvolveSettings:
+    """Paper Algorithm 1 defaults (SPEC section 4); the CLI's defaults are these."""
+
+    population: int = 80
+    iterations: int = 1000
+    crossover: float = 0.5
+    mutation: float = 0.5
+    top_fraction: float = 0.1
+    seed: int = 42
+    random_search: bool = False
+    #: when two proxies count as the same: "ranking" (they order the sampled architectures
+    #: identically, so the simpler tree is kept) or "text" (identical trees only)
+    distinct: str = "ranking"
+    checkpoint_every: int = 50
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.population < 2:
+            problems.append(f"population {self.population} (at least 2: two parents per iteration)")
+        if self.iterations < 0:
+            problems.append(f"iterations {self.iterations} (at least 0)")
+        for name in ("crossover", "mutation"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                problems.append(f"{name} {getattr(self, name)} (a probability in [0, 1])")
+        if not 0.0 < self.top_fraction <= 1.0:
+            problems.append(f"top fraction {self.top_fraction} (in (0, 1])")
+        if self.distinct not in DISTINCT:
+            problems.append(f"distinct {self.distinct!r} (one of {', '.join(DISTINCT)})")
+        if self.checkpoint_every < 1:
+            problems.append(f"checkpoint_every {self.checkpoint_every} (at least 1)")
+        if problems:
+            raise LPZeroError("invalid evolution settings: " + "; ".join(problems))
+
+
+@dataclass
+class EvolutionState:
+    population: list
+    iteration: int = 0
+    invalid: Counter = field(default_factory=Counter)
+    logbook: tools.Logbook = field(default_factory=tools.Logbook)
+    seconds: float = 0.0
+
+    @property
+    def log(self) -> list[dict]:
+        """The logbook's records, one per iteration."""
+        return list(self.logbook)
+
+
+def statistics_of_fitness() -> tools.Statistics:
+    """Best and median fitness of a population (DEAP `Statistics`)."""
+    stats = tools.Statistics(key=lambda ind: ind.fitness.values[0])
+    stats.register("best", max)
+    stats.register("median", statistics.median)
+    return stats
+
+
+def _json_state(rs) -> list:
+    version, internal, gauss = rs
+    return [version, list(internal), gauss]
+
+
+def save_checkpoint(path: Path, toolbox: base.Toolbox, state: EvolutionState, settings: EvolveSettings) -> None:
+    data = {
+        "settings": asdict(settings),
+        "iteration": state.iteration,
+        "population": [toolbox.record(ind) for ind in state.population],
+        "invalid": dict(state.invalid),
+        "rps": toolbox.rps_log.to_dict(),
+        "log": state.log,
+        "seconds": state.seconds,
+        "random_state": _json_state(random.getstate()),
+    }
+    atomic_write_json(path, data, indent=None)
+
+
+def load_checkpoint(path: Path, toolbox: base.Toolbox, settings: EvolveSettings) -> EvolutionState:
+    """The state saved in `path`, with `random`'s state and the RPS counts restored.
+
+    ResultError if the file is damaged or was written with other settings.
+    """
+    try:
+        data = json.loads(path.read_text())
+        saved = data["settings"]
+        changed = [f"{k}={saved.get(k)!r}" for k, v in asdict(settings).items()
+                   if k not in RESUMABLE_CHANGES and saved.get(k) != v]
+        if changed:
+            raise ResultError(f"{path}: written with other settings ({', '.join(changed)}); resume with "
+                              "those, or start afresh without --resume")
+        version, internal, gauss = data["random_state"]
+        population = [toolbox.from_record(r) for r in data["population"]]
+        logbook = tools.Logbook()
+        logbook.extend(data["log"])
+        state = EvolutionState(population, data["iteration"], Counter(data["invalid"]), logbook, data["seconds"])
+        toolbox.rps_log.restore(data["rps"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ResultError(f"{path}: damaged checkpoint ({type(e).__name__}: {e}); delete it or start afresh "
+                          "without --resume") from None
+    random.setstate((version, tuple(internal), gauss))
+    return state
+
+
+def evaluate_all(toolbox: base.Toolbox, inds: list, invalid: Counter | None = None) -> None:
+    """Fitness through `toolbox.map(toolbox.evaluate, ...)` (register a pool's map to run in parallel).
+
+    Each individual keeps its `Evaluation` as `ind.evaluation`; invalid ones are counted
+    by reason in `invalid`.
+    """
+    for ind, result in zip(inds, toolbox.map(toolbox.evaluate, inds)):
+        ev = Evaluation.of(result)
+        ind.fitness.values = ev
+        ind.evaluation = ev
+        if invalid is not None and not ev.valid:
+            invalid[ev.reason.value] += 1
+
+
+def identity_function(distinct: str) -> Callable:
+    """What makes two evaluated proxies the same under `distinct` ("ranking" or "text"), as a key."""
+    if distinct == "text":
+        return str
+    if distinct == "ranking":
+        return lambda ind: getattr(ind, "evaluation", None) and ind.evaluation.ranking or str(ind)
+    raise UnknownNameError("distinct", distinct, DISTINCT)
+
+
+def rank_key(ind) -> tuple:
+    """Best first; among equally fit proxies the smaller tree first (parsimony)."""
+    return -ind.fitness.values[0], len(ind), str(ind)
+
+
+def _admit(population: list, members: dict, identity: Callable, child, size: int) -> None:
+    """Put a child into the population unless the same proxy, as fit and no larger, is there.
+
+    `members` maps each proxy identity to the population member that holds it.
+    """
+    key = identity(child)
+    same = members.get(key)
+    if same is not None:
+        if rank_key(child) >= rank_key(same):
+            return
+        population[:] = [ind for ind in population if ind is not same]
+    members[key] = child
+    population.append(child)
+    population.sort(key=rank_key)
+    for dropped in population[size:]:
+        k = identity(dropped)
+        if members.get(k) is dropped:
+            del members[k]
+    del population[size:]
+
+
+def _initial_state(toolbox: base.Toolbox, settings: EvolveSettings, identity: Callable) -> EvolutionState:
+    random.seed(settings.seed)
+    state = EvolutionState(population=[])
+    drawn = toolbox.population(settings.population)
+    evaluate_all(toolbox, drawn, state.invalid)
+    members: dict = {}
+    for _ in range(10):  # random trees that are the same proxy as another are redrawn
+        for ind in drawn:
+            _admit(state.population, members, identity, ind, settings.population)
+        missing = settings.population - len(state.population)
+        if not missing:
+            break
+        drawn = toolbox.population(missing)
+        evaluate_all(toolbox, drawn, state.invalid)
+    return state
+
+
+def run_evolution(
+    toolbox: base.Toolbox,
+    settings: EvolveSettings,
+    out_dir: Path | None = None,
+    resume: bool = False,
+    progress: Callable[[int, float], None] | None = None,
+) -> EvolutionState:
+    """Run (or continue) Algorithm 1 with `toolbox`; returns the final state (population best first)."""
+    ckpt = out_dir / CHECKPOINT if out_dir is not None else None
+    identity = identity_function(settings.distinct)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if resume and ckpt is not None and ckpt.is_file():
+        state = load_checkpoint(ckpt, toolbox, settings)
+        evaluate_all(toolbox, state.population)  # each member's Evaluation (ranking); memoised, cheap
+    else:
+        state = _initial_state(toolbox, settings, identity)
+
+    stats = statistics_of_fitness()
+    members = {identity(ind): ind for ind in reversed(state.population)}
+    started = time.perf_counter() - state.seconds
+    while state.iteration < settings.iterations:
+        if settings.random_search:
+            child = toolbox.individual()
+        else:
+            parents = toolbox.select(state.population, 2)
+            child, other = (toolbox.clone(p) for p in parents)
+            if random.random() < settings.crossover:
+                child, other = toolbox.mate(child, other)
+            if random.random() < settings.mutation:
+                (child,) = toolbox.mutate(child)
+        evaluate_all(toolbox, [child], state.invalid)
+        if child.evaluation.valid:
+            _admit(state.population, members, identity, child, settings.population)
+        state.iteration += 1
+        state.seconds = time.perf_counter() - started
+        record = stats.compile(state.population)
+        state.logbook.record(iteration=state.iteration, best=record["best"], median=record["median"],
+                             invalid=sum(state.invalid.values()), rps_rejected=toolbox.rps_log.rejected,
+                             seconds=round(state.seconds, 3))
+        if progress is not None:
+            progress(state.iteration, record["best"])
+        if ckpt is not None and (state.iteration % settings.checkpoint_every == 0
+                                 or state.iteration == settings.iterations):
+            save_checkpoint(ckpt, toolbox, state, settings)
+    return state
+
+
+def write_log_csv(path: Path, logs: list[list[dict]]) -> None:
+    """One CSV of the per-iteration logs of a search's runs (column `run`: the run's index)."""
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+            w.writeheader()
+            for run, log in enumerate(logs):
+                w.writerows({"run": run, **row} for row in log)
+
+    atomic_write(path, write)
