@@ -1,57 +1,133 @@
-"""The CLI end to end with click's CliRunner, on tiny slices."""
+"""The CLI end to end with click's CliRunner, one behaviour per test.
+
+Most tests run on the fake benchmark, opened as a user's own class by file path
+(`FAKE_BENCHMARK`), so they need no data; those marked `data` read ../shared/data.
+"""
 import csv
 import json
+from importlib.metadata import EntryPoint
 
 import pytest
+import torch
 from click.testing import CliRunner
 
+import lpzero.benchmarks
+from conftest import FAKE_BENCHMARK
 from lpzero.cli import main
 
-TINY = ["--ids", "config_9_j3,config_4_j5,config_0_j0,config_0_j5,config_1_j3,config_2_j0",
-        "--batch-size", "2", "--seq-len", "32", "--samples", "64"]
+#: every tensor of the fake models is at most 4 x 16 x 192 = 12,288 elements: stored whole
+WHOLE = ["--samples", "12288"]
+SEARCH = ["--population", "8", "--iterations", "15", "--sample", "3", "--runs", "2", "--baselines", "num_params"]
 
 
-@pytest.fixture
-def run(tmp_path, monkeypatch):
-    monkeypatch.setenv("LPZERO_CACHE", str(tmp_path / "cache"))
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args):
-        return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-    return invoke
+def invoke(*args, ok=True):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
 
 
-def test_info_json_counts_match_the_benchmark_for_all_gpt2(run):
-    r = run("info", "gpt2", "--json")
-    archs = json.loads(r.output)["architectures"]
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """One finished `lpzero evolve` on the fake benchmark: (output directory, best.json, cache root)."""
+    root = tmp_path_factory.mktemp("cli")
+    out, cache = root / "run", root / "cache"
+    result = invoke("evolve", "--benchmark", FAKE_BENCHMARK, "--cache-dir", cache, "--out", out, *WHOLE, *SEARCH)
+    return out, json.loads((out / "best.json").read_text()), cache, result.output
+
+
+# --- info ----------------------------------------------------------------------------
+
+def test_info_summarises_a_benchmark():
+    out = invoke("info", FAKE_BENCHMARK).output
+    assert "architectures  6" in out and "ground truth   valid_ppl from 33.75 to 61" in out
+    assert "mini-batch     4 x 16 (default)" in out
+
+
+def test_a_benchmark_class_opens_by_module_name():
+    assert "architectures  6" in invoke("info", "fake_benchmark:TinyGPT2Benchmark").output
+
+
+def test_a_benchmark_opens_by_entry_point(monkeypatch):
+    ep = EntryPoint("tiny", "fake_benchmark:TinyGPT2Benchmark", lpzero.benchmarks.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(lpzero.benchmarks, "entry_points", lambda group: [ep] if group == ep.group else [])
+    assert json.loads(invoke("info", "tiny", "--json").output)["benchmark"] == "tiny"
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_info_json_counts_match_the_benchmark_for_all_gpt2():
+    archs = json.loads(invoke("info", "gpt2", "--json").output)["architectures"]
     assert len(archs) == 200
     assert all(a["params"] == a["reference_params"] for a in archs)
     assert all(a["ground_truth"] == -a["raw"] for a in archs)
 
 
-def test_info_json_counts_match_flexibert_with_compat(run):
-    archs = json.loads(run("info", "flexibert", "--json", "--hidden-size-compat").output)["architectures"]
+@pytest.mark.slow
+@pytest.mark.data
+def test_info_json_counts_match_flexibert_with_compat():
+    archs = json.loads(invoke("info", "flexibert", "--json", "--hidden-size-compat").output)["architectures"]
     assert len(archs) == 500 and all(a["params"]["total"] == a["reference_params"]["total"] for a in archs)
 
 
-@pytest.mark.parametrize("args, message", [
+# --- bad input: one line, exit code 2, before any work --------------------------------
+
+BAD_INPUT = [
     (["info", "nosuch"], "unknown benchmark 'nosuch'"),
+    (["info", "nosuch.module:Bench"], "module 'nosuch.module' cannot be imported"),
+    (["info", "fake_benchmark:NoSuchClass"], "has no attribute 'NoSuchClass'"),
+    (["info", "fake_benchmark:VOCAB_SIZE"], "not a subclass of lpzero.benchmarks.Benchmark"),
     (["info", "gpt2", "--data", "/nonexistent"], "/nonexistent: data directory not found"),
     (["info", "lts:/nonexistent"], "/nonexistent: results directory not found"),
-    (["cache", "gpt2", "--ids", "config_99_j0"], "unknown architecture id 'config_99_j0'"),
-    (["rank", "gpt2", "--proxies", "nosuch"], "unknown proxy 'nosuch'"),
+    (["cache", FAKE_BENCHMARK, "--ids", "tiny9"], "unknown architecture id 'tiny9'"),
+    (["cache", FAKE_BENCHMARK, "--ids", ","], "--ids ',' names no architecture"),
+    (["cache", FAKE_BENCHMARK, "--batch-size", "0"], "--batch-size"),
+    (["cache", FAKE_BENCHMARK, "--jobs", "0"], "--jobs"),
+    (["cache", FAKE_BENCHMARK, "--baselines", ","], "no proxy named"),
+    (["rank", FAKE_BENCHMARK, "--proxies", "nosuch"], "unknown proxy 'nosuch'"),
+    (["rank", FAKE_BENCHMARK, "--split", "heldout"], "--split needs exactly one --proxy"),
     (["export", "missing.json"], "missing.json: file not found"),
-    (["info", "gpt2", "--hidden-size-compat"], "applies to the flexibert benchmark only"),
-    (["rank", "gpt2", "--split", "heldout"], "--split needs exactly one --proxy"),
+    (["info", FAKE_BENCHMARK, "--hidden-size-compat"], "applies to the flexibert benchmark only"),
+    (["evolve", "--benchmark", FAKE_BENCHMARK, "--holdout", "0"], "--holdout"),
+    (["evolve", "--benchmark", FAKE_BENCHMARK, "--crossover", "1.5"], "--crossover"),
+    (["evolve", "--benchmark", FAKE_BENCHMARK, "--population", "1"], "--population"),
+    (["evolve", "--benchmark", FAKE_BENCHMARK, "--top", "0"], "--top"),
+    (["evolve", "--benchmark", FAKE_BENCHMARK, "--device", "tpu"], "--device 'tpu'"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    r = invoke(*args, ok=False)
+    assert r.exit_code == 2, r.output
+    assert message in r.stderr and "Traceback" not in r.output
+    assert len(r.stderr.strip().splitlines()) == 1 or "Usage:" in r.stderr  # click's own usage errors
+    assert not (tmp_path / "runs").exists()  # nothing was started
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_one_line():
+    r = invoke("cache", FAKE_BENCHMARK, "--device", "cuda", ok=False)
+    assert r.exit_code == 2 and "CUDA is not available" in r.stderr
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{", "malformed JSON"),
+    ("[1, 2]", "a JSON list, not an object"),
+    ('{"tree": "x"}', "no 'primitive_set_version'"),
+    ('{"tree": "layer_sum__Lw(l1__Tw(W)", "primitive_set_version": "1"}', "unbalanced parentheses"),
+    ('{"tree": "l1__Tw(W)", "primitive_set_version": "1"}', "not one score per architecture"),
+    ('{"tree": "layer_sum__Lw(l1__Tw(W))", "primitive_set_version": "0"}', "primitive set version 0"),
 ])
-def test_bad_input_is_one_line_and_exit_2(run, args, message):
-    r = CliRunner().invoke(main, args)
-    assert r.exit_code == 2
-    assert message in r.stderr and "Traceback" not in r.output and len(r.stderr.strip().splitlines()) == 1
+def test_a_malformed_best_json_is_one_line(tmp_path, content, message):
+    (tmp_path / "best.json").write_text(content)
+    r = invoke("export", tmp_path / "best.json", ok=False)
+    assert r.exit_code == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
-def test_malformed_yaml_names_the_file(run, tmp_path):
+@pytest.mark.data
+def test_malformed_yaml_names_the_file(tmp_path):
     import shutil
 
     from lpzero.benchmarks import default_data_root
@@ -60,56 +136,116 @@ def test_malformed_yaml_names_the_file(run, tmp_path):
     (tmp_path / "lts" / "config_0" / "j0").mkdir(parents=True)
     shutil.copy(src / "config_0" / "j0" / "model_config.yaml", tmp_path / "lts" / "config_0" / "j0")
     (tmp_path / "lts" / "ppl_summary.yaml").write_text("config_0_j0: {valid_ppl: [unclosed\n")
-    r = CliRunner().invoke(main, ["info", f"lts:{tmp_path / 'lts'}"])
+    r = invoke("info", f"lts:{tmp_path / 'lts'}", ok=False)
     assert r.exit_code == 2 and "ppl_summary.yaml: malformed YAML" in r.output
 
 
-def test_cache_evolve_export_rank_end_to_end(run, tmp_path):
-    r = run("cache", "gpt2", *TINY, "--baselines", "num_params")
-    assert "6 architectures cached" in r.output
-    r = run("evolve", "--benchmark", "gpt2", *TINY, "--baselines", "num_params", "--population", "8",
-            "--iterations", "15", "--sample", "3", "--runs", "2", "--out", "runs/e2e")
-    assert "Found proxy" in r.output and "held-out" in r.output
-    best = json.loads((tmp_path / "runs/e2e/best.json").read_text())
+# --- cache --------------------------------------------------------------------------
+
+def test_cache_reports_what_it_stored(tmp_path):
+    out = invoke("cache", FAKE_BENCHMARK, "--cache-dir", tmp_path, "--limit", "3", "--baselines", "none").output
+    assert "3 architectures cached" in out and "1024 samples per tensor" in out
+    assert len(list(tmp_path.rglob("*.safetensors"))) == 3
+
+
+# --- evolve ---------------------------------------------------------------------------
+
+def test_evolve_writes_every_output(searched):
+    out, best, _, printed = searched
+    assert "Found proxy" in printed and "held-out" in printed
+    for name in ("best.json", "hall_of_fame.json", "log.csv", "evolution.png", "report.md", "run_0/checkpoint.json",
+                 "run_1/checkpoint.json"):
+        assert (out / name).is_file(), name
     assert best["heldout"]["n"] == 3 and best["baseline_heldout"]["proxy"] == "num_params"
-    # the found proxy is the hall-of-fame tree with the best ρ on the whole search part
-    hof = json.loads((tmp_path / "runs/e2e/hall_of_fame.json").read_text())
+
+
+def test_evolve_picks_the_hall_of_fame_tree_best_on_the_search_part(searched):
+    out, best, _, _ = searched
+    hof = json.loads((out / "hall_of_fame.json").read_text())
     assert best["search_part"]["n"] == 3 and best["tree"] == hof[0]["tree"]
     part_rho = [e["search_part"]["spearman"] for e in hof]
     assert part_rho == sorted(part_rho, reverse=True)
-    for name in ("hall_of_fame.json", "log.csv", "evolution.png", "report.md", "run_0/checkpoint.json",
-                 "run_1/checkpoint.json"):
-        assert (tmp_path / "runs/e2e" / name).is_file()
-    # two runs with their own seeds, both in the log; the hall of fame draws on both
-    assert [r["seed"] for r in best["runs"]][0] == 42 and len({r["seed"] for r in best["runs"]}) == 2
-    with open(tmp_path / "runs/e2e/log.csv") as f:
-        assert [row["run"] for row in csv.DictReader(f)] == ["0"] * 15 + ["1"] * 15
     assert {e["run"] for e in hof} <= {0, 1} and best["candidates"] >= len(hof)
-    latex = run("export", "runs/e2e/best.json", "--format", "latex").output.strip()
-    assert latex == best["latex"]
-    # protected ops: checked on the search sample, said in the report, written out by export where active
-    report = (tmp_path / "runs/e2e/report.md").read_text()
+
+
+def test_evolve_logs_each_run_with_its_own_seed(searched):
+    out, best, _, _ = searched
+    assert best["runs"][0]["seed"] == 42 and len({r["seed"] for r in best["runs"]}) == 2
+    with open(out / "log.csv") as f:
+        assert [row["run"] for row in csv.DictReader(f)] == ["0"] * 15 + ["1"] * 15
+
+
+def test_evolve_resume_continues_from_the_checkpoints(searched, tmp_path):
+    import shutil
+
+    out, _, cache, _ = searched
+    shutil.copytree(out, tmp_path / "run")
+    invoke("evolve", "--benchmark", FAKE_BENCHMARK, "--cache-dir", cache, "--out", tmp_path / "run", *WHOLE,
+           *SEARCH[:2], "--iterations", "20", *SEARCH[4:], "--resume")
+    for i in (0, 1):
+        assert json.loads((tmp_path / f"run/run_{i}/checkpoint.json").read_text())["iteration"] == 20
+
+
+def test_evolve_report_says_whether_protection_was_active(searched):
+    out, best, _, _ = searched
+    report = (out / "report.md").read_text()
     assert ("Protection was active" in report) == any(g["architectures"] for g in best["protection"])
+
+
+# --- export ---------------------------------------------------------------------------
+
+def test_export_latex_is_the_formula_of_best_json(searched):
+    out, best, _, _ = searched
+    assert invoke("export", out / "best.json", "--format", "latex").output.strip() == best["latex"]
+
+
+def test_export_pretty_prints_the_formula_in_unicode(searched):
+    out, best, _, _ = searched
+    pretty = invoke("export", out / "best.json", "--format", "pretty").output
+    assert "θ" in pretty and pretty.strip() != best["formula"]
+
+
+def test_export_writes_out_the_guards_that_were_active(tmp_path, searched):
+    _, best, _, _ = searched
     capped = {**best, "tree": "layer_sum__Lh(exp__Lh(l1__Th(H)))", "orientation": 1,
               "protection": [{"node": 1, "op": "exp", "subtree": "exp__Lh(l1__Th(H))", "active_fraction": 1.0,
                               "architectures": 3, "of": 3}]}
     (tmp_path / "capped.json").write_text(json.dumps(capped))
-    assert run("export", "capped.json", "--format", "text").output.strip() == "layer_sum_l(exp(Min(80, l1(theta_H))))"
-    r = run("rank", "gpt2", *TINY, "--proxies", "num_params", "--proxy", "runs/e2e/best.json", "--out", "runs/rank")
-    rows = json.loads((tmp_path / "runs/rank/rank.json").read_text())
-    assert [row["proxy"] for row in rows] == ["num_params", "e2e"]
+    text = invoke("export", tmp_path / "capped.json", "--format", "text").output.strip()
+    assert text == "layer_sum_l(exp(Min(80, l1(theta_H))))"
+
+
+# --- rank -----------------------------------------------------------------------------
+
+def test_rank_scores_a_found_proxy_exactly_as_the_search_did_on_whole_tensors(searched, tmp_path):
+    out, best, cache, _ = searched
+    invoke("rank", FAKE_BENCHMARK, "--cache-dir", cache, *WHOLE, "--proxies", "num_params", "--proxy",
+           out / "best.json", "--out", tmp_path / "rank")
+    rows = json.loads((tmp_path / "rank/rank.json").read_text())
+    assert [row["proxy"] for row in rows] == ["num_params", "run"]
     assert all(set(row) == {"proxy", "spearman", "kendall", "seconds_per_arch", "n"} for row in rows)
-    # exact scores from full inputs rank the 6 architectures as the run reported on the whole slice
-    assert rows[1]["spearman"] == pytest.approx(best["whole"]["spearman"], abs=0.35)
-    assert (tmp_path / "runs/rank/rank_num_params.png").is_file()
-    # --split heldout scores exactly the architectures the search never saw
-    r = run("rank", "gpt2", *TINY, "--proxies", "num_params", "--proxy", "runs/e2e/best.json", "--split", "heldout",
-            "--out", "runs/rank_heldout", "--no-plots")
-    held = json.loads((tmp_path / "runs/rank_heldout/rank.json").read_text())
-    assert [row["n"] for row in held] == [3, 3]
-    assert sorted(best["split"]["heldout_ids"] + best["split"]["search_ids"]) == sorted(TINY[1].split(","))
-    # resume: a finished run resumed with more iterations continues from its checkpoint
-    r = run("evolve", "--benchmark", "gpt2", *TINY, "--baselines", "num_params", "--population", "8",
-            "--iterations", "20", "--sample", "3", "--runs", "2", "--out", "runs/e2e", "--resume")
-    for i in (0, 1):
-        assert json.loads((tmp_path / f"runs/e2e/run_{i}/checkpoint.json").read_text())["iteration"] == 20
+    # the cache kept every element, so rebuilding the models must give the search's own figure
+    assert rows[1]["spearman"] == pytest.approx(best["whole"]["spearman"], abs=1e-9)
+    assert (tmp_path / "rank/rank_num_params.png").is_file()
+
+
+def test_rank_split_heldout_scores_only_what_the_search_never_saw(searched, tmp_path):
+    out, best, cache, _ = searched
+    invoke("rank", FAKE_BENCHMARK, "--cache-dir", cache, *WHOLE, "--proxies", "num_params", "--proxy",
+           out / "best.json", "--split", "heldout", "--out", tmp_path / "rank", "--no-plots")
+    rows = json.loads((tmp_path / "rank/rank.json").read_text())
+    assert [row["n"] for row in rows] == [3, 3]
+    assert rows[1]["spearman"] == pytest.approx(best["heldout"]["spearman"], abs=1e-9)
+    scores = json.loads((tmp_path / "rank/scores.json").read_text())
+    assert scores["ids"] == best["split"]["heldout_ids"]
+
+
+# --- ops --------------------------------------------------------------------------------
+
+def test_ops_prints_the_op_table():
+    from lpzero.primitives import OPS
+    from lpzero.primitives.registry import markdown_table
+
+    out = invoke("ops").output
+    assert out.strip() == markdown_table(OPS)
+    assert out.count("\n") == len(OPS) + 2

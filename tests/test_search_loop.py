@@ -114,6 +114,7 @@ def test_a_custom_evaluate_returning_a_plain_tuple_works():
     assert state.population[0].fitness.values[0] > 0
 
 
+@pytest.mark.slow
 def test_same_seed_same_result_in_separate_processes(tmp_path):
     """Type classes hash by address, which differs between processes; the run must not care."""
     script = (
@@ -131,6 +132,7 @@ def test_same_seed_same_result_in_separate_processes(tmp_path):
     assert len(outs) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pool_kind", ["process", "thread"])
 def test_parallel_fitness_through_toolbox_map_repeats_the_serial_run(pool_kind):
     import multiprocessing

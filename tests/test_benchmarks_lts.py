@@ -12,10 +12,11 @@ from lpzero.benchmarks.base import default_data_root
 from lpzero.benchmarks.gpt2_flex import FlexConfig, build_gpt2_flex, clean_cutoffs
 from lpzero.benchmarks.lts import PARAM_KEYS, LTSBenchmark
 
+pytestmark = pytest.mark.data
+
 DATA = default_data_root()
 LTS_DIR = DATA / "lts_gpt2_wt103"
 
-needs_data = pytest.mark.skipif(not LTS_DIR.is_dir(), reason=f"{LTS_DIR} not present")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,6 @@ def small_batch(bench: LTSBenchmark):
 # --- the results directory ---------------------------------------------------------------
 
 
-@needs_data
 def test_ids_in_natural_order(bench: LTSBenchmark) -> None:
     ids = bench.ids()
     assert len(ids) == 200
@@ -48,7 +48,6 @@ def test_ids_in_natural_order(bench: LTSBenchmark) -> None:
     assert numbers == sorted(numbers)
 
 
-@needs_data
 def test_architecture_fields(bench: LTSBenchmark) -> None:
     arch = bench.architecture("config_0_j0")
     assert arch.raw == pytest.approx(45.022968707221274)
@@ -64,7 +63,7 @@ def test_architecture_fields(bench: LTSBenchmark) -> None:
     )
 
 
-@needs_data
+@pytest.mark.slow
 def test_param_counts_equal_archai_for_all_architectures(bench: LTSBenchmark) -> None:
     mismatched = {}
     for arch_id in bench.ids():
@@ -77,7 +76,6 @@ def test_param_counts_equal_archai_for_all_architectures(bench: LTSBenchmark) ->
 # --- the model ---------------------------------------------------------------------------
 
 
-@needs_data
 @pytest.mark.parametrize("rank", [0, 1, 2])
 def test_forward_backward_gives_finite_loss_and_block_gradients(
     bench, smallest, small_batch, rank
@@ -92,7 +90,6 @@ def test_forward_backward_gives_finite_loss_and_block_gradients(
         assert torch.isfinite(grad).all() and grad.abs().sum() > 0, site.name
 
 
-@needs_data
 def test_same_seed_same_weights_and_global_rng_untouched(bench, smallest) -> None:
     rng_before = torch.get_rng_state()
     a = bench.build_model(smallest[0], seed=3).state_dict()
@@ -106,7 +103,6 @@ def test_same_seed_same_weights_and_global_rng_untouched(bench, smallest) -> Non
     assert random_keys and all(not torch.equal(a[k], c[k]) for k in random_keys)
 
 
-@needs_data
 def test_zc_sites_capture_documented_shapes(bench, smallest, small_batch) -> None:
     model = bench.build_model(smallest[1], seed=0)
     cfg = model.cfg
@@ -265,7 +261,7 @@ def test_flex_config_rejects_unsupported_div_val() -> None:
                               "d_embed": 8, "div_val": 0, "cutoffs": []})
 
 
-@needs_data
+@pytest.mark.slow
 def test_parameter_count_proxies_reproduce_paper_table_3(bench: LTSBenchmark) -> None:
     """Decoder (non-embedding) params: rho .967 / tau .847; all params: .737 / .582 (SPEC section 6)."""
     from lpzero.search.fitness import spearman_fitness

@@ -1,46 +1,19 @@
-"""Cache: contents, resume, invalidation, sampling."""
+"""lpzero.cache.sampling: W and G at the same positions, calibrated weights, extremes kept (real GPT-2 models)."""
 import pytest
 import torch
 
 from lpzero.benchmarks import get_benchmark
-from lpzero.benchmarks.inputs import extract_inputs
-from lpzero.cache import CacheSettings, InputCache, sample_inputs
-from lpzero.errors import LPZeroError
+from lpzero.benchmarks.inputs import as_weighted, extract_inputs
+from lpzero.cache import calibrated_weights, sample_inputs, stack_stored
 from lpzero.primitives import OPS
 
-IDS = ["config_9_j3", "config_4_j5"]
+ARCH = "config_9_j3"
 
 
-def settings(**kw):
-    return CacheSettings(**{"benchmark": "gpt2", "batch_size": 2, "seq_len": 32, "samples": 64, **kw})
-
-
-def test_compute_load_and_resume(tmp_path):
-    cache = InputCache(settings(), tmp_path)
-    assert cache.compute(IDS, baselines=["num_params"]) == IDS
-    loaded = cache.load(IDS)
-    assert loaded["W"].values.shape[0] == 2 and loaded["W"].values.shape[2] == 64
-    assert cache.info(IDS[0])["baselines"]["num_params"] > 0
-    assert cache.compute(IDS, baselines=["num_params"]) == []  # nothing left to do
-    cache.path(IDS[1]).unlink()
-    (cache.dir / f"{IDS[1]}.safetensors.tmp").write_text("torn write")  # an interrupted run's leftover
-    assert cache.compute(IDS, baselines=["num_params"]) == [IDS[1]]
-    assert cache.missing(IDS, baselines=["num_params", "grad_norm"]) == IDS  # a new baseline is missing
-    assert cache.size_bytes() > 0
-
-
-def test_changed_settings_never_read_stale_data(tmp_path):
-    keys = {settings().key(), settings(seq_len=16).key(), settings(batch_seed=1).key(), settings(samples=32).key(),
-            settings(model_seed=1).key(), settings(benchmark="flexibert").key()}
-    assert len(keys) == 6
-    assert settings().key() == settings(data="/elsewhere").key()
-    with pytest.raises(LPZeroError, match="not cached"):
-        InputCache(settings(seq_len=16), tmp_path).load(IDS)
-
-
+@pytest.mark.data
 def test_w_and_g_are_sampled_at_the_same_positions():
     bench = get_benchmark("gpt2")
-    x = extract_inputs(bench, bench.build_model(IDS[0], 0), bench.make_batch(0, 2, 32))
+    x = extract_inputs(bench, bench.build_model(ARCH, 0), bench.make_batch(0, 2, 32))
     stored = sample_inputs(x, 64, seed=3)
     w_full, g_full = x["W"][0].tensor.reshape(-1), x["G"][0].tensor.reshape(-1)
     w_s, g_s = stored["W.values"][0], stored["G.values"][0]
@@ -58,8 +31,6 @@ def test_w_and_g_are_sampled_at_the_same_positions():
 
 
 def test_calibrated_weights_reproduce_the_totals_and_keep_the_design_without_information():
-    from lpzero.cache import calibrated_weights
-
     full = torch.randn(10_000, generator=torch.Generator().manual_seed(1)) + 0.1
     kept = full[::100]
     w = calibrated_weights([kept], [full], torch.full((100,), 100.0))
@@ -71,18 +42,16 @@ def test_calibrated_weights_reproduce_the_totals_and_keep_the_design_without_inf
     assert torch.equal(calibrated_weights([kept], [inf], torch.full((100,), 100.0)), torch.full((100,), 100.0))
 
 
+@pytest.mark.data
 def test_single_input_families_keep_extremes_and_estimate_heavy_tails():
-    from lpzero.benchmarks.inputs import as_weighted as full_weighted
-    from lpzero.cache import stack_stored
-
     bench = get_benchmark("gpt2")
-    x = extract_inputs(bench, bench.build_model(IDS[0], 0), bench.make_batch(0, 2, 32))
+    x = extract_inputs(bench, bench.build_model(ARCH, 0), bench.make_batch(0, 2, 32))
     stored = sample_inputs(x, 256, seed=0)
     s_full = x["S"][0].tensor.reshape(-1)
     assert stored["S.values"][0].max().item() == s_full.max().item() == 1.0  # a causal map's first row
     assert stored["S.values"][0].min().item() == s_full.min().item() == 0.0  # the masked half
     assert stored["S.weights"][0].sum().item() == pytest.approx(s_full.numel())
-    sampled, full = stack_stored([stored], 256)["S"], full_weighted(x)["S"]
+    sampled, full = stack_stored([stored], 256)["S"], as_weighted(x)["S"]
     for name in ("std", "frobenius", "mean", "min_max"):
         est = OPS[name].torch_fn(sampled) if name != "min_max" else OPS["mean"].torch_fn(
             sampled.with_values(OPS["min_max"].torch_fn(sampled)))
@@ -91,27 +60,11 @@ def test_single_input_families_keep_extremes_and_estimate_heavy_tails():
         assert est[0, 0].item() == pytest.approx(ref[0, 0].item(), rel=0.03), name
 
 
-def test_sampled_norm_estimates_the_full_norm(tmp_path):
-    from lpzero.benchmarks.inputs import as_weighted as full_weighted
-    from lpzero.cache import stack_stored
-
+@pytest.mark.data
+def test_sampled_norm_estimates_the_full_norm():
     bench = get_benchmark("gpt2")
-    x = extract_inputs(bench, bench.build_model(IDS[0], 0), bench.make_batch(0, 2, 32))
+    x = extract_inputs(bench, bench.build_model(ARCH, 0), bench.make_batch(0, 2, 32))
     sampled = stack_stored([sample_inputs(x, 4096, seed=0)], 4096)["W"]
-    full = full_weighted(x)["W"]
+    full = as_weighted(x)["W"]
     est, ref = OPS["l1"].torch_fn(sampled), OPS["l1"].torch_fn(full)
     assert torch.allclose(est, ref, rtol=0.05)
-
-
-def test_serial_and_parallel_builds_are_bitwise_identical(tmp_path):
-    # float reductions round differently with another thread count; the cache fixes it
-    from safetensors.torch import load_file
-
-    serial, parallel = InputCache(settings(), tmp_path / "serial"), InputCache(settings(), tmp_path / "parallel")
-    serial.compute(IDS)
-    parallel.compute(IDS, jobs=2)
-    for a in IDS:
-        x, y = load_file(str(serial.path(a))), load_file(str(parallel.path(a)))
-        assert x.keys() == y.keys()
-        for k in x:
-            assert torch.equal(x[k], y[k]), (a, k)

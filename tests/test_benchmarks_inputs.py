@@ -5,6 +5,8 @@ import torch
 from lpzero.benchmarks import get_benchmark
 from lpzero.benchmarks.inputs import SYMBOLS, extract_inputs
 
+pytestmark = pytest.mark.data
+
 
 @pytest.fixture(scope="module")
 def gpt2():

@@ -14,10 +14,9 @@ from lpzero.benchmarks.base import BenchmarkError, default_data_root
 from lpzero.benchmarks.flexibert import REFERENCE_CSV, FlexiBERTBenchmark
 from lpzero.benchmarks.flexibert_model import PROXY_CODE_FEED_FORWARD_DIM, count_parameters
 
+pytestmark = pytest.mark.data
+
 DATA = default_data_root()
-pytestmark = pytest.mark.skipif(
-    not (DATA / "flexibert" / "BERT_benchmark.json").is_file(), reason="FlexiBERT data not available"
-)
 
 # Between them, these two architectures (hidden 256 and 128) use all six operations.
 COVERING_IDS = ["1", "11"]
@@ -72,11 +71,13 @@ def test_default_objective_reaches_the_first_layer_and_compat_does_not(bench):
     assert sizes[False] > 1e-3 > 1e4 * sizes[True]
 
 
+@pytest.mark.slow
 def test_compat_param_counts_equal_reference_for_all(compat, reference):
     mismatches = [i for i in compat.ids() if compat.count_params(i)["total"] != reference[i]]
     assert mismatches == []
 
 
+@pytest.mark.slow
 def test_own_size_param_counts(bench, reference):
     """At their own sizes, hidden-256 models follow the reference construction exactly."""
     hidden = {i: bench.model_config(i).hidden_size for i in bench.ids()}
@@ -198,6 +199,7 @@ def test_tfnas_softmax_sites_are_what_the_originals_hook_saw(bench):
         assert [(s.layer, s.name, s.softmax_heads) for s in sites.tfnas_softmax] == expected
 
 
+@pytest.mark.slow
 def test_softmax_confidence_follows_the_released_scores(compat):
     """"Head Softmax Confidence" on a handful of architectures ranks as the released column."""
     from scipy import stats

@@ -94,6 +94,7 @@ def test_no_cross_family_binary_primitive():
                 assert p.args[0] is p.args[1] and p.ret is p.args[0]
 
 
+@pytest.mark.slow
 def test_thousands_of_generated_trees_evaluate_without_shape_errors():
     pset = build_primitive_set(OPS)
     inputs = synthetic_inputs(n_arch=7, samples=16)

@@ -1,0 +1,29 @@
+"""Markers: `data` tests read ../shared/data (skipped with the reason when it is absent), `slow` ones take seconds.
+
+`python -m pytest tests -m "not slow"` is the quick subset; `-m "not data"` runs without the data.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lpzero.benchmarks import default_data_root
+
+#: the fake benchmark as a user's own class, by file path (see tests/fake_benchmark.py)
+FAKE_BENCHMARK = f"{Path(__file__).resolve().parent / 'fake_benchmark.py'}:TinyGPT2Benchmark"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "data: reads the benchmark data under ../shared/data (or $LPZERO_DATA)")
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = default_data_root()
+    if root.is_dir():
+        return
+    skip = pytest.mark.skip(reason=f"benchmark data not found at {root} (set LPZERO_DATA)")
+    for item in items:
+        if "data" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,62 @@
+"""lpzero.cache.store: contents, resume, invalidation, serial = parallel (on the fake benchmark)."""
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import FAKE_BENCHMARK
+from lpzero.cache import CacheSettings, InputCache
+from lpzero.errors import CacheError
+
+IDS = ["tiny1", "tiny4"]
+
+
+def settings(**kw):
+    return CacheSettings(**{"benchmark": FAKE_BENCHMARK, "batch_size": 2, "seq_len": 16, "samples": 64, **kw})
+
+
+def test_compute_load_and_resume(tmp_path):
+    cache = InputCache(settings(), tmp_path)
+    assert cache.compute(IDS, baselines=["num_params"]) == IDS
+    loaded = cache.load(IDS)
+    assert loaded["W"].values.shape[0] == 2 and loaded["W"].values.shape[2] == 64
+    assert cache.info(IDS[0])["baselines"]["num_params"] > 0
+    assert cache.compute(IDS, baselines=["num_params"]) == []  # nothing left to do
+    cache.path(IDS[1]).unlink()
+    (cache.dir / f".{IDS[1]}.safetensors.123.tmp").write_text("torn write")  # an interrupted run's leftover
+    assert cache.compute(IDS, baselines=["num_params"]) == [IDS[1]]
+    assert cache.missing(IDS, baselines=["num_params", "grad_norm"]) == IDS  # a new baseline is missing
+    assert cache.compute(IDS, baselines=["grad_norm"]) == IDS
+    assert set(cache.info(IDS[0])["baselines"]) == {"num_params", "grad_norm"}  # added, not replaced
+    assert cache.size_bytes() > 0
+
+
+def test_changed_settings_never_read_stale_data(tmp_path):
+    keys = {settings().key(), settings(seq_len=8).key(), settings(batch_seed=1).key(), settings(samples=32).key(),
+            settings(model_seed=1).key(), settings(benchmark="flexibert").key()}
+    assert len(keys) == 6
+    assert settings().key() == settings(data="/elsewhere").key()
+    with pytest.raises(CacheError, match="not cached"):
+        InputCache(settings(seq_len=8), tmp_path).load(IDS)
+
+
+def test_settings_for_a_benchmark_take_its_batch_unless_told():
+    from fake_benchmark import TinyGPT2Benchmark
+
+    bench = TinyGPT2Benchmark()
+    assert (CacheSettings.for_benchmark(bench).batch_size, CacheSettings.for_benchmark(bench).seq_len) == (4, 16)
+    assert CacheSettings.for_benchmark(bench, seq_len=8).seq_len == 8
+    assert CacheSettings.for_benchmark(bench, paper_batch=True).batch_size == bench.paper_batch_size
+
+
+@pytest.mark.slow
+def test_serial_and_parallel_builds_are_bitwise_identical(tmp_path):
+    # float reductions round differently with another thread count; the cache fixes it
+    serial, parallel = InputCache(settings(), tmp_path / "serial"), InputCache(settings(), tmp_path / "parallel")
+    serial.compute(IDS, baselines=["grad_norm"])
+    parallel.compute(IDS, baselines=["grad_norm"], jobs=2)
+    for a in IDS:
+        x, y = load_file(str(serial.path(a))), load_file(str(parallel.path(a)))
+        assert x.keys() == y.keys()
+        for k in x:
+            assert torch.equal(x[k], y[k]), (a, k)
+        assert serial.info(a)["baselines"] == parallel.info(a)["baselines"]
