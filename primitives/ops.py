@@ -116,17 +116,17 @@ def build_registry() -> OpRegistry:
     add = r.add
     # Unary, any level -> same (f01-f09, f19).
     add(Op("log", "f01", "elementwise", ANY, _log, lambda x: sympy.log(x),
-           "natural log; arguments below 1e-12 are clamped to 1e-12", domain="positive",
+           f"natural log; arguments below {EPS:g} are clamped to {EPS:g}", domain="positive",
            cancels=frozenset({"exp", "softmax"}), guard=_below_eps,
            guarded_sympy=lambda x: sympy.log(sympy.Max(x, EPS))))
     add(Op("abslog", "f02", "elementwise", ANY, _abslog, lambda x: sympy.Abs(sympy.log(x)),
-           "abs(log x); arguments below 1e-12 are clamped to 1e-12", domain="positive", nonnegative=True,
+           f"abs(log x); arguments below {EPS:g} are clamped to {EPS:g}", domain="positive", nonnegative=True,
            can_produce_zero=True, guard=_below_eps, guarded_sympy=lambda x: sympy.Abs(sympy.log(sympy.Max(x, EPS)))))
     add(Op("abs", "f03", "elementwise", ANY, torch.abs, sympy.Abs, "abs(x)", nonnegative=True,
            idempotent=True, identity_on_nonnegative=True))
     add(Op("square", "f04", "elementwise", ANY, torch.square, lambda x: x**2, "x^2", nonnegative=True,
            cancels=frozenset({"sqrt"})))
-    add(Op("exp", "f05", "elementwise", ANY, _exp, sympy.exp, "e^x; arguments above 80 are capped at 80",
+    add(Op("exp", "f05", "elementwise", ANY, _exp, sympy.exp, f"e^x; arguments above {EXP_CAP:g} are capped at {EXP_CAP:g}",
            nonnegative=True, cancels=frozenset({"log", "log_softmax"}), guard=lambda x: x > EXP_CAP,
            guarded_sympy=lambda x: sympy.exp(sympy.Min(x, int(EXP_CAP)))))
     add(Op("sqrt", "f06", "elementwise", ANY, _sqrt, sympy.sqrt, "sqrt(x); negative arguments count as 0",
@@ -135,7 +135,7 @@ def build_registry() -> OpRegistry:
     add(Op("relu", "f07", "elementwise", ANY, torch.relu, _relu_sym, "max(x, 0)", nonnegative=True,
            can_produce_zero=True, idempotent=True, identity_on_nonnegative=True))
     add(Op("reciprocal", "f08", "elementwise", ANY, _reciprocal, lambda x: 1 / x,
-           "1/x; magnitudes below 1e-12 are pushed to ±1e-12", involution=True, denominator_args=(0,),
+           f"1/x; magnitudes below {EPS:g} are pushed to ±{EPS:g}", involution=True, denominator_args=(0,),
            guard=_tiny_magnitude))
     add(Op("neg", "f09", "elementwise", ANY, torch.neg, lambda x: -x, "-x", flips_sign=True, involution=True))
     # Reductions, vector/matrix -> one level down (f10-f12, f17, f18), plus the layer sum.
@@ -171,6 +171,6 @@ def build_registry() -> OpRegistry:
     add(Op("add", "g01", "binary", ANY, torch.add, lambda a, b: a + b, "a + b"))
     add(Op("sub", "g02", "binary", ANY, torch.sub, lambda a, b: a - b, "a - b", constant_on_equal_args=True))
     add(Op("mul", "g03", "binary", ANY, torch.mul, lambda a, b: a * b, "a * b"))
-    add(Op("div", "g04", "binary", ANY, _div, lambda a, b: a / b, "a / b; divisor magnitudes below 1e-12 are pushed to ±1e-12",
+    add(Op("div", "g04", "binary", ANY, _div, lambda a, b: a / b, f"a / b; divisor magnitudes below {EPS:g} are pushed to ±{EPS:g}",
            denominator_args=(1,), constant_on_equal_args=True, guard=lambda a, b: _tiny_magnitude(b)))
     return r

@@ -15,11 +15,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
-import numpy as np
 
 from lpzero.benchmarks import get_benchmark
 from lpzero.cache import CacheSettings, InputCache
 from lpzero.report import run_search
+from lpzero.report.plots import plot_mean_curves
 from lpzero.search import EvolveSettings, SearchSetup
 
 STUDIES = {
@@ -81,27 +81,8 @@ def main(study, benchmark, iterations, seeds, runs, batch_size, seq_len, cache_d
         w = csv.DictWriter(f, fieldnames=SUMMARY_FIELDS)
         w.writeheader()
         w.writerows(rows)
-    plot(curves, out_dir / "best_fitness.png", f"{benchmark}: {study} ablation")
+    plot_mean_curves(curves, out_dir / "best_fitness.png", f"{benchmark}: {study} ablation")
     click.echo(f"written {out_dir / 'summary.csv'} and best_fitness.png")
-
-
-def plot(curves: dict[str, list[list[float]]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for label, runs in curves.items():
-        arr = np.array(runs)
-        ax.plot(np.arange(1, arr.shape[1] + 1), arr.mean(0), label=f"{label} (mean of {len(runs)})")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("best |ρ| on the search sample")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

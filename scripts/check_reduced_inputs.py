@@ -26,8 +26,8 @@ from tqdm import tqdm
 from lpzero.benchmarks import get_benchmark
 from lpzero.benchmarks.inputs import as_weighted, extract_inputs
 from lpzero.cache import arch_seed, sample_inputs, stack_stored
-from lpzero.primitives import INPUT_SYMBOLS, OPS, build_primitive_set, default_pset, generate_typed, parse_tree,
-                              tree_inputs
+from lpzero.primitives import (INPUT_SYMBOLS, OPS, build_primitive_set, default_pset, generate_typed, parse_tree,
+                               tree_inputs)
 from lpzero.search import spearman_fitness, violations
 
 

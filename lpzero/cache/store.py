@@ -139,7 +139,7 @@ class InputCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "settings.json"
         if not meta.is_file():
-            meta.write_text(json.dumps({**asdict(self.settings), "version": EXTRACTION_VERSION}, indent=1))
+            atomic_write_json(meta, {**asdict(self.settings), "version": EXTRACTION_VERSION})
         if jobs <= 1:
             threads = torch.get_num_threads()
             torch.set_num_threads(CACHE_THREADS)

@@ -10,6 +10,7 @@ import contextlib
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
 from matplotlib.figure import Figure
 from scipy.stats import rankdata
 
@@ -49,3 +50,15 @@ def plot_ranks(name: str, scores: Sequence[float], truth: Sequence[float], spear
         ax.set_title(f"{name}  (ρ = {rho})")
         ax.set_xlabel("ground-truth rank (higher = better)")
         ax.set_ylabel("proxy rank")
+
+
+def plot_mean_curves(curves: dict[str, list[list[float]]], path: Path, title: str) -> None:
+    """The mean best fitness per iteration of each variant's searches (the ablation figures)."""
+    with _figure(path, (6, 3.5)) as ax:
+        for label, runs in curves.items():
+            arr = np.array(runs)
+            ax.plot(np.arange(1, arr.shape[1] + 1), arr.mean(0), label=f"{label} (mean of {len(runs)})")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("best |ρ| on the search sample")
+        ax.set_title(title)
+        ax.legend()
