@@ -14,9 +14,11 @@ name it was opened by; `tests/fake_benchmark.py` is a complete small one
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import os
+import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -101,15 +103,20 @@ def _user_class(spec: str) -> type[Benchmark]:
     """The class named by "package.module:Class" or "path/to/file.py:Class"."""
     where, _, attr = spec.rpartition(":")
     if where.endswith(".py"):
-        path = Path(where)
+        path = Path(where).resolve()
         if not path.is_file():
             raise BenchmarkError(f"{path}: file not found (benchmark {spec!r})")
-        module_spec = importlib.util.spec_from_file_location(f"lpzero_user_benchmark_{path.stem}", path)
-        module = importlib.util.module_from_spec(module_spec)
-        try:
-            module_spec.loader.exec_module(module)
-        except ImportError as e:
-            raise BenchmarkError(f"{path}: cannot be imported: {e}") from None
+        # one module per file, however often the benchmark is opened
+        name = f"lpzero_user_benchmark_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
+        module = sys.modules.get(name)
+        if module is None:
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            try:
+                module_spec.loader.exec_module(module)
+            except ImportError as e:
+                raise BenchmarkError(f"{path}: cannot be imported: {e}") from None
+            sys.modules[name] = module
     else:
         try:
             module = importlib.import_module(where)

@@ -8,7 +8,9 @@ are written in one place.
 """
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import random
 import sys
 from dataclasses import fields
@@ -48,14 +50,37 @@ class UserError(click.ClickException):
         click.echo(f"lpzero: error: {self.format_message()}", err=True)
 
 
+#: OS errors that are the user's to fix (a full disk, a read-only or misplaced output path)
+USER_OS_ERRORS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
+                  errno.EDQUOT}
+
+
 class LPZeroGroup(click.Group):
-    """Turns every `LPZeroError` a command raises into a `UserError`."""
+    """Turns every `LPZeroError` (and a full disk, a read-only folder) into a one-line `UserError`."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except LPZeroError as e:
             raise UserError(str(e)) from e
+        except OSError as e:
+            if e.errno not in USER_OS_ERRORS:
+                raise
+            raise UserError(f"{e.filename or ''}: {e.strerror}".lstrip(": ")) from e
+
+
+class _WarningLines(logging.Handler):
+    """lpzero's warnings (a damaged cache file being rebuilt, ...) as `lpzero: warning: ...` on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"lpzero: warning: {record.getMessage()}", err=True)
+
+
+def _show_warnings() -> None:
+    logger = logging.getLogger("lpzero")
+    if not any(isinstance(h, _WarningLines) for h in logger.handlers):
+        logger.addHandler(_WarningLines(logging.WARNING))
+        logger.setLevel(logging.WARNING)
 
 
 def _default(dataclass_type: type, name: str):
@@ -167,6 +192,7 @@ def _fill_cache(cache: InputCache, ids: list[str], baselines: list[str], jobs: i
 @click.version_option(package_name="lpzero")
 def main() -> None:
     """Find and use zero-cost proxies for language-model architecture search."""
+    _show_warnings()
 
 
 @main.command()
@@ -236,8 +262,8 @@ def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots
         ids = split_ids(best, split_part, ids)
     for path, best in found.items():
         if best.get("benchmark") not in (None, bench.name):
-            click.echo(f"lpzero: warning: {path} was found on {best['benchmark']!r}, ranked here on {bench.name!r}",
-                       err=True)
+            logging.getLogger("lpzero").warning("%s was found on %r, ranked here on %r", path, best["benchmark"],
+                                                bench.name)
     names = _parse_baselines(proxies)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)  # before any work: an unwritable --out fails now

@@ -249,3 +249,14 @@ def test_ops_prints_the_op_table():
     out = invoke("ops").output
     assert out.strip() == markdown_table(OPS)
     assert out.count("\n") == len(OPS) + 2
+
+
+@pytest.mark.parametrize("changed", [["--holdout", "0.7"], ["--sample", "2"], ["--seq-len", "8"]])
+def test_evolve_resume_refuses_another_split_sample_or_cache(searched, tmp_path, changed):
+    import shutil
+
+    out, _, cache, _ = searched
+    shutil.copytree(out, tmp_path / "run")
+    r = invoke("evolve", "--benchmark", FAKE_BENCHMARK, "--cache-dir", cache, "--out", tmp_path / "run", *WHOLE,
+               *SEARCH, *changed, "--resume", ok=False)
+    assert r.exit_code == 2 and "written with other settings" in r.stderr

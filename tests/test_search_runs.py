@@ -93,3 +93,14 @@ def test_the_example_research_script_runs_its_own_operators():
     runs = _search(runs=1, customize=customize, iterations=300)
     assert calls["select"] == 300 and calls["mutate"] > 100  # the script's operators, not the defaults
     assert runs.states[0].population[0].fitness.values[0] > 0.5
+
+
+def test_resume_refuses_other_fitness_data_or_context(tmp_path):
+    _search(tmp_path, runs=1)
+    inputs = synthetic_inputs(seed=1)  # another sample of architectures
+    setup = SearchSetup(runs=1, evolve=EvolveSettings(population=12, iterations=20, checkpoint_every=5))
+    with pytest.raises(LPZeroError, match="fitness_data"):
+        evolve_on(inputs, planted_truth(inputs), setup, tmp_path, resume=True)
+    inputs = synthetic_inputs()
+    with pytest.raises(LPZeroError, match="holdout"):
+        evolve_on(inputs, planted_truth(inputs), setup, tmp_path, resume=True, context={"holdout": 0.7})

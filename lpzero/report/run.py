@@ -42,7 +42,9 @@ def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: Searc
         return np.array([truth[a] for a in some])
 
     out.mkdir(parents=True, exist_ok=True)
-    runs = evolve_on(cache.load(sample_ids), gt(sample_ids), setup, out, resume, progress, customize)
+    context = {"benchmark": cache.settings.benchmark, "cache": cache.settings.key(), "holdout": setup.holdout,
+               "sample": setup.sample, "sample_ids": sample_ids}
+    runs = evolve_on(cache.load(sample_ids), gt(sample_ids), setup, out, resume, progress, customize, context=context)
     evaluator, pset = runs.evaluator, runs.pset
 
     held_inputs = FitnessEvaluator(pset, cache.load(held_ids), gt(held_ids))

@@ -113,9 +113,11 @@ def _json_state(rs) -> list:
     return [version, list(internal), gauss]
 
 
-def save_checkpoint(path: Path, toolbox: base.Toolbox, state: EvolutionState, settings: EvolveSettings) -> None:
+def save_checkpoint(path: Path, toolbox: base.Toolbox, state: EvolutionState, settings: EvolveSettings,
+                    context: dict | None = None) -> None:
     data = {
         "settings": asdict(settings),
+        "context": context or {},
         "iteration": state.iteration,
         "population": [toolbox.record(ind) for ind in state.population],
         "invalid": dict(state.invalid),
@@ -127,16 +129,28 @@ def save_checkpoint(path: Path, toolbox: base.Toolbox, state: EvolutionState, se
     atomic_write_json(path, data, indent=None)
 
 
-def load_checkpoint(path: Path, toolbox: base.Toolbox, settings: EvolveSettings) -> EvolutionState:
+def _differences(saved: dict, now: dict, ignore: tuple[str, ...] = ()) -> list[str]:
+    """`key=saved value` for each key whose value differs (long values are named, not printed)."""
+    out = []
+    for key in sorted(set(saved) | set(now)):
+        if key in ignore or saved.get(key) == now.get(key):
+            continue
+        value = repr(saved.get(key))
+        out.append(f"{key}={value}" if len(value) <= 40 else f"{key} (another value)")
+    return out
+
+
+def load_checkpoint(path: Path, toolbox: base.Toolbox, settings: EvolveSettings,
+                    context: dict | None = None) -> EvolutionState:
     """The state saved in `path`, with `random`'s state and the RPS counts restored.
 
-    ResultError if the file is damaged or was written with other settings.
+    ResultError if the file is damaged, or was written with other settings or another
+    context (fitness sample, cache, split: whatever the caller says the run depends on).
     """
     try:
         data = json.loads(path.read_text())
-        saved = data["settings"]
-        changed = [f"{k}={saved.get(k)!r}" for k, v in asdict(settings).items()
-                   if k not in RESUMABLE_CHANGES and saved.get(k) != v]
+        changed = (_differences(data["settings"], asdict(settings), RESUMABLE_CHANGES)
+                   + _differences(data.get("context", {}), context or {}))
         if changed:
             raise ResultError(f"{path}: written with other settings ({', '.join(changed)}); resume with "
                               "those, or start afresh without --resume")
@@ -225,14 +239,19 @@ def run_evolution(
     out_dir: Path | None = None,
     resume: bool = False,
     progress: Callable[[int, float], None] | None = None,
+    context: dict | None = None,
 ) -> EvolutionState:
-    """Run (or continue) Algorithm 1 with `toolbox`; returns the final state (population best first)."""
+    """Run (or continue) Algorithm 1 with `toolbox`; returns the final state (population best first).
+
+    `context` (JSON values) is what the run depends on besides `settings` (the fitness
+    sample, the cache); it is saved in the checkpoint, and a resume with another refused.
+    """
     ckpt = out_dir / CHECKPOINT if out_dir is not None else None
     identity = identity_function(settings.distinct)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     if resume and ckpt is not None and ckpt.is_file():
-        state = load_checkpoint(ckpt, toolbox, settings)
+        state = load_checkpoint(ckpt, toolbox, settings, context)
         evaluate_all(toolbox, state.population)  # each member's Evaluation (ranking); memoised, cheap
     else:
         state = _initial_state(toolbox, settings, identity)
@@ -263,7 +282,7 @@ def run_evolution(
             progress(state.iteration, record["best"])
         if ckpt is not None and (state.iteration % settings.checkpoint_every == 0
                                  or state.iteration == settings.iterations):
-            save_checkpoint(ckpt, toolbox, state, settings)
+            save_checkpoint(ckpt, toolbox, state, settings, context)
     return state
 
 

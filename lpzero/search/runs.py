@@ -9,6 +9,7 @@ on the whole search part. The held-out part is for the report
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from dataclasses import dataclass, field, replace
@@ -118,17 +119,30 @@ class SearchRuns:
         return sorted(chosen.values(), key=lambda pair: rank_key(pair[1]))
 
 
+def fingerprint(*arrays: object) -> str:
+    """A short hash of arrays' contents (what a checkpoint remembers of its fitness data)."""
+    digest = hashlib.sha1()
+    for a in arrays:
+        digest.update(np.ascontiguousarray(np.asarray(a, dtype=np.float64)).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def evolve_on(inputs: Mapping[str, Weighted], truth: np.ndarray, setup: SearchSetup, out: Path | None = None,
               resume: bool = False, progress: Callable[[int, float], None] | None = None,
-              customize: Callable[[base.Toolbox], None] | None = None, ops: OpRegistry = OPS) -> SearchRuns:
+              customize: Callable[[base.Toolbox], None] | None = None, ops: OpRegistry = OPS,
+              context: dict | None = None) -> SearchRuns:
     """`setup.runs` runs of Algorithm 1 with fitness on `inputs`/`truth` (the search sample).
 
     One primitive set, built once, serves the evaluator and every run's toolbox. Run r is
     seeded `run_seed(seed, r)` and checkpoints into `out/run_<r>/`. The runs share one
     evaluator, so a proxy any run has scored costs the others nothing. `customize(toolbox)`,
     if given, may re-register DEAP operators on each run's toolbox before its loop.
-    `progress(done, best)` counts iterations over all runs.
+    `progress(done, best)` counts iterations over all runs. Each run's checkpoint records
+    `context`, the search settings and a fingerprint of the fitness data; `resume` refuses a
+    checkpoint that differs in any of them.
     """
+    context = {**(context or {}), "fitness_data": fingerprint(truth, *(inputs[s].values for s in sorted(inputs))),
+               "toolbox": setup.toolbox, "rps": setup.rps, "n_unary": setup.n_unary, "max_height": setup.max_height}
     pset = build_primitive_set(ops)
     runs = SearchRuns(FitnessEvaluator(pset, inputs, truth), pset)
     best_so_far = INVALID_FITNESS
@@ -146,7 +160,7 @@ def evolve_on(inputs: Mapping[str, Weighted], truth: np.ndarray, setup: SearchSe
                 progress(done + it, best_so_far)
 
         state = run_evolution(tb, settings, None if out is None else out / f"run_{r}", resume=resume,
-                              progress=run_progress)
+                              progress=run_progress, context=context)
         runs.states.append(state)
         runs.toolboxes.append(tb)
         runs.seeds.append(settings.seed)
