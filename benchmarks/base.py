@@ -175,6 +175,10 @@ class Benchmark(abc.ABC):
     default_batch_size: int = 4
     default_seq_len: int = 192
 
+    def max_seq_len(self) -> int | None:
+        """The longest sequence every architecture's model accepts (None: no limit)."""
+        return None
+
     @abc.abstractmethod
     def ids(self) -> list[str]:
         """Architecture ids in a stable order."""

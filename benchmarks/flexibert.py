@@ -31,6 +31,7 @@ from .base import (
     read_json,
 )
 from .flexibert_model import (
+    MAX_POSITIONS,
     DynamicSpanConv,
     FlexiBERTConfig,
     FlexiBERTModel,
@@ -60,6 +61,9 @@ class FlexiBERTBenchmark(Benchmark):
     #: CPU default: 128 x 512 costs about two minutes per model on 2 cores
     default_batch_size = 16
     default_seq_len = 128
+
+    def max_seq_len(self) -> int:
+        return MAX_POSITIONS
 
     def __init__(
         self,

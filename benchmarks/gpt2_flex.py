@@ -89,7 +89,7 @@ class FlexConfig:
         if missing:
             raise ConfigError(f"missing key(s) {', '.join(missing)}")
         cfg = {**_DEFAULTS, **raw}
-        n_layer, d_model = int(cfg["n_layer"]), int(cfg["d_model"])
+        n_layer, d_model = _integer(cfg, "n_layer"), _integer(cfg, "d_model")
         if n_layer < 1 or d_model < 1:
             raise ConfigError(f"n_layer and d_model must be positive, got {n_layer}, {d_model}")
         n_head = _per_layer(cfg["n_head"], n_layer, "n_head")
@@ -98,10 +98,10 @@ class FlexConfig:
             if d_model % h:
                 raise ConfigError(f"layer {i}: d_model {d_model} is not divisible by n_head {h}")
 
-        n_token = int(cfg["n_token"])
-        d_embed = int(cfg["d_embed"])
+        n_token = _integer(cfg, "n_token")
+        d_embed = _integer(cfg, "d_embed")
         d_embed = d_model if d_embed == -1 else d_embed
-        div_val = int(cfg["div_val"])
+        div_val = _integer(cfg, "div_val")
         if div_val < 1:
             # div_val 0 is Archai's plain (non-adaptive) embedding; no benchmark uses it.
             raise ConfigError(f"div_val {div_val} is not supported (need >= 1)")
@@ -129,7 +129,7 @@ class FlexConfig:
             cutoffs=tuple(cutoffs),
             tie_weight=bool(cfg["tie_weight"]),
             tie_projs=tuple(bool(t) for t in tie_projs[: len(cutoffs)]),
-            n_positions=int(cfg["tgt_len"]),
+            n_positions=_integer(cfg, "tgt_len", minimum=1),
             dropout=float(cfg["dropout"]),
             dropatt=float(cfg["dropatt"]),
             weight_init_std=float(cfg["weight_init_std"]),
@@ -161,6 +161,16 @@ class FlexConfig:
             # Probabilities pass through the `attn_dropout` module, where a hook can see them.
             attn_implementation=register_hookable_attention(),
         )
+
+
+def _integer(cfg: dict, key: str, minimum: int | None = None) -> int:
+    """cfg[key] as an int; ConfigError for a fraction (n_layer: 2.7), a string or a bool."""
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{key} must be at least {minimum}, got {value!r}")
+    return int(value)
 
 
 def _per_layer(value: Any, n_layer: int, key: str) -> tuple[int, ...]:

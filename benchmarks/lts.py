@@ -11,6 +11,7 @@ The architectures are exactly the ids of `ppl_summary.yaml`; each must have its
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 from pathlib import Path
@@ -30,7 +31,7 @@ from .base import (
 )
 from .attention import gpt2_block_sites
 from .gpt2_flex import FlexConfig, GPT2Flex, build_gpt2_flex, count_gpt2_flex_params
-from .text import decoder_batch
+from .text import decoder_batch, gpt2_tokenizer
 
 _ID = re.compile(r"config_(\d+)_j(\d+)")
 PARAM_KEYS = ("AdaEmb", "Attn", "FFN", "nonembedding", "total")
@@ -49,7 +50,6 @@ class LTSBenchmark(Benchmark):
     paper_batch_size = 16
     paper_seq_len = 192  # the paper's (and Archai's) tgt_len
     default_batch_size = 4  # CPU default: the 200 models at 16 x 192 take hours on 2 cores
-    default_seq_len = 192
 
     def __init__(
         self,
@@ -71,6 +71,18 @@ class LTSBenchmark(Benchmark):
         params_path = self.path / "params_summary.yaml"
         self._params = self._read_params(params_path) if params_path.exists() else {}
         self._configs: dict[str, dict] = {}
+        self._max_seq_len: int | None = None
+
+    @property
+    def default_seq_len(self) -> int:  # type: ignore[override]
+        """192 (the paper's), or the shortest `tgt_len` of the directory's models if shorter."""
+        return min(self.paper_seq_len, self.max_seq_len())
+
+    def max_seq_len(self) -> int:
+        """The models' positions: the shortest `tgt_len` of the results directory."""
+        if self._max_seq_len is None:
+            self._max_seq_len = min(self._flex_config(a).n_positions for a in self._ids)
+        return self._max_seq_len
 
     # --- reading the results directory -------------------------------------------------
 
@@ -86,6 +98,8 @@ class LTSBenchmark(Benchmark):
             value = entry.get("valid_ppl") if isinstance(entry, dict) else None
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise BenchmarkError(f"{path}: {arch_id} has no numeric valid_ppl")
+            if not math.isfinite(value) or value < 1:
+                raise BenchmarkError(f"{path}: {arch_id} has valid_ppl {value} (a perplexity is finite and >= 1)")
             ppl[arch_id] = float(value)
         return ppl
 
@@ -149,7 +163,12 @@ class LTSBenchmark(Benchmark):
 
     def build_model(self, arch_id: str, seed: int, device: str | torch.device = "cpu") -> GPT2Flex:
         """The architecture with weights drawn from `seed`, in eval mode (dropout off)."""
-        return build_gpt2_flex(self._flex_config(arch_id), seed, device)
+        config = self._flex_config(arch_id)
+        vocabulary = len(gpt2_tokenizer(self.data_root))
+        if config.n_token < vocabulary:
+            raise BenchmarkError(f"{self._config_path(arch_id)}: n_token {config.n_token} is smaller than the GPT-2 "
+                                 f"tokenizer's {vocabulary} token ids the mini-batches use")
+        return build_gpt2_flex(config, seed, device)
 
     def count_params(self, arch_id: str) -> dict[str, int]:
         """AdaEmb / Attn / FFN / nonembedding / total of our model, counted on the meta device."""

@@ -27,7 +27,10 @@ def gpt2_tokenizer(data_root: Path):
 
     folder = data_root / "tokenizers" / "gpt2"
     _require(folder / "vocab.json"), _require(folder / "merges.txt")
-    return GPT2TokenizerFast.from_pretrained(str(folder), local_files_only=True)
+    try:
+        return GPT2TokenizerFast.from_pretrained(str(folder), local_files_only=True)
+    except Exception as e:  # the tokenizers library raises its own types for malformed files
+        raise BenchmarkError(f"{folder}: not a GPT-2 tokenizer (vocab.json, merges.txt): {e}") from None
 
 
 @functools.lru_cache(maxsize=4)
@@ -37,14 +40,20 @@ def bert_tokenizer(data_root: Path):
 
     folder = data_root / "tokenizers" / "bert"
     _require(folder / "vocab.txt")
-    return BertTokenizerFast.from_pretrained(str(folder), local_files_only=True, do_lower_case=True)
+    try:
+        return BertTokenizerFast.from_pretrained(str(folder), local_files_only=True, do_lower_case=True)
+    except Exception as e:  # the tokenizers library raises its own types for malformed files
+        raise BenchmarkError(f"{folder}: not a BERT WordPiece vocabulary (vocab.txt): {e}") from None
 
 
 def _text_lines(data_root: Path, split: str) -> list[str]:
     path = _require(data_root / "text" / "wikitext-2" / f"{split}.txt")
     lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
     # Section headings (" = Title = ") and blank lines are not running text.
-    return [ln for ln in lines if ln and not ln.startswith("=")]
+    text = [ln for ln in lines if ln and not ln.startswith("=")]
+    if not text:
+        raise BenchmarkError(f"{path}: no lines of running text")
+    return text
 
 
 @functools.lru_cache(maxsize=4)

@@ -65,6 +65,9 @@ class TinyGPT2Benchmark(Benchmark):
     def ids(self) -> list[str]:
         return [f"tiny{i}" for i in range(len(ARCH_SHAPES))]
 
+    def max_seq_len(self) -> int:
+        return N_POSITIONS
+
     def architecture(self, arch_id: str) -> Architecture:
         self.check_id(arch_id)
         index = self.ids().index(arch_id)

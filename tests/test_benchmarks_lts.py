@@ -270,3 +270,57 @@ def test_parameter_count_proxies_reproduce_paper_table_3(bench: LTSBenchmark) ->
     for key, rho, tau in (("nonembedding", 0.967, 0.847), ("total", 0.737, 0.582)):
         ev = spearman_fitness([bench.count_params(a)[key] for a in bench.ids()], truth, with_kendall=True)
         assert (round(ev.spearman, 3), round(ev.kendall, 3)) == (rho, tau)
+
+
+def _edit_config(lts: Path, arch: str, **changes) -> None:
+    import yaml
+
+    i, k = arch.removeprefix("config_").split("_j")
+    path = lts / f"config_{i}" / f"j{k}" / "model_config.yaml"
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), **changes}))
+
+
+def test_the_default_sequence_follows_the_models_tgt_len(tmp_lts: Path) -> None:
+    from lpzero.cache import CacheSettings
+
+    _edit_config(tmp_lts, "config_2_j0", tgt_len=32)
+    bench = get_benchmark(f"lts:{tmp_lts}", data=DATA)
+    assert bench.max_seq_len() == 32 and bench.default_seq_len == 32
+    assert CacheSettings.for_benchmark(bench).seq_len == 32
+    with pytest.raises(BenchmarkError, match="sequence length 64 exceeds the 32 positions"):
+        CacheSettings.for_benchmark(bench, seq_len=64)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"n_layer": 2.7}, "n_layer must be an integer, got 2.7"),
+    ({"d_model": "wide"}, "d_model must be an integer"),
+    ({"tgt_len": 0}, "tgt_len must be at least 1"),
+])
+def test_a_malformed_model_config_names_the_file(tmp_lts: Path, changes: dict, message: str) -> None:
+    _edit_config(tmp_lts, "config_2_j0", **changes)
+    with pytest.raises(BenchmarkError, match=f"config_2/j0/model_config.yaml: {message}"):
+        get_benchmark(f"lts:{tmp_lts}", data=DATA).count_params("config_2_j0")
+
+
+@pytest.mark.parametrize("ppl", [".nan", "-3.0", ".inf", "0.5"])
+def test_a_perplexity_that_is_not_one_is_refused(tmp_lts: Path, ppl: str) -> None:
+    _write(tmp_lts / "ppl_summary.yaml", f"config_10_j2:\n  valid_ppl: {ppl}\nconfig_2_j0:\n  valid_ppl: 41.0\n")
+    with pytest.raises(BenchmarkError, match="config_10_j2 has valid_ppl"):
+        get_benchmark(f"lts:{tmp_lts}", data=DATA)
+
+
+def test_a_vocabulary_smaller_than_the_tokenizer_is_one_error(tmp_lts: Path) -> None:
+    _edit_config(tmp_lts, "config_2_j0", n_token=1000, cutoffs=[])
+    with pytest.raises(BenchmarkError, match="n_token 1000 is smaller than the GPT-2 tokenizer's"):
+        get_benchmark(f"lts:{tmp_lts}", data=DATA).build_model("config_2_j0", 0)
+
+
+def test_a_malformed_tokenizer_file_is_one_error(tmp_path: Path) -> None:
+    from lpzero.benchmarks.text import gpt2_tokenizer
+
+    folder = tmp_path / "tokenizers" / "gpt2"
+    folder.mkdir(parents=True)
+    (folder / "vocab.json").write_text("{not json")
+    shutil.copy(DATA / "tokenizers" / "gpt2" / "merges.txt", folder / "merges.txt")
+    with pytest.raises(BenchmarkError, match="not a GPT-2 tokenizer"):
+        gpt2_tokenizer(tmp_path)

@@ -260,3 +260,32 @@ def test_evolve_resume_refuses_another_split_sample_or_cache(searched, tmp_path,
     r = invoke("evolve", "--benchmark", FAKE_BENCHMARK, "--cache-dir", cache, "--out", tmp_path / "run", *WHOLE,
                *SEARCH, *changed, "--resume", ok=False)
     assert r.exit_code == 2 and "written with other settings" in r.stderr
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
+    r = invoke("evolve", "--benchmark", FAKE_BENCHMARK, "--cache-dir", tmp_path / "cache", "--out", "afile/run",
+               ok=False)
+    assert r.exit_code == 2 and "afile/run: Not a directory" in r.stderr and "Traceback" not in r.output
+    assert not (tmp_path / "cache").exists()
+
+
+def test_an_empty_ids_option_is_refused():
+    r = invoke("cache", FAKE_BENCHMARK, "--ids", "", ok=False)
+    assert r.exit_code == 2 and "names no architecture" in r.stderr
+
+
+def test_a_too_long_sequence_is_refused_before_any_work(tmp_path):
+    r = invoke("cache", FAKE_BENCHMARK, "--cache-dir", tmp_path, "--seq-len", "65", ok=False)
+    assert r.exit_code == 2 and "sequence length 65 exceeds the 64 positions" in r.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_rank_refuses_a_proxy_tree_that_is_not_a_score_before_any_work(tmp_path, searched):
+    _, best, _, _ = searched
+    (tmp_path / "best.json").write_text(json.dumps({**best, "tree": "l1__Tw(W)"}))
+    r = invoke("rank", FAKE_BENCHMARK, "--cache-dir", tmp_path / "cache", "--proxy", tmp_path / "best.json",
+               "--out", tmp_path / "rank", ok=False)
+    assert r.exit_code == 2 and "not one score per architecture" in r.stderr
+    assert not (tmp_path / "cache").exists()

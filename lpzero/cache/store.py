@@ -36,7 +36,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from lpzero.benchmarks import Benchmark, get_benchmark
+from lpzero.benchmarks import Benchmark, BenchmarkError, get_benchmark
 from lpzero.errors import CacheError
 from lpzero.files import atomic_write, atomic_write_json
 from lpzero.primitives import Weighted
@@ -91,7 +91,12 @@ class CacheSettings:
         """Settings for `bench`: its CPU mini-batch (or the paper's), overridden by what is given."""
         default = (bench.paper_batch_size, bench.paper_seq_len) if paper_batch else (bench.default_batch_size,
                                                                                    bench.default_seq_len)
-        return cls(bench.name, batch_size or default[0], seq_len or default[1], options=dict(options or {}),
+        seq_len = seq_len or default[1]
+        longest = bench.max_seq_len()
+        if longest is not None and seq_len > longest:
+            raise BenchmarkError(f"{bench.name}: sequence length {seq_len} exceeds the {longest} positions its models "
+                                 "have (--seq-len)")
+        return cls(bench.name, batch_size or default[0], seq_len, options=dict(options or {}),
                    data=None if data is None else str(data), **seeds_and_samples)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from lpzero.cache import InputCache
 from lpzero.errors import ResultError, UnknownNameError
+from lpzero.primitives import PrimitiveError, default_pset, parse_tree
 from lpzero.search import correlation
 
 #: identifies the primitive set a saved tree refers to; bump when op semantics change
@@ -63,6 +64,10 @@ def load_best(path: Path) -> dict:
         raise ResultError(f"{path}: best.json layout version {version}, this lpzero reads {BEST_VERSION}")
     if best.get("orientation", 1) not in (1, -1):
         raise ResultError(f"{path}: orientation must be 1 or -1, not {best['orientation']!r}")
+    try:
+        parse_tree(best["tree"], default_pset())
+    except PrimitiveError as e:
+        raise ResultError(f"{path}: {e}") from None
     return best
 
 
