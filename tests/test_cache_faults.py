@@ -138,3 +138,22 @@ def test_a_killed_build_leaves_no_workers_and_resumes_to_the_same_cache(tmp_path
     for a in TinyGPT2Benchmark().ids():
         x, y = load_file(str(serial.path(a))), load_file(str(killed.path(a)))
         assert all(torch.equal(x[k], y[k]) for k in x)
+
+
+@pytest.mark.slow
+def test_an_interrupt_stops_a_parallel_build_promptly_and_keeps_what_is_done(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)}
+    cmd = [sys.executable, "-m", "lpzero.cli", "cache", FAKE_BENCHMARK, "--cache-dir", str(tmp_path), "--jobs", "2",
+           "--batch-size", "8", "--seq-len", "64", "--samples", "64", "--baselines", "all"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not list(tmp_path.rglob("*.safetensors")) and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    interrupted = time.time()
+    proc.wait(60)
+    assert proc.returncode != 0
+    assert time.time() - interrupted < 30  # the running architectures finish; the queue does not run
+    cache = InputCache(CacheSettings(FAKE_BENCHMARK, batch_size=8, seq_len=64, samples=64), tmp_path)
+    done = [p.stem for p in cache.dir.glob("*.safetensors")]
+    assert done and all(cache.info(a)["arch_id"] == a for a in done)  # every kept file is whole

@@ -92,6 +92,9 @@ BAD_INPUT = [
     (["evolve", "--benchmark", FAKE_BENCHMARK, "--crossover", "1.5"], "--crossover"),
     (["evolve", "--benchmark", FAKE_BENCHMARK, "--population", "1"], "--population"),
     (["evolve", "--benchmark", FAKE_BENCHMARK, "--top", "0"], "--top"),
+    (["evolve", "--benchmark", FAKE_BENCHMARK, "--sample", "0"], "--sample"),
+    (["evolve", "--benchmark", FAKE_BENCHMARK, "--limit", "-1"], "--limit"),
+    (["rank", FAKE_BENCHMARK, "--out", "afile"], "--out"),
     (["evolve", "--benchmark", FAKE_BENCHMARK, "--device", "tpu"], "--device 'tpu'"),
 ]
 
@@ -99,6 +102,7 @@ BAD_INPUT = [
 @pytest.mark.parametrize("args, message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("")
     r = invoke(*args, ok=False)
     assert r.exit_code == 2, r.output
     assert message in r.stderr and "Traceback" not in r.output
@@ -289,3 +293,23 @@ def test_rank_refuses_a_proxy_tree_that_is_not_a_score_before_any_work(tmp_path,
                "--out", tmp_path / "rank", ok=False)
     assert r.exit_code == 2 and "not one score per architecture" in r.stderr
     assert not (tmp_path / "cache").exists()
+
+
+def test_limit_selects_the_same_architectures_for_every_command(tmp_path):
+    out = tmp_path / "run"
+    invoke("evolve", "--benchmark", FAKE_BENCHMARK, "--cache-dir", tmp_path / "cache", "--out", out, "--limit", "4",
+           *SEARCH[:4], "--sample", "2", "--runs", "1", "--baselines", "none")
+    r = invoke("rank", FAKE_BENCHMARK, "--cache-dir", tmp_path / "cache", "--limit", "4", "--proxies", "none",
+               "--proxy", out / "best.json", "--split", "heldout", "--out", tmp_path / "rank", "--no-plots")
+    assert "Traceback" not in r.output
+    assert json.loads((tmp_path / "rank/rank.json").read_text())[0]["n"] == 2
+
+
+def test_a_proxy_found_on_another_benchmark_is_a_warning_and_refused_with_split(searched, tmp_path):
+    out, best, cache, _ = searched
+    (tmp_path / "best.json").write_text(json.dumps({**best, "benchmark": "flexibert"}))
+    args = ["rank", FAKE_BENCHMARK, "--cache-dir", cache, *WHOLE, "--proxies", "none", "--proxy",
+            tmp_path / "best.json", "--out", tmp_path / "rank", "--no-plots"]
+    assert "lpzero: warning:" in invoke(*args).stderr and "found on 'flexibert'" in invoke(*args).stderr
+    r = invoke(*args, "--split", "heldout", ok=False)
+    assert r.exit_code == 2 and "a proxy found on 'flexibert'" in r.stderr
