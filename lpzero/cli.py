@@ -28,7 +28,7 @@ from .primitives import OPS, default_pset, parse_tree
 from .primitives.registry import markdown_table
 from .proxies import BASELINES
 from .report import (FORMATS, SPLIT_PARTS, active_nodes, check_benchmark, format_table, load_best, proxy_formula,
-                     rank_row, run_search, score_best_exactly, split_ids, write_rank)
+                     rank_row, run_search, score_found_exactly, split_ids, write_rank)
 from .search import TOOLBOXES, EvolveSettings, SearchSetup
 from .search.loop import DISTINCT
 from .search.runs import FINAL_SELECTIONS
@@ -274,11 +274,14 @@ def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots
         infos = [store.info(a) for a in ids]
         for n in names:
             rows.append(rank_row(n, [i["baselines"][n] for i in infos], truth, [i["seconds"][n] for i in infos]))
-    for path, best in found.items():
-        bar = tqdm(total=len(ids), desc=f"scoring {path}", unit="arch", mininterval=PROGRESS_INTERVAL)
-        scores, secs = score_best_exactly(best, bench, store.settings, ids, kw["device"], lambda a: bar.update(1))
+    if found:  # one forward/backward pass per architecture for all found proxies
+        bar = tqdm(total=len(ids), desc=f"scoring {len(found)} found prox{'y' if len(found) == 1 else 'ies'}",
+                   unit="arch", mininterval=PROGRESS_INTERVAL)
+        scores, secs = score_found_exactly(list(found.values()), bench, store.settings, ids, kw["device"],
+                                           lambda a: bar.update(1))
         bar.close()
-        rows.append(rank_row(Path(path).parent.name or "best", scores, truth, secs))
+        for path, proxy_scores in zip(found, scores):
+            rows.append(rank_row(Path(path).parent.name or "best", proxy_scores, truth, secs))
     write_rank(rows, ids, truth, out, plots=not no_plots)
     click.echo(format_table(rows, bench.raw_metric))
     click.echo(f"written: {out / 'rank.csv'}, rank.json" + ("" if no_plots else ", rank_*.png"))

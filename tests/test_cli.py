@@ -313,3 +313,21 @@ def test_a_proxy_found_on_another_benchmark_is_a_warning_and_refused_with_split(
     assert "lpzero: warning:" in invoke(*args).stderr and "found on 'flexibert'" in invoke(*args).stderr
     r = invoke(*args, "--split", "heldout", ok=False)
     assert r.exit_code == 2 and "a proxy found on 'flexibert'" in r.stderr
+
+
+def test_rank_builds_each_model_once_for_all_found_proxies(searched, tmp_path, monkeypatch):
+    from fake_benchmark import TinyGPT2Benchmark
+
+    out, best, _, _ = searched
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "best.json").write_text(json.dumps(best))
+    builds = []
+    build = TinyGPT2Benchmark.build_model
+    monkeypatch.setattr(TinyGPT2Benchmark, "build_model", lambda self, *a, **k: builds.append(a) or build(self, *a, **k))
+    invoke("rank", "fake_benchmark:TinyGPT2Benchmark", "--cache-dir", tmp_path / "cache", *WHOLE, "--proxies", "none",
+           "--proxy", tmp_path / "a/best.json", "--proxy", tmp_path / "b/best.json", "--out", tmp_path / "rank",
+           "--no-plots")
+    rows = json.loads((tmp_path / "rank/rank.json").read_text())
+    assert [r["proxy"] for r in rows] == ["a", "b"] and rows[0]["spearman"] == rows[1]["spearman"]
+    assert len(builds) == 6  # one model per architecture, not one per proxy

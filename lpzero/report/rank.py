@@ -45,19 +45,26 @@ def rank_row(name: str, scores: Sequence[float], truth: Sequence[float], seconds
                    list(map(float, scores)))
 
 
-def score_best_exactly(best: dict, bench: Benchmark, settings: CacheSettings, ids: Sequence[str], device: str,
-                       progress: Callable[[str], None] | None = None) -> tuple[list[float], list[float]]:
-    """Scores of a saved proxy from full (unsampled) inputs, and seconds per architecture."""
+def score_found_exactly(found: Sequence[dict], bench: Benchmark, settings: CacheSettings, ids: Sequence[str],
+                        device: str, progress: Callable[[str], None] | None = None
+                        ) -> tuple[list[list[float]], list[float]]:
+    """Scores of saved proxies (`best.json` records) from full (unsampled) inputs, and seconds per architecture.
+
+    Each architecture's model is built and run forward and backward once, for all the proxies.
+    Returns one list of scores per proxy.
+    """
     pset = default_pset()
-    tree = parse_tree(best["tree"], pset)
+    trees = [parse_tree(best["tree"], pset) for best in found]
     batch = bench.make_batch(settings.batch_seed, settings.batch_size, settings.seq_len).to(device)
-    scores, seconds = [], []
+    scores: list[list[float]] = [[] for _ in found]
+    seconds = []
     for a in ids:
         t = time.perf_counter()
         model = bench.build_model(a, settings.model_seed, device)
         inputs = extract_inputs(bench, model, batch)
         del model
-        scores.append(best.get("orientation", 1) * score_tree(tree, inputs, device, pset))
+        for best, tree, out in zip(found, trees, scores):
+            out.append(best.get("orientation", 1) * score_tree(tree, inputs, device, pset))
         seconds.append(time.perf_counter() - t)
         if progress:
             progress(a)
