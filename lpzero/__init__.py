@@ -3,7 +3,8 @@
 Layers, each importing only the ones above it in this list (tests/test_layers.py
 checks it):
 
-- `lpzero.errors`, `lpzero.files`: the error hierarchy, atomic file writes.
+- `lpzero.errors`, `lpzero.files`, `lpzero.executors`: the error hierarchy, atomic file
+  writes, where per-architecture work runs (this process, a process pool, Ray).
 - `lpzero.primitives` (folder primitives/): typed ops, the op table, the DEAP
   primitive set.
 - `lpzero.benchmarks` (folder benchmarks/): architectures, ground truth, models,

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from .benchmarks import Benchmark, get_benchmark
 from .cache import CacheSettings, InputCache
 from .errors import LPZeroError, UnknownNameError
+from .executors import EXECUTORS, Executor, make_executor
 from .primitives import OPS, default_pset, parse_tree
 from .primitives.registry import markdown_table
 from .proxies import BASELINES
@@ -114,7 +115,14 @@ def _cache_options(fn):
         click.option("--samples", type=positive, default=_default(CacheSettings, "samples"), show_default=True,
                      help="Elements kept per cached tensor."),
         click.option("--device", default="cpu", show_default=True, help="cpu or cuda (cuda:N)."),
-        click.option("--jobs", type=positive, default=1, show_default=True, help="Architectures computed in parallel."),
+        click.option("--jobs", type=positive, default=1, show_default=True,
+                     help="Architectures computed in parallel (processes on this machine)."),
+        click.option("--executor", type=click.Choice(EXECUTORS), default=None,
+                     help="Where per-architecture work runs (default: local for --jobs 1, else process)."),
+        click.option("--ray-address", default=None, help="Ray cluster for --executor ray ('auto': the one `ray start` "
+                                                         "runs; default: a new local one)."),
+        click.option("--gpus-per-task", type=click.FloatRange(min=0), default=0, show_default=True,
+                     help="GPUs each Ray task asks for."),
         click.option("--limit", type=positive, default=None, help="Only N architectures (a seeded subset, the same "
                                                                   "for every command)."),
         click.option("--ids", default=None, help="Comma-separated architecture ids."),
@@ -178,13 +186,18 @@ def _parse_baselines(spec: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _fill_cache(cache: InputCache, ids: list[str], baselines: list[str], jobs: int, device: str) -> None:
+def _executor(kw: dict) -> Executor:
+    return make_executor(kw["executor"], kw["jobs"], kw["ray_address"], kw["gpus_per_task"])
+
+
+def _fill_cache(cache: InputCache, ids: list[str], baselines: list[str], kw: dict) -> None:
     todo = cache.missing(ids, baselines)
     if not todo:
         return
     bar = tqdm(total=len(todo), desc=f"caching {cache.settings.benchmark}", unit="arch",
                mininterval=PROGRESS_INTERVAL)
-    cache.compute(ids, baselines, jobs=jobs, device=device, progress=lambda a, info: bar.update(1))
+    with _executor(kw) as executor:
+        cache.compute(ids, baselines, device=kw["device"], progress=lambda a, info: bar.update(1), executor=executor)
     bar.close()
 
 
@@ -232,7 +245,7 @@ def cache(benchmark, data, hidden_size_compat, baselines, **kw):
     store = _make_cache(bench, options, data, kw)
     ids = _select_ids(bench, kw["limit"], kw["ids"])
     names = _parse_baselines(baselines)
-    _fill_cache(store, ids, names, kw["jobs"], kw["device"])
+    _fill_cache(store, ids, names, kw)
     size = store.size_bytes()
     click.echo(f"{len(ids)} architectures cached in {store.dir} ({size / 2**20:.1f} MiB, "
                f"{store.settings.samples} samples per tensor)")
@@ -270,15 +283,16 @@ def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots
     truth = [bench.architecture(a).ground_truth for a in ids]
     rows = []
     if names:
-        _fill_cache(store, ids, names, kw["jobs"], kw["device"])
+        _fill_cache(store, ids, names, kw)
         infos = [store.info(a) for a in ids]
         for n in names:
             rows.append(rank_row(n, [i["baselines"][n] for i in infos], truth, [i["seconds"][n] for i in infos]))
     if found:  # one forward/backward pass per architecture for all found proxies
         bar = tqdm(total=len(ids), desc=f"scoring {len(found)} found prox{'y' if len(found) == 1 else 'ies'}",
                    unit="arch", mininterval=PROGRESS_INTERVAL)
-        scores, secs = score_found_exactly(list(found.values()), bench, store.settings, ids, kw["device"],
-                                           lambda a: bar.update(1))
+        with _executor(kw) as executor:
+            scores, secs = score_found_exactly(list(found.values()), store.settings, ids, kw["device"], executor,
+                                               lambda a: bar.update(1))
         bar.close()
         for path, proxy_scores in zip(found, scores):
             rows.append(rank_row(Path(path).parent.name or "best", proxy_scores, truth, secs))
@@ -359,10 +373,10 @@ def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover,
     names = _parse_baselines(baselines)
     out_dir = Path(out) if out else Path("runs") / bench.name.replace(":", "_").replace("/", "_")
     out_dir.mkdir(parents=True, exist_ok=True)  # before any work: an unwritable --out fails now
-    _fill_cache(store, ids, names, kw["jobs"], kw["device"])
+    _fill_cache(store, ids, names, kw)
     bar = tqdm(total=iterations * n_runs, desc=f"evolving ({n_runs} runs)" if n_runs > 1 else "evolving", unit="it",
                mininterval=PROGRESS_INTERVAL)
-    run_search(bench, store, ids, setup, out_dir, resume=resume,
+    run_search(bench, store, ids, setup, out_dir, resume=resume, device=kw["device"],
                progress=lambda it, b: (bar.update(it - bar.n), bar.set_postfix(best=f"{b:.3f}", refresh=False)))
     bar.close()
     click.echo((out_dir / "report.md").read_text())

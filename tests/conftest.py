@@ -17,6 +17,7 @@ FAKE_BENCHMARK = f"{Path(__file__).resolve().parent / 'fake_benchmark.py'}:TinyG
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "data: reads the benchmark data under ../shared/data (or $LPZERO_DATA)")
     config.addinivalue_line("markers", "slow: takes more than a few seconds")
+    config.addinivalue_line("markers", "gpu: needs CUDA (skipped without it); run them where a GPU is lent")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

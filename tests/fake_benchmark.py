@@ -24,12 +24,16 @@ Choices that matter to tests:
 """
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
+
 import torch
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from lpzero.benchmarks.attention import gpt2_block_sites, register_hookable_attention
-from lpzero.benchmarks.base import Architecture, Batch, Benchmark, ZCSites
+from lpzero.benchmarks.base import Architecture, Batch, Benchmark, BenchmarkError, ZCSites
 
 VOCAB_SIZE = 99
 N_POSITIONS = 64
@@ -58,6 +62,7 @@ class TinyGPT2Benchmark(Benchmark):
     raw_metric = "valid_ppl"
     default_batch_size = 4
     default_seq_len = 16
+    paper_seq_len = N_POSITIONS
 
     def __init__(self, data_root: object = None) -> None:
         """No data files: `data_root` is accepted (as `get_benchmark` passes it) and unused."""
@@ -136,3 +141,25 @@ class TinyGPT2Benchmark(Benchmark):
             weights=weights,
             position_embedding=tr.wpe.weight,
         )
+
+
+class CrashOnceBenchmark(TinyGPT2Benchmark):
+    """Kills the process that builds `tiny2` the first time (a file in `data_root` remembers): a dying worker."""
+
+    def __init__(self, data_root: object = None) -> None:
+        self.marker = Path(str(data_root)) / "crashed"
+
+    def build_model(self, arch_id: str, seed: int, device: str | torch.device = "cpu") -> nn.Module:
+        if arch_id == "tiny2" and not self.marker.exists():
+            self.marker.write_text("")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().build_model(arch_id, seed, device)
+
+
+class FailingBenchmark(TinyGPT2Benchmark):
+    """`tiny3` cannot be built: a task that fails for a reason of its own."""
+
+    def build_model(self, arch_id: str, seed: int, device: str | torch.device = "cpu") -> nn.Module:
+        if arch_id == "tiny3":
+            raise BenchmarkError("tiny3: this architecture cannot be built")
+        return super().build_model(arch_id, seed, device)

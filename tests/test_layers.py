@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"lpzero": "lpzero", "primitives": "lpzero.primitives", "benchmarks": "lpzero.benchmarks"}
 #: layer of each module, by the longest matching prefix; lower layers never import higher ones
 LAYERS = {
-    "lpzero.errors": 0, "lpzero.files": 0,
+    "lpzero.errors": 0, "lpzero.files": 0, "lpzero.executors": 0,
     "lpzero.primitives": 1,
     "lpzero.benchmarks": 2,
     "lpzero.proxies": 3,

@@ -7,7 +7,8 @@ reduced to K weighted elements is `lpzero.cache.sampling`.
 from __future__ import annotations
 
 from .sampling import arch_seed, calibrated_weights, sample_inputs, stack_stored, stratified_index
-from .store import CACHE_THREADS, EXTRACTION_VERSION, CacheSettings, InputCache, compute_architecture, default_cache_root
+from .store import (CACHE_THREADS, EXTRACTION_VERSION, CacheSettings, EntryTask, InputCache, compute_entry,
+                    default_cache_root)
 
 __all__ = ["CACHE_THREADS", "EXTRACTION_VERSION", "CacheSettings", "InputCache", "arch_seed", "calibrated_weights",
-           "compute_architecture", "default_cache_root", "sample_inputs", "stack_stored", "stratified_index"]
+           "EntryTask", "compute_entry", "default_cache_root", "sample_inputs", "stack_stored", "stratified_index"]

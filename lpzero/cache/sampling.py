@@ -111,7 +111,8 @@ def sample_inputs(inputs: ProxyInputs, samples: int, seed: int) -> dict[str, tor
             continue  # sampled together with the first aligned input, below
         group = [s for s in aligned] if sym in aligned else [sym]
         for i in range(len(inputs[sym])):
-            flats = [inputs[s][i].tensor.reshape(-1).float() for s in group]
+            # sampled on the CPU whatever the device: the same generator draws the same positions
+            flats = [inputs[s][i].tensor.reshape(-1).float().cpu() for s in group]
             n = flats[0].numel()
             if n <= samples:
                 for s, flat in zip(group, flats):

@@ -12,8 +12,9 @@ is written to a temporary name and renamed, so an interrupted run leaves only
 complete files and the next run resumes with the missing ones. Every file records
 its architecture, settings key and a hash of the architecture's config, and is
 checked when read: a damaged or stale file is rebuilt by the next `compute` (with a
-warning) and named by `load`. A per-file lock keeps two writers (two `lpzero cache`
-runs with different baselines) from losing each other's values.
+warning) and named by `load`. Workers (any `lpzero.executors` executor) only compute;
+this process writes each result, under a per-file lock that keeps two writers (two
+`lpzero cache` runs with different baselines) from losing each other's values.
 """
 from __future__ import annotations
 
@@ -23,12 +24,8 @@ import hashlib
 import json
 import logging
 import os
-import signal
-import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -38,6 +35,7 @@ from safetensors.torch import save_file
 
 from lpzero.benchmarks import Benchmark, BenchmarkError, get_benchmark
 from lpzero.errors import CacheError
+from lpzero.executors import Executor, TaskFailure, make_executor
 from lpzero.files import atomic_write, atomic_write_json
 from lpzero.primitives import Weighted
 from lpzero.proxies import BASELINES, ProxyContext, six_inputs
@@ -56,6 +54,10 @@ EXTRACTION_VERSION = "3"
 #: sums) round differently with another thread count, so a cache built serially and one
 #: built in parallel would differ in the last bits, and so would the searches on them
 CACHE_THREADS = 1
+
+
+#: benchmarks opened by `CacheSettings.open_benchmark` in this process
+_OPENED: dict[tuple, Benchmark] = {}
 
 
 def default_cache_root() -> Path:
@@ -82,7 +84,11 @@ class CacheSettings:
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def open_benchmark(self) -> Benchmark:
-        return get_benchmark(self.benchmark, self.data, **self.options)
+        """The benchmark these settings are for, opened once per process (workers open it again)."""
+        key = (self.benchmark, self.data, json.dumps(self.options, sort_keys=True))
+        if key not in _OPENED:
+            _OPENED[key] = get_benchmark(self.benchmark, self.data, **self.options)
+        return _OPENED[key]
 
     @classmethod
     def for_benchmark(cls, bench: Benchmark, batch_size: int | None = None, seq_len: int | None = None,
@@ -144,58 +150,44 @@ def _entry_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def compute_architecture(settings: CacheSettings, arch_id: str, baselines: Sequence[str], device: str,
-                         path: Path) -> dict:
-    """Build, extract, sample, score baselines, write `path`; returns the stored info.
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
-    If `path` already holds this architecture, only the baselines it lacks are computed; a
-    damaged or stale file is rebuilt (with a warning).
+
+@dataclass(frozen=True)
+class EntryTask:
+    """What one architecture still needs: its inputs (unless stored) and the baselines it lacks."""
+
+    arch_id: str
+    need_inputs: bool
+    baselines: tuple[str, ...]
+
+
+def compute_entry(task: EntryTask, settings: CacheSettings, device: str) -> tuple[dict | None, dict]:
+    """Run in a worker: build the model once, extract and sample the inputs if needed, score the baselines.
+
+    Returns (stored tensors or None, {"baselines": ..., "seconds": ...}); the driver writes them.
     """
-    bench = settings.open_benchmark()
-    config = config_fingerprint(bench, arch_id)
-    with _entry_lock(path):
-        stored, info = None, None
-        if path.is_file():
-            try:
-                stored, info = read_entry(path, arch_id, settings, config)
-            except DamagedEntry as e:
-                log.warning("%s; rebuilding it", e)
+    with _torch_threads(CACHE_THREADS):
+        bench = settings.open_benchmark()
         batch = bench.make_batch(settings.batch_seed, settings.batch_size, settings.seq_len).to(device)
         # The inputs are extracted from the proxies' shared model, so LPZero's own proxies reuse them.
-        ctx = ProxyContext(bench, arch_id, settings.model_seed, batch, device)
-        if stored is None:
+        ctx = ProxyContext(bench, task.arch_id, settings.model_seed, batch, device)
+        stored, seconds, values = None, {}, {}
+        if task.need_inputs:
             t0 = time.perf_counter()
-            stored = sample_inputs(six_inputs(ctx), settings.samples, arch_seed(arch_id, settings.model_seed))
-            info = {"arch_id": arch_id, "settings": settings.key(), "config": config, "baselines": {},
-                    "seconds": {"inputs": time.perf_counter() - t0}}
-        todo = [name for name in baselines if name not in info["baselines"]]
-        for name in todo:
-            value, info["seconds"][name] = ctx.timed(BASELINES[name].fn)
-            info["baselines"][name] = float(value)
-        if todo or not path.is_file() or info.get("config") != config:
-            info["config"] = config
-            atomic_write(path, lambda tmp: save_file(stored, str(tmp), metadata={"info": json.dumps(info)}))
-    return info
-
-
-def _exit_with_parent(parent: int) -> None:
-    """In a worker: exit as soon as the parent process is gone (killed, not only interrupted)."""
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def _init_worker(parent: int) -> None:
-    torch.set_num_threads(CACHE_THREADS)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it cancels what is queued
-    _exit_with_parent(parent)
-
-
-def _worker(settings: CacheSettings, arch_id: str, baselines: Sequence[str], device: str, path: str) -> dict:
-    return compute_architecture(settings, arch_id, baselines, device, Path(path))
+            stored = sample_inputs(six_inputs(ctx), settings.samples, arch_seed(task.arch_id, settings.model_seed))
+            seconds["inputs"] = time.perf_counter() - t0
+        for name in task.baselines:
+            value, seconds[name] = ctx.timed(BASELINES[name].fn)
+            values[name] = float(value)
+    return stored, {"baselines": values, "seconds": seconds}
 
 
 class InputCache:
@@ -224,58 +216,89 @@ class InputCache:
         except DamagedEntry as e:
             raise CacheError(f"{e} (run `lpzero cache {self.settings.benchmark}` to rebuild it)") from None
 
+    def _usable_info(self, arch_id: str, warn: bool = False) -> dict | None:
+        """The verified info of an entry, or None if it is absent, damaged or stale."""
+        path = self.path(arch_id)
+        if not path.is_file():
+            return None
+        try:
+            return read_entry(path, arch_id, self.settings, config_fingerprint(self.benchmark, arch_id), False)[1]
+        except DamagedEntry as e:
+            if warn:
+                log.warning("%s; rebuilding it", e)
+            return None
+
+    def _tasks(self, arch_ids: Iterable[str], baselines: Sequence[str], warn: bool = False) -> list[EntryTask]:
+        tasks = []
+        for a in arch_ids:
+            info = self._usable_info(a, warn)
+            lacking = tuple(b for b in baselines if info is None or b not in info["baselines"])
+            if info is None or lacking:
+                tasks.append(EntryTask(a, info is None, lacking))
+        return tasks
+
     def missing(self, arch_ids: Iterable[str], baselines: Sequence[str] = ()) -> list[str]:
         """Ids without a usable file (absent, damaged, stale), or whose file lacks one of `baselines`."""
-        out = []
-        for a in arch_ids:
-            try:
-                _, info = self._entry(a, tensors=False)
-            except CacheError:
-                out.append(a)
-                continue
-            if any(b not in info["baselines"] for b in baselines):
-                out.append(a)
-        return out
+        return [t.arch_id for t in self._tasks(arch_ids, baselines)]
+
+    def _store(self, task: EntryTask, stored: dict | None, computed: dict) -> dict:
+        """Merge what a worker computed into the entry on disk (the driver writes, under the entry's lock)."""
+        path = self.path(task.arch_id)
+        config = config_fingerprint(self.benchmark, task.arch_id)
+        with _entry_lock(path):
+            info = None
+            if stored is None:  # baselines for an entry whose inputs are on disk
+                try:
+                    stored, info = read_entry(path, task.arch_id, self.settings, config)
+                except (DamagedEntry, FileNotFoundError) as e:
+                    raise CacheError(f"{path}: changed while its baselines were computed ({e}); run again") from None
+            elif path.is_file():  # keep baselines another writer stored meanwhile
+                try:
+                    info = read_entry(path, task.arch_id, self.settings, config, tensors=False)[1]
+                except DamagedEntry:
+                    info = None
+            info = info or {"arch_id": task.arch_id, "settings": self.settings.key(), "baselines": {},
+                            "seconds": {}}
+            info["config"] = config
+            info["baselines"].update(computed["baselines"])
+            info["seconds"].update(computed["seconds"])
+            atomic_write(path, lambda tmp: save_file(stored, str(tmp), metadata={"info": json.dumps(info)}))
+        return info
 
     def compute(self, arch_ids: Sequence[str], baselines: Sequence[str] = (), jobs: int = 1, device: str = "cpu",
-                progress: Callable[[str, dict], None] | None = None) -> list[str]:
+                progress: Callable[[str, dict], None] | None = None, executor: Executor | None = None) -> list[str]:
         """Fill in the missing architectures; returns the ids computed now.
 
-        With `jobs` > 1, architectures run in worker processes; an interrupt (Ctrl-C) cancels
-        what is still queued, keeps what is finished, and stops promptly.
+        The work runs on `executor` (default: this process for one job, else a pool of `jobs`
+        processes); this process writes every result, so any executor builds the same files.
+        An interrupt (Ctrl-C) keeps what is finished. A task that fails is named with its
+        architecture after the others are stored (CacheError).
         """
-        todo = self.missing(arch_ids, baselines)
-        if not todo:
+        tasks = self._tasks(arch_ids, baselines, warn=True)
+        if not tasks:
             return []
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "settings.json"
         if not meta.is_file():
             atomic_write_json(meta, {**asdict(self.settings), "version": EXTRACTION_VERSION})
-        if jobs <= 1:
-            threads = torch.get_num_threads()
-            torch.set_num_threads(CACHE_THREADS)
-            try:
-                for a in todo:
-                    info = compute_architecture(self.settings, a, baselines, device, self.path(a))
-                    if progress:
-                        progress(a, info)
-            finally:
-                torch.set_num_threads(threads)
-            return todo
-        pool = ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_init_worker,
-                                   initargs=(os.getpid(),))
+        own = executor is None
+        executor = executor or make_executor(None, jobs)
+        failures: list[TaskFailure] = []
         try:
-            futures = {pool.submit(_worker, self.settings, a, tuple(baselines), device, str(self.path(a))): a
-                       for a in todo}
-            for fut in as_completed(futures):
-                info = fut.result()
+            for task, result in executor.imap_unordered(compute_entry, tasks, self.settings, device):
+                if isinstance(result, TaskFailure):
+                    failures.append(result)
+                    continue
+                info = self._store(task, *result)
                 if progress:
-                    progress(futures[fut], info)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
-        return todo
+                    progress(task.arch_id, info)
+        finally:
+            if own:
+                executor.close()
+        if failures:
+            named = "; ".join(f"{f.item.arch_id}: {f.error}" for f in failures[:5])
+            raise CacheError(f"{len(failures)} of {len(tasks)} architecture(s) failed, the others are cached: {named}")
+        return [t.arch_id for t in tasks]
 
     def info(self, arch_id: str) -> dict:
         return self._entry(arch_id, tensors=False)[1]

@@ -16,9 +16,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lpzero.benchmarks import Benchmark
 from lpzero.benchmarks.inputs import extract_inputs
 from lpzero.cache import CacheSettings
+from lpzero.errors import LPZeroError
+from lpzero.executors import Executor, LocalExecutor, TaskFailure
 from lpzero.files import atomic_write_json, atomic_write_text
 from lpzero.primitives import default_pset, parse_tree
 from lpzero.proxies import score_tree
@@ -45,30 +46,44 @@ def rank_row(name: str, scores: Sequence[float], truth: Sequence[float], seconds
                    list(map(float, scores)))
 
 
-def score_found_exactly(found: Sequence[dict], bench: Benchmark, settings: CacheSettings, ids: Sequence[str],
-                        device: str, progress: Callable[[str], None] | None = None
+def score_architecture(arch_id: str, settings: CacheSettings, proxies: Sequence[tuple[str, int]],
+                       device: str) -> tuple[list[float], float]:
+    """One architecture's scores under each (tree, orientation), from one forward/backward of its model."""
+    bench = settings.open_benchmark()
+    pset = default_pset()
+    t = time.perf_counter()
+    batch = bench.make_batch(settings.batch_seed, settings.batch_size, settings.seq_len).to(device)
+    model = bench.build_model(arch_id, settings.model_seed, device)
+    inputs = extract_inputs(bench, model, batch)
+    del model
+    scores = [orientation * score_tree(parse_tree(tree, pset), inputs, device, pset) for tree, orientation in proxies]
+    return scores, time.perf_counter() - t
+
+
+def score_found_exactly(found: Sequence[dict], settings: CacheSettings, ids: Sequence[str], device: str,
+                        executor: Executor | None = None, progress: Callable[[str], None] | None = None
                         ) -> tuple[list[list[float]], list[float]]:
     """Scores of saved proxies (`best.json` records) from full (unsampled) inputs, and seconds per architecture.
 
-    Each architecture's model is built and run forward and backward once, for all the proxies.
-    Returns one list of scores per proxy.
+    Each architecture's model is built and run forward and backward once, for all the proxies,
+    on `executor` (default: this process). Returns one list of scores per proxy, in `ids` order.
     """
-    pset = default_pset()
-    trees = [parse_tree(best["tree"], pset) for best in found]
-    batch = bench.make_batch(settings.batch_seed, settings.batch_size, settings.seq_len).to(device)
-    scores: list[list[float]] = [[] for _ in found]
-    seconds = []
-    for a in ids:
-        t = time.perf_counter()
-        model = bench.build_model(a, settings.model_seed, device)
-        inputs = extract_inputs(bench, model, batch)
-        del model
-        for best, tree, out in zip(found, trees, scores):
-            out.append(best.get("orientation", 1) * score_tree(tree, inputs, device, pset))
-        seconds.append(time.perf_counter() - t)
+    proxies = [(best["tree"], best.get("orientation", 1)) for best in found]
+    by_arch: dict[str, tuple[list[float], float]] = {}
+    failures = []
+    for arch_id, result in (executor or LocalExecutor()).imap_unordered(score_architecture, list(ids), settings,
+                                                                        proxies, device):
+        if isinstance(result, TaskFailure):
+            failures.append(result)
+        else:
+            by_arch[arch_id] = result
         if progress:
-            progress(a)
-    return scores, seconds
+            progress(arch_id)
+    if failures:
+        named = "; ".join(f"{f.item}: {f.error}" for f in failures[:5])
+        raise LPZeroError(f"scoring failed on {len(failures)} of {len(ids)} architecture(s): {named}")
+    scores = [[by_arch[a][0][i] for a in ids] for i in range(len(found))]
+    return scores, [by_arch[a][1] for a in ids]
 
 
 def write_rank(rows: list[RankRow], ids: Sequence[str], truth: Sequence[float], out: Path, plots: bool = True) -> None:

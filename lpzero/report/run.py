@@ -31,9 +31,9 @@ from .results import BEST_FILE, BEST_VERSION, PRIMITIVE_SET_VERSION, best_baseli
 
 def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: SearchSetup, out: Path,
                resume: bool = False, progress: Callable[[int, float], None] | None = None,
-               customize: Callable[[base.Toolbox], None] | None = None) -> dict:
+               customize: Callable[[base.Toolbox], None] | None = None, device: str = "cpu") -> dict:
     """Run the search on `ids` (already cached) and write all outputs into `out` (`customize`: see
-    `lpzero.search.evolve_on`); returns the `best.json` record."""
+    `lpzero.search.evolve_on`); returns the `best.json` record. Fitness runs on `device`."""
     seed = setup.evolve.seed
     search_ids, held_ids, sample_ids = search_sample(ids, setup)
     truth = {a: bench.architecture(a).ground_truth for a in ids}
@@ -44,12 +44,13 @@ def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: Searc
     out.mkdir(parents=True, exist_ok=True)
     context = {"benchmark": cache.settings.benchmark, "cache": cache.settings.key(), "holdout": setup.holdout,
                "sample": setup.sample, "sample_ids": sample_ids}
-    runs = evolve_on(cache.load(sample_ids), gt(sample_ids), setup, out, resume, progress, customize, context=context)
+    runs = evolve_on(cache.load(sample_ids, device), gt(sample_ids), setup, out, resume, progress, customize,
+                     context=context)
     evaluator, pset = runs.evaluator, runs.pset
 
-    held_inputs = FitnessEvaluator(pset, cache.load(held_ids), gt(held_ids))
-    search_inputs = FitnessEvaluator(pset, cache.load(search_ids), gt(search_ids))
-    all_inputs = FitnessEvaluator(pset, cache.load(ids), gt(ids))
+    held_inputs = FitnessEvaluator(pset, cache.load(held_ids, device), gt(held_ids))
+    search_inputs = FitnessEvaluator(pset, cache.load(search_ids, device), gt(search_ids))
+    all_inputs = FitnessEvaluator(pset, cache.load(ids, device), gt(ids))
     finalists = runs.finalists(setup.hall_of_fame, setup.evolve.distinct)
     invalid = sum((s.invalid for s in runs.states), Counter())
     if not finalists:

@@ -1,0 +1,188 @@
+"""Where per-architecture work runs: in this process, in a process pool, or on a Ray cluster.
+
+One seam for every loop over architectures (building the cache, scoring found proxies
+from models) and for `toolbox.map`. An executor runs `fn(item, *args)` for each item
+and yields results as they finish; a task that fails for a reason of its own is
+reported with its item and the others go on. Results come back to the caller (the
+driver), which writes them, so where the work ran never changes what is stored.
+
+- `LocalExecutor`: in order, in this process.
+- `ProcessExecutor(jobs)`: a spawned process pool on this machine; Ctrl-C cancels what
+  is queued, workers ignore SIGINT and exit when their parent dies.
+- `RayExecutor(address)`: Ray tasks (`num_cpus` / `num_gpus` each); a worker that dies
+  is retried by Ray (`max_retries`). Ray is optional: `pip install "lpzero[ray]"`.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from .errors import LPZeroError
+
+EXECUTORS = ("local", "process", "ray")
+
+
+@dataclass(frozen=True)
+class TaskFailure:
+    """A task that raised: its item and the error, as text (exceptions may not pickle back)."""
+
+    item: Any
+    error: str
+
+
+class Executor:
+    """Runs `fn(item, *args)` for items (`fn` and `args` must pickle for other processes)."""
+
+    def imap_unordered(self, fn: Callable, items: Sequence, *args: Any) -> Iterator[tuple[Any, Any]]:
+        """(item, result) as tasks finish; result is a `TaskFailure` for a task that raised."""
+        raise NotImplementedError
+
+    def map(self, fn: Callable, items: Iterable) -> list:
+        """`[fn(item) for item in items]`, in order (DEAP's `toolbox.map`); raises on the first failure."""
+        items = list(items)
+        results = dict(self.imap_unordered(_call_at, list(range(len(items))), fn, items))
+        failed = [r for r in results.values() if isinstance(r, TaskFailure)]
+        if failed:
+            raise LPZeroError(f"task {failed[0].item} failed: {failed[0].error}")
+        return [results[i] for i in range(len(items))]
+
+    def close(self) -> None:
+        """Release workers (a Ray session started here is shut down)."""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _call_at(index: int, fn: Callable, items: list) -> Any:
+    return fn(items[index])
+
+
+def _describe(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+class LocalExecutor(Executor):
+    """Every task in this process, in order."""
+
+    def imap_unordered(self, fn: Callable, items: Sequence, *args: Any) -> Iterator[tuple[Any, Any]]:
+        for item in items:
+            try:
+                result = fn(item, *args)
+            except Exception as e:  # a task's own failure is reported with its item; the rest go on
+                result = TaskFailure(item, _describe(e))
+            yield item, result
+
+    def map(self, fn: Callable, items: Iterable) -> list:
+        return [fn(item) for item in items]
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a worker: exit as soon as the parent process is gone (killed, not only interrupted)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _init_process_worker(parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it cancels what is queued
+    _exit_with_parent(parent)
+
+
+def _guarded(fn: Callable, item: Any, *args: Any) -> Any:
+    try:
+        return fn(item, *args)
+    except Exception as e:
+        return TaskFailure(item, _describe(e))
+
+
+class ProcessExecutor(Executor):
+    """A pool of `jobs` spawned processes on this machine."""
+
+    def __init__(self, jobs: int) -> None:
+        if jobs < 1:
+            raise LPZeroError(f"--jobs {jobs}: at least 1")
+        self.jobs = jobs
+
+    def imap_unordered(self, fn: Callable, items: Sequence, *args: Any) -> Iterator[tuple[Any, Any]]:
+        pool = ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"), initializer=_init_process_worker,
+                                   initargs=(os.getpid(),))
+        try:
+            futures = {pool.submit(_guarded, fn, item, *args): item for item in items}
+            for fut in as_completed(futures):
+                yield futures[fut], fut.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+
+
+
+
+class RayExecutor(Executor):
+    """Ray tasks on the cluster at `address` ("auto": the one `ray start` runs here; None: a local one)."""
+
+    def __init__(self, address: str | None = None, num_cpus: float = 1, num_gpus: float = 0,
+                 max_retries: int = 3) -> None:
+        try:
+            import ray  # optional, and seconds to import: only when asked for
+        except ImportError:
+            raise LPZeroError('--executor ray needs Ray: pip install "lpzero[ray]"') from None
+        self.ray = ray
+        self.started_here = False
+        if not ray.is_initialized():
+            try:
+                ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                         logging_level="ERROR", configure_logging=True)
+            except (ConnectionError, RuntimeError, ValueError) as e:
+                raise LPZeroError(f"cannot connect to Ray at {address or 'a new local cluster'}: {e}") from None
+            self.started_here = True
+        self.task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)(_guarded)
+
+    def imap_unordered(self, fn: Callable, items: Sequence, *args: Any) -> Iterator[tuple[Any, Any]]:
+        ray = self.ray
+        shared = [ray.put(a) for a in args]  # sent to the cluster once, not once per task
+        fn_ref = ray.put(fn)
+        pending = {self.task.remote(fn_ref, item, *shared): item for item in items}
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                for ref in done:
+                    item = pending.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayError as e:  # retries exhausted, or the task could not run
+                        result = TaskFailure(item, _describe(e).splitlines()[0])
+                    yield item, result
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref)
+            raise
+
+    def close(self) -> None:
+        if self.started_here:
+            self.ray.shutdown()
+            self.started_here = False
+
+
+def make_executor(kind: str | None, jobs: int = 1, address: str | None = None, gpus_per_task: float = 0) -> Executor:
+    """The executor `--executor KIND` names (None: local for one job, else a process pool)."""
+    kind = kind or ("local" if jobs <= 1 else "process")
+    if kind == "local":
+        return LocalExecutor()
+    if kind == "process":
+        return ProcessExecutor(jobs)
+    if kind == "ray":
+        return RayExecutor(address, num_gpus=gpus_per_task)
+    raise LPZeroError(f"unknown executor {kind!r} (known: {', '.join(EXECUTORS)})")

@@ -1,0 +1,79 @@
+"""The GPU path (`--device cuda`): the same numbers and rankings as on the CPU. Skipped without CUDA.
+
+Run them where a GPU is lent: `python -m pytest tests -m gpu`.
+"""
+import random
+
+import pytest
+import torch
+from deap import gp
+from scipy import stats
+
+from conftest import FAKE_BENCHMARK
+from lpzero.cache import CacheSettings, InputCache
+from lpzero.primitives import OPS, Weighted, default_pset, generate_typed
+from lpzero.primitives.registry import PROBES, _probe_value
+from lpzero.search import EvolveSettings, FitnessEvaluator, SearchSetup, evolve_on, violations
+from synthetic import planted_truth, synthetic_inputs
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")]
+IDS = ["tiny0", "tiny1", "tiny2", "tiny3", "tiny4", "tiny5"]
+
+
+def _to(value, device):
+    return value.to(device)
+
+
+@pytest.mark.parametrize("op", [op for op in OPS if op.torch_fn is not None], ids=lambda op: op.name)
+def test_every_primitive_gives_the_cpu_result_on_cuda(op):
+    for raw in PROBES.values():
+        for level in op.levels:
+            args = [_probe_value(raw, level) for _ in range(op.arity)]
+            cpu = op.runtime(level)(*args)
+            cuda = op.runtime(level)(*[_to(a, "cuda") for a in args])
+            cuda_values = cuda.values if isinstance(cuda, Weighted) else cuda
+            cpu_values = cpu.values if isinstance(cpu, Weighted) else cpu
+            assert cuda_values.device.type == "cuda"  # the result stays on the device
+            torch.testing.assert_close(cuda_values.cpu(), cpu_values, rtol=1e-4, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory):
+    root = tmp_path_factory.mktemp("gpu")
+    built = {}
+    for device in ("cpu", "cuda"):
+        cache = InputCache(CacheSettings(FAKE_BENCHMARK, batch_size=4, seq_len=16, samples=256), root / device)
+        cache.compute(IDS, ["grad_norm", "snip", "num_params"], device=device)
+        built[device] = cache
+    return built
+
+
+def test_the_cache_built_on_cuda_ranks_proxies_as_the_cpu_one(caches):
+    cpu, cuda = caches["cpu"].load(IDS), caches["cuda"].load(IDS)
+    truth = [0.0] * len(IDS)
+    pset = default_pset()
+    rng = random.Random(0)
+    agreements = []
+    while len(agreements) < 50:
+        tree = gp.PrimitiveTree(generate_typed(pset, 2, 5, rng=rng))
+        if violations(tree):
+            continue
+        a = FitnessEvaluator(pset, cpu, truth).scores(tree)
+        b = FitnessEvaluator(pset, {s: w.to("cuda") for s, w in cuda.items()}, truth).scores(tree)
+        if len(set(a)) > 2:
+            agreements.append(stats.spearmanr(a, b).statistic)
+    assert min(agreements) >= 0.999
+    for name in ("grad_norm", "snip"):
+        a = [caches["cpu"].info(i)["baselines"][name] for i in IDS]
+        b = [caches["cuda"].info(i)["baselines"][name] for i in IDS]
+        assert stats.spearmanr(a, b).statistic >= 0.999, name
+
+
+def test_the_same_cache_finds_the_same_proxy_on_cuda():
+    inputs = synthetic_inputs()
+    truth = planted_truth(inputs)
+    setup = SearchSetup(runs=1, evolve=EvolveSettings(population=20, iterations=100))
+    on_cpu = evolve_on(inputs, truth, setup)
+    on_cuda = evolve_on({s: w.to("cuda") for s, w in inputs.items()}, truth, setup)
+    assert str(on_cuda.states[0].population[0]) == str(on_cpu.states[0].population[0])
