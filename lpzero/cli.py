@@ -29,7 +29,7 @@ from .primitives import OPS, default_pset, parse_tree
 from .primitives.registry import markdown_table
 from .proxies import BASELINES
 from .report import (FORMATS, SPLIT_PARTS, active_nodes, check_benchmark, format_table, load_best, proxy_formula,
-                     rank_row, run_search, score_found_exactly, split_ids, write_rank)
+                     rank_pass_free, rank_row, run_search, score_found_exactly, split_ids, write_rank)
 from .search import TOOLBOXES, EvolveSettings, SearchSetup
 from .search.loop import DISTINCT
 from .search.runs import FINAL_SELECTIONS
@@ -282,11 +282,22 @@ def rank(benchmark, data, hidden_size_compat, proxies, best_files, out, no_plots
     out.mkdir(parents=True, exist_ok=True)  # before any work: an unwritable --out fails now
     truth = [bench.architecture(a).ground_truth for a in ids]
     rows = []
-    if names:
-        _fill_cache(store, ids, names, kw)
+    # parameter counts need no forward pass: computed directly, without building the cache
+    free = [n for n in names if BASELINES[n].pass_free]
+    cached = [n for n in names if not BASELINES[n].pass_free]
+    if cached:
+        _fill_cache(store, ids, cached, kw)
         infos = [store.info(a) for a in ids]
-        for n in names:
-            rows.append(rank_row(n, [i["baselines"][n] for i in infos], truth, [i["seconds"][n] for i in infos]))
+    if free:
+        with _executor(kw) as executor:
+            values, seconds = rank_pass_free(free, store.settings, ids, kw["device"], executor)
+    for n in names:
+        if n in free:
+            k = free.index(n)
+            rows.append(rank_row(n, values[k], truth, seconds[k]))
+        else:
+            rows.append(rank_row(n, [info["baselines"][n] for info in infos], truth,
+                                 [info["seconds"][n] for info in infos]))
     if found:  # one forward/backward pass per architecture for all found proxies
         bar = tqdm(total=len(ids), desc=f"scoring {len(found)} found prox{'y' if len(found) == 1 else 'ies'}",
                    unit="arch", mininterval=PROGRESS_INTERVAL)

@@ -331,3 +331,15 @@ def test_rank_builds_each_model_once_for_all_found_proxies(searched, tmp_path, m
     rows = json.loads((tmp_path / "rank/rank.json").read_text())
     assert [r["proxy"] for r in rows] == ["a", "b"] and rows[0]["spearman"] == rows[1]["spearman"]
     assert len(builds) == 6  # one model per architecture, not one per proxy
+
+
+def test_rank_of_parameter_counts_builds_no_cache(searched, tmp_path):
+    _, _, cache, _ = searched
+    invoke("rank", FAKE_BENCHMARK, "--cache-dir", tmp_path / "empty", *WHOLE, "--proxies", "num_params,decoder_params",
+           "--out", tmp_path / "rank", "--no-plots")
+    assert not (tmp_path / "empty").exists()  # no model was run forward for a parameter count
+    scores = json.loads((tmp_path / "rank/scores.json").read_text())
+    invoke("rank", FAKE_BENCHMARK, "--cache-dir", cache, *WHOLE, "--proxies", "num_params", "--out",
+           tmp_path / "cached", "--no-plots")
+    cached = json.loads((tmp_path / "cached/scores.json").read_text())
+    assert scores["scores"]["num_params"] == cached["scores"]["num_params"]

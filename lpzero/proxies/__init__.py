@@ -100,15 +100,18 @@ class Baseline:
     fn: Callable[[ProxyContext], float]
     doc: str
     expressible: str | None
+    #: computed without a forward or backward pass (a parameter count): `rank` needs no cache for it
+    pass_free: bool = False
 
     def __call__(self, ctx: ProxyContext) -> float:
         return float(self.fn(ctx))
 
 
-def _baseline(fn: Callable[[ProxyContext], float], expressible: str | None, note: str) -> Baseline:
+def _baseline(fn: Callable[[ProxyContext], float], expressible: str | None, note: str,
+              pass_free: bool = False) -> Baseline:
     doc = inspect.getdoc(fn) or ""
     where = f"{expressible}; {note}" if expressible else f"not expressible: {note}"
-    return Baseline(fn.__name__, fn, f"{doc}\n\nSearch space: {where}", expressible)
+    return Baseline(fn.__name__, fn, f"{doc}\n\nSearch space: {where}", expressible, pass_free)
 
 
 BASELINES: dict[str, Baseline] = {
@@ -129,8 +132,8 @@ BASELINES: dict[str, Baseline] = {
         _baseline(fisher, None, "needs linear-layer outputs and their gradients."),
         _baseline(synflow, None, "needs a second network with absolute-valued weights."),
         _baseline(logsynflow, None, "needs a second network with absolute-valued weights."),
-        _baseline(num_params, None, "a parameter count, not a function of the inputs' values."),
-        _baseline(decoder_params, None, "a parameter count, not a function of the inputs' values."),
+        _baseline(num_params, None, "a parameter count, not a function of the inputs' values.", pass_free=True),
+        _baseline(decoder_params, None, "a parameter count, not a function of the inputs' values.", pass_free=True),
         _baseline(
             attention_confidence,
             None,

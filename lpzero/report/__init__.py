@@ -9,12 +9,12 @@ from __future__ import annotations
 from .export import FORMATS, evaluate_expression, format_expression, proxy_formula, simplify, tree_to_sympy
 from .markdown import report_text
 from .protection import GuardActivity, active_nodes, guard_activity
-from .rank import RankRow, format_table, rank_row, score_found_exactly, write_rank
+from .rank import RankRow, format_table, rank_pass_free, rank_row, score_found_exactly, write_rank
 from .results import (BEST_FILE, PRIMITIVE_SET_VERSION, SPLIT_PARTS, best_baseline, check_benchmark, load_best,
                       split_ids)
 from .run import run_search
 
 __all__ = ["BEST_FILE", "FORMATS", "GuardActivity", "PRIMITIVE_SET_VERSION", "RankRow", "SPLIT_PARTS",
            "active_nodes", "best_baseline", "check_benchmark", "evaluate_expression", "format_expression",
-           "format_table", "guard_activity", "load_best", "proxy_formula", "rank_row", "report_text", "run_search",
+           "format_table", "guard_activity", "load_best", "proxy_formula", "rank_pass_free", "rank_row", "report_text", "run_search",
            "score_found_exactly", "simplify", "split_ids", "tree_to_sympy", "write_rank"]

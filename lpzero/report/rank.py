@@ -22,7 +22,7 @@ from lpzero.errors import LPZeroError
 from lpzero.executors import Executor, LocalExecutor, TaskFailure
 from lpzero.files import atomic_write_json, atomic_write_text
 from lpzero.primitives import default_pset, parse_tree
-from lpzero.proxies import score_tree
+from lpzero.proxies import BASELINES, ProxyContext, score_tree
 from lpzero.search import correlation
 
 from .plots import plot_ranks
@@ -58,6 +58,27 @@ def score_architecture(arch_id: str, settings: CacheSettings, proxies: Sequence[
     del model
     scores = [orientation * score_tree(parse_tree(tree, pset), inputs, device, pset) for tree, orientation in proxies]
     return scores, time.perf_counter() - t
+
+
+def pass_free_baselines(arch_id: str, settings: CacheSettings, names: Sequence[str],
+                        device: str) -> tuple[list[float], list[float]]:
+    """(values, seconds) of baselines that need no forward or backward pass (parameter counts)."""
+    bench = settings.open_benchmark()
+    ctx = ProxyContext(bench, arch_id, settings.model_seed, bench.make_batch(settings.batch_seed, 1, 1), device)
+    timed = [ctx.timed(BASELINES[name].fn) for name in names]
+    return [float(v) for v, _ in timed], [s for _, s in timed]
+
+
+def rank_pass_free(names: Sequence[str], settings: CacheSettings, ids: Sequence[str], device: str,
+                   executor: Executor | None = None) -> tuple[list[list[float]], list[list[float]]]:
+    """Values and seconds of pass-free baselines per name (in `ids` order), computed without the cache."""
+    results = dict((executor or LocalExecutor()).imap_unordered(pass_free_baselines, list(ids), settings, list(names),
+                                                                device))
+    failed = [r for r in results.values() if isinstance(r, TaskFailure)]
+    if failed:
+        raise LPZeroError(f"{failed[0].item}: {failed[0].error}")
+    return ([[results[a][0][i] for a in ids] for i in range(len(names))],
+            [[results[a][1][i] for a in ids] for i in range(len(names))])
 
 
 def score_found_exactly(found: Sequence[dict], settings: CacheSettings, ids: Sequence[str], device: str,
