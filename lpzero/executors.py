@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+import torch
+
 from .errors import LPZeroError
 
 EXECUTORS = ("local", "process", "ray")
@@ -98,6 +100,7 @@ def _exit_with_parent(parent: int) -> None:
 def _init_process_worker(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it cancels what is queued
     _exit_with_parent(parent)
+    torch.set_num_threads(1)  # one CPU per task, as a Ray task asks for: jobs workers never oversubscribe
 
 
 def _guarded(fn: Callable, item: Any, *args: Any) -> Any:
