@@ -26,7 +26,8 @@ import click
 import torch
 
 from lpzero.benchmarks import get_benchmark
-from lpzero.cache import CACHE_THREADS, CacheSettings, EntryTask, InputCache, compute_entry
+from lpzero.benchmarks.inputs import extract_inputs
+from lpzero.cache import CACHE_THREADS, CacheSettings, EntryTask, InputCache, arch_seed, compute_entry, sample_inputs
 from lpzero.executors import LocalExecutor, ProcessExecutor, RayExecutor
 
 
@@ -59,14 +60,15 @@ def _bare_pass(bench, settings: CacheSettings, arch_id: str) -> float:
 @click.option("--benchmark", default="gpt2", show_default=True)
 @click.option("--archs", type=click.IntRange(min=2), default=12, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--executors", default="process,ray", show_default=True)
+@click.option("--executors", default="process,ray", show_default=True,
+              help="Executors to time ('' for the per-architecture breakdown alone).")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/bench_scaling", show_default=True)
 def main(benchmark: str, archs: int, repeats: int, executors: str, out: str) -> None:
     bench = get_benchmark(benchmark)
     settings = CacheSettings.for_benchmark(bench)
     ids = sorted(random.Random(0).sample(bench.ids(), archs), key=bench.ids().index)
     rows = []
-    for kind in executors.split(","):
+    for kind in [k for k in executors.split(",") if k]:
         medians = {}
         for workers in (1, 2):
             seconds = []
@@ -84,22 +86,35 @@ def main(benchmark: str, archs: int, repeats: int, executors: str, out: str) -> 
         click.echo(f"{kind:<8} speed-up of 2 workers over 1: {medians[1] / medians[2]:.2f}x")
     torch.set_num_threads(CACHE_THREADS)
     per_arch = []
+    batch = bench.make_batch(settings.batch_seed, settings.batch_size, settings.seq_len)
     for arch_id in ids:
         bare = _bare_pass(bench, settings, arch_id)
         start = time.perf_counter()
         list(LocalExecutor().imap_unordered(compute_entry, [EntryTask(arch_id, True, ())], settings, "cpu"))
         cached = time.perf_counter() - start
-        per_arch.append({"arch": arch_id, "bare_seconds": bare, "cache_seconds": cached, "ratio": cached / bare})
-    click.echo(f"cache work / bare build + forward + backward, per architecture: median "
-               f"{statistics.median(r['ratio'] for r in per_arch):.2f}x (min {min(r['ratio'] for r in per_arch):.2f}, "
-               f"max {max(r['ratio'] for r in per_arch):.2f})")
+        model = bench.build_model(arch_id, settings.model_seed)
+        start = time.perf_counter()
+        inputs = extract_inputs(bench, model, batch)
+        extract = time.perf_counter() - start
+        start = time.perf_counter()
+        sample_inputs(inputs, settings.samples, arch_seed(arch_id, settings.model_seed))
+        sample = time.perf_counter() - start
+        per_arch.append({"arch": arch_id, "bare_seconds": bare, "cache_seconds": cached, "ratio": cached / bare,
+                         "extract_seconds": extract, "sample_seconds": sample})
+    med = {k: statistics.median(r[k] for r in per_arch) for k in per_arch[0] if k != "arch"}
+    click.echo(f"cache work / bare build + forward + backward, per architecture: median {med['ratio']:.2f}x "
+               f"(min {min(r['ratio'] for r in per_arch):.2f}, max {max(r['ratio'] for r in per_arch):.2f})")
+    click.echo(f"medians: bare build + forward + backward {med['bare_seconds']:.2f} s, forward + backward with the "
+               f"input hooks {med['extract_seconds']:.2f} s, sampling {med['sample_seconds']:.2f} s")
     Path(out).mkdir(parents=True, exist_ok=True)
     for name, table in (("scaling.csv", rows), ("per_arch.csv", per_arch)):
+        if not table:
+            continue
         with open(Path(out) / name, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(table[0]))
             w.writeheader()
             w.writerows(table)
-    click.echo(f"written: {out}/scaling.csv, per_arch.csv")
+    click.echo(f"written to {out}: " + ", ".join(n for n, t in (("scaling.csv", rows), ("per_arch.csv", per_arch)) if t))
 
 
 if __name__ == "__main__":
