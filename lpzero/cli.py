@@ -191,14 +191,17 @@ def _executor(kw: dict) -> Executor:
 
 
 def _fill_cache(cache: InputCache, ids: list[str], baselines: list[str], kw: dict) -> None:
-    todo = cache.missing(ids, baselines)
-    if not todo:
-        return
-    bar = tqdm(total=len(todo), desc=f"caching {cache.settings.benchmark}", unit="arch",
-               mininterval=PROGRESS_INTERVAL)
+    bars = []
+
+    def start(total: int) -> None:
+        bars.append(tqdm(total=total, desc=f"caching {cache.settings.benchmark}", unit="arch",
+                         mininterval=PROGRESS_INTERVAL))
+
     with _executor(kw) as executor:
-        cache.compute(ids, baselines, device=kw["device"], progress=lambda a, info: bar.update(1), executor=executor)
-    bar.close()
+        cache.compute(ids, baselines, device=kw["device"], executor=executor, on_start=start,
+                      progress=lambda a, info: bars[0].update(1))
+    for bar in bars:
+        bar.close()
 
 
 @click.group(cls=LPZeroGroup)

@@ -142,18 +142,23 @@ class RayExecutor(Executor):
             import ray  # optional, and seconds to import: only when asked for
         except ImportError:
             raise LPZeroError('--executor ray needs Ray: pip install "lpzero[ray]"') from None
-        self.ray = ray
+        self.ray, self.address = ray, address
         self.started_here = False
-        if not ray.is_initialized():
-            try:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                         logging_level="ERROR", configure_logging=True)
-            except (ConnectionError, RuntimeError, ValueError) as e:
-                raise LPZeroError(f"cannot connect to Ray at {address or 'a new local cluster'}: {e}") from None
-            self.started_here = True
         self.task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)(_guarded)
 
+    def _connect(self) -> None:
+        """Join the cluster on first use (a command with nothing to compute never starts Ray)."""
+        if self.ray.is_initialized():
+            return
+        try:
+            self.ray.init(address=self.address, include_dashboard=False, log_to_driver=False,
+                          logging_level="ERROR", configure_logging=True)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            raise LPZeroError(f"cannot connect to Ray at {self.address or 'a new local cluster'}: {e}") from None
+        self.started_here = True
+
     def imap_unordered(self, fn: Callable, items: Sequence, *args: Any) -> Iterator[tuple[Any, Any]]:
+        self._connect()
         ray = self.ray
         shared = [ray.put(a) for a in args]  # sent to the cluster once, not once per task
         fn_ref = ray.put(fn)

@@ -266,9 +266,12 @@ class InputCache:
         return info
 
     def compute(self, arch_ids: Sequence[str], baselines: Sequence[str] = (), jobs: int = 1, device: str = "cpu",
-                progress: Callable[[str, dict], None] | None = None, executor: Executor | None = None) -> list[str]:
+                progress: Callable[[str, dict], None] | None = None, executor: Executor | None = None,
+                on_start: Callable[[int], None] | None = None) -> list[str]:
         """Fill in the missing architectures; returns the ids computed now.
 
+        `on_start(n)` is told how many architectures need work before any starts (a progress
+        bar's total); `progress(arch_id, info)` after each is stored.
         The work runs on `executor` (default: this process for one job, else a pool of `jobs`
         processes); this process writes every result, so any executor builds the same files.
         An interrupt (Ctrl-C) keeps what is finished. A task that fails is named with its
@@ -277,6 +280,8 @@ class InputCache:
         tasks = self._tasks(arch_ids, baselines, warn=True)
         if not tasks:
             return []
+        if on_start:
+            on_start(len(tasks))
         self.dir.mkdir(parents=True, exist_ok=True)
         meta = self.dir / "settings.json"
         if not meta.is_file():
