@@ -139,7 +139,7 @@ class WeightSite:
 
 @dataclass
 class ZCSites:
-    """Where the six proxy inputs live in one model (see README, 'The six inputs').
+    """Where the six proxy inputs live in one model (see docs/concepts.md, 'The six inputs').
 
     - embedding: J is the gradient of the backward objective w.r.t. this module's output.
     - activations (A): outputs of the feed-forward activation functions.

@@ -108,7 +108,7 @@ class Op:
     torch_fn: Callable | None
     sympy_fn: Callable[..., sympy.Expr] | None
     doc: str
-    # --- facts for RPS (see lpzero/rps.py) ---
+    # --- facts for RPS (see lpzero/search/rps.py) ---
     #: output is never negative (abs, square, exp, ...)
     nonnegative: bool = False
     #: output is exactly zero for some ordinary inputs (relu, min-max); 1/x after it is undefined

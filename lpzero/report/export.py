@@ -32,7 +32,7 @@ def tree_to_sympy(tree: gp.PrimitiveTree, ops: OpRegistry = OPS, guarded: Collec
     """The unsimplified sympy expression of a typed tree.
 
     Ops at the positions in `guarded` (nodes whose protection was active, see
-    `lpzero.protection`) are written with their guard, where the op table gives one.
+    `lpzero.report.protection`) are written with their guard, where the op table gives one.
     """
 
     def build(i: int) -> tuple[sympy.Expr, int]:

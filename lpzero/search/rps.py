@@ -11,7 +11,7 @@ a list of op names kept here:
   denominator right after an op that can produce zero (1/relu(x)).
 
 The other kind of rejection, scores that are NaN, infinite or constant over the
-sampled architectures, is decided by `lpzero.fitness`.
+sampled architectures, is decided by `lpzero.search.fitness`.
 """
 from __future__ import annotations
 
