@@ -24,6 +24,7 @@ from __future__ import annotations
 import zlib
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from lpzero.benchmarks.inputs import SYMBOLS, ProxyInputs
@@ -81,7 +82,10 @@ def calibrated_weights(kept: list[torch.Tensor], full: list[torch.Tensor], weigh
 def _sorted_sample(flat: torch.Tensor, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Stratified by value: the extremes exactly, one value from each of equal chunks of the sorted rest."""
     n, tail = flat.numel(), int(k * EXACT_TAIL_SHARE)
-    ordered = flat.sort().values  # NaN sorts last, so it is kept and the proxy is found invalid
+    # numpy's sort (SIMD on x86) is about 3x faster than torch's on one thread and gives the same values
+    # (at most -0.0 and 0.0 trade places, which no op can tell apart); NaN sorts last, so it is kept and
+    # the proxy is found invalid
+    ordered = torch.from_numpy(np.sort(flat.numpy()))
     middle = ordered[tail:n - tail]
     picked = middle[stratified_index(middle.numel(), k - 2 * tail, gen)]
     weight = calibrated_weights([picked], [middle], torch.full((k - 2 * tail,), middle.numel() / (k - 2 * tail)))
