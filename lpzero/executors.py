@@ -104,6 +104,7 @@ def _init_process_worker(parent: int) -> None:
 
 
 def _guarded(fn: Callable, item: Any, *args: Any) -> Any:
+    """`fn(item, *args)` in a worker; its failure comes back as a value (one bad item must not end the others)."""
     try:
         return fn(item, *args)
     except Exception as e:
