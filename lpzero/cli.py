@@ -28,8 +28,9 @@ from .executors import EXECUTORS, Executor, make_executor
 from .primitives import OPS, default_pset, parse_tree
 from .primitives.registry import markdown_table
 from .proxies import BASELINES
-from .report import (FORMATS, SPLIT_PARTS, active_nodes, check_benchmark, format_table, load_best, proxy_formula,
-                     rank_pass_free, rank_row, run_search, score_found_exactly, split_ids, write_rank)
+from .report import (FORMATS, SPLIT_PARTS, active_nodes, check_benchmark, check_resume, format_table, load_best,
+                     proxy_formula, rank_pass_free, rank_row, run_search, score_found_exactly, split_ids,
+                     write_rank)
 from .search import TOOLBOXES, EvolveSettings, SearchSetup
 from .search.loop import DISTINCT
 from .search.runs import FINAL_SELECTIONS
@@ -387,6 +388,8 @@ def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover,
     names = _parse_baselines(baselines)
     out_dir = Path(out) if out else Path("runs") / bench.name.replace(":", "_").replace("/", "_")
     out_dir.mkdir(parents=True, exist_ok=True)  # before any work: an unwritable --out fails now
+    if resume:
+        check_resume(store, ids, setup, out_dir)  # before the cache is filled
     _fill_cache(store, ids, names, kw)
     bar = tqdm(total=iterations * n_runs, desc=f"evolving ({n_runs} runs)" if n_runs > 1 else "evolving", unit="it",
                mininterval=PROGRESS_INTERVAL)

@@ -261,9 +261,11 @@ def test_evolve_resume_refuses_another_split_sample_or_cache(searched, tmp_path,
 
     out, _, cache, _ = searched
     shutil.copytree(out, tmp_path / "run")
+    before = sorted(p.name for p in cache.rglob("*"))
     r = invoke("evolve", "--benchmark", FAKE_BENCHMARK, "--cache-dir", cache, "--out", tmp_path / "run", *WHOLE,
                *SEARCH, *changed, "--resume", ok=False)
     assert r.exit_code == 2 and "written with other settings" in r.stderr
+    assert sorted(p.name for p in cache.rglob("*")) == before  # refused before any cache work
 
 
 def test_an_output_folder_that_cannot_be_made_is_one_line_before_any_work(tmp_path, monkeypatch):

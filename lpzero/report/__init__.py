@@ -12,9 +12,9 @@ from .protection import GuardActivity, active_nodes, guard_activity
 from .rank import RankRow, format_table, rank_pass_free, rank_row, score_found_exactly, write_rank
 from .results import (BEST_FILE, PRIMITIVE_SET_VERSION, SPLIT_PARTS, best_baseline, check_benchmark, load_best,
                       split_ids)
-from .run import run_search
+from .run import check_resume, run_search
 
 __all__ = ["BEST_FILE", "FORMATS", "GuardActivity", "PRIMITIVE_SET_VERSION", "RankRow", "SPLIT_PARTS",
-           "active_nodes", "best_baseline", "check_benchmark", "evaluate_expression", "format_expression",
+           "active_nodes", "best_baseline", "check_resume", "check_benchmark", "evaluate_expression", "format_expression",
            "format_table", "guard_activity", "load_best", "proxy_formula", "rank_pass_free", "rank_row", "report_text", "run_search",
            "score_found_exactly", "simplify", "split_ids", "tree_to_sympy", "write_rank"]

@@ -8,7 +8,7 @@ It writes into `out`: `best.json` (the found proxy, see `lpzero.report.results`)
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -19,14 +19,33 @@ from lpzero.benchmarks import Benchmark
 from lpzero.cache import InputCache
 from lpzero.errors import LPZeroError
 from lpzero.files import atomic_write_json, atomic_write_text
-from lpzero.search import FitnessEvaluator, SearchSetup, correlation, evolve_on, search_sample, select_final
-from lpzero.search.loop import write_log_csv
+from lpzero.search import (FitnessEvaluator, SearchSetup, correlation, evolve_on, run_seed, search_sample,
+                           select_final)
+from lpzero.search.loop import CHECKPOINT, check_checkpoint, write_log_csv
+from lpzero.search.runs import setup_context
 
 from .export import proxy_formula
 from .markdown import report_text
 from .plots import plot_evolution
 from .protection import active_nodes, guard_activity
 from .results import BEST_FILE, BEST_VERSION, PRIMITIVE_SET_VERSION, best_baseline
+
+
+def search_context(cache: InputCache, setup: SearchSetup, sample_ids: list[str]) -> dict:
+    """What a search's checkpoints record of its data: benchmark, cache, split and fitness sample."""
+    return {"benchmark": cache.settings.benchmark, "cache": cache.settings.key(), "holdout": setup.holdout,
+            "sample": setup.sample, "sample_ids": sample_ids}
+
+
+def check_resume(cache: InputCache, ids: list[str], setup: SearchSetup, out: Path) -> None:
+    """Refuse, before the cache is filled, a --resume whose checkpoints were written for another search."""
+    _, _, sample_ids = search_sample(ids, setup)
+    context = {**search_context(cache, setup, sample_ids), **setup_context(setup)}
+    for r in range(setup.runs):
+        path = out / f"run_{r}" / CHECKPOINT
+        if path.is_file():
+            check_checkpoint(path, replace(setup.evolve, seed=run_seed(setup.evolve.seed, r)), context,
+                             unknown=("fitness_data",))
 
 
 def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: SearchSetup, out: Path,
@@ -42,8 +61,7 @@ def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: Searc
         return np.array([truth[a] for a in some])
 
     out.mkdir(parents=True, exist_ok=True)
-    context = {"benchmark": cache.settings.benchmark, "cache": cache.settings.key(), "holdout": setup.holdout,
-               "sample": setup.sample, "sample_ids": sample_ids}
+    context = search_context(cache, setup, sample_ids)
     runs = evolve_on(cache.load(sample_ids, device), gt(sample_ids), setup, out, resume, progress, customize,
                      context=context)
     evaluator, pset = runs.evaluator, runs.pset

@@ -140,6 +140,23 @@ def _differences(saved: dict, now: dict, ignore: tuple[str, ...] = ()) -> list[s
     return out
 
 
+def check_checkpoint(path: Path, settings: EvolveSettings, context: dict, unknown: tuple[str, ...] = ()) -> None:
+    """ResultError if the checkpoint at `path` was written with other settings or context; keys in
+    `unknown` (not computed yet, e.g. a fingerprint of inputs still to be cached) are not compared.
+    Lets a command refuse a resume before its expensive work."""
+    try:
+        data = json.loads(path.read_text())
+        saved_context = {k: v for k, v in data.get("context", {}).items() if k not in unknown and k in context}
+        changed = (_differences(data["settings"], asdict(settings), RESUMABLE_CHANGES)
+                   + _differences(saved_context, context))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ResultError(f"{path}: damaged checkpoint ({type(e).__name__}: {e}); delete it or start afresh "
+                          "without --resume") from None
+    if changed:
+        raise ResultError(f"{path}: written with other settings ({', '.join(changed)}); resume with those, or "
+                          "start afresh without --resume")
+
+
 def load_checkpoint(path: Path, toolbox: base.Toolbox, settings: EvolveSettings,
                     context: dict | None = None) -> EvolutionState:
     """The state saved in `path`, with `random`'s state and the RPS counts restored.

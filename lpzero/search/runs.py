@@ -127,6 +127,11 @@ def fingerprint(*arrays: object) -> str:
     return digest.hexdigest()[:16]
 
 
+def setup_context(setup: SearchSetup) -> dict:
+    """What of `setup` a run's checkpoint records besides its `EvolveSettings`."""
+    return {"toolbox": setup.toolbox, "rps": setup.rps, "n_unary": setup.n_unary, "max_height": setup.max_height}
+
+
 def evolve_on(inputs: Mapping[str, Weighted], truth: np.ndarray, setup: SearchSetup, out: Path | None = None,
               resume: bool = False, progress: Callable[[int, float], None] | None = None,
               customize: Callable[[base.Toolbox], None] | None = None, ops: OpRegistry = OPS,
@@ -141,8 +146,8 @@ def evolve_on(inputs: Mapping[str, Weighted], truth: np.ndarray, setup: SearchSe
     `context`, the search settings and a fingerprint of the fitness data; `resume` refuses a
     checkpoint that differs in any of them.
     """
-    context = {**(context or {}), "fitness_data": fingerprint(truth, *(inputs[s].values for s in sorted(inputs))),
-               "toolbox": setup.toolbox, "rps": setup.rps, "n_unary": setup.n_unary, "max_height": setup.max_height}
+    context = {**(context or {}), **setup_context(setup),
+               "fitness_data": fingerprint(truth, *(inputs[s].values for s in sorted(inputs)))}
     pset = build_primitive_set(ops)
     runs = SearchRuns(FitnessEvaluator(pset, inputs, truth), pset)
     best_so_far = INVALID_FITNESS
