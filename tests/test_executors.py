@@ -7,7 +7,6 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from conftest import FAKE_BENCHMARK
 from lpzero.cache import CacheSettings, InputCache
 from lpzero.cli import main
 from lpzero.errors import CacheError, LPZeroError

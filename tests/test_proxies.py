@@ -257,24 +257,27 @@ def test_jacobian_cosine_without_a_position_table_reads_the_embedding_site(bench
     assert fallback == pytest.approx(_fresh(bench, "jacobian_cosine"), rel=1e-6)
 
 
-def test_activation_distance_matches_the_token_kernel(bench: TinyGPT2Benchmark) -> None:
-    ctx = ProxyContext.create(bench, ARCH, SEED)
-    model = ctx.fresh_model()
+def _token_kernel(bench: TinyGPT2Benchmark, ctx: ProxyContext, model: nn.Module, modules: list[nn.Module]) -> float:
+    """Activation distance by its definition: sum of x x^T + (1-x)(1-x)^T of the first sample's
+    sign pattern at each module's output (recorded here with plain hooks, not lpzero's recorder)."""
     outputs: list[torch.Tensor] = []
-    handles = [
-        m.register_forward_hook(lambda mod, args, out: outputs.append(out))
-        for m in model.modules()
-        if isinstance(m, Conv1D)
-    ]
+    handles = [m.register_forward_hook(lambda mod, args, out: outputs.append(out)) for m in modules]
     with torch.no_grad():
         bench.loss(model, ctx.batch)
     for h in handles:
         h.remove()
-    expected = 0.0
+    total = 0.0
     for out in outputs:
         x = (out[0] > 0).double()
-        expected += float((x @ x.T + (1 - x) @ (1 - x).T).sum())
-    assert BASELINES["activation_distance"](ctx) == expected
+        total += float((x @ x.T + (1 - x) @ (1 - x).T).sum())
+    return total
+
+
+def test_activation_distance_matches_the_token_kernel(bench: TinyGPT2Benchmark) -> None:
+    ctx = ProxyContext.create(bench, ARCH, SEED)
+    model = ctx.fresh_model()
+    linear = [m for m in model.modules() if isinstance(m, Conv1D)]
+    assert BASELINES["activation_distance"](ctx) == _token_kernel(bench, ctx, model, linear)
 
 
 # --- properties -------------------------------------------------------------
@@ -342,19 +345,8 @@ def test_tfnas_recipe_values(bench: TinyGPT2Benchmark) -> None:
     expected = sum(float((p.detach() * p.grad).abs().sum()) for p in mlp)
     assert BASELINES["synaptic_saliency"](ctx) == pytest.approx(expected, rel=1e-6)
     # Activation distance reads the GELU outputs (A) under this recipe.
-    acts: list[torch.Tensor] = []
-    handles = [
-        b.mlp.act.register_forward_hook(lambda mod, args, out: acts.append(out)) for b in model.transformer.h
-    ]
-    with torch.no_grad():
-        bench.loss(model, ctx.batch)
-    for h in handles:
-        h.remove()
-    kernel = 0.0
-    for out in acts:
-        x = (out[0] > 0).double()
-        kernel += float((x @ x.T + (1 - x) @ (1 - x).T).sum())
-    assert BASELINES["activation_distance"](ctx) == kernel
+    activations = [b.mlp.act for b in model.transformer.h]
+    assert BASELINES["activation_distance"](ctx) == _token_kernel(bench, ctx, model, activations)
     # The mixer's weights here have 32 < 128 rows, so head importance reads nothing.
     assert BASELINES["head_importance"](ctx) == 0.0
 

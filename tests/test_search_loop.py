@@ -26,7 +26,6 @@ def run(tmp_path, kind="typed", iterations=60, resume=False, **settings):
 def test_search_recovers_a_planted_proxy(tmp_path, kind):
     state = run(tmp_path, kind, iterations=150)
     assert state.population[0].fitness.values[0] > 0.95
-    assert state.log[0]["best"] < state.log[-1]["best"] or state.log[0]["best"] > 0.95
 
 
 @pytest.mark.parametrize("kind", ["typed", "paper"])

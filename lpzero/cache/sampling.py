@@ -82,7 +82,7 @@ def calibrated_weights(kept: list[torch.Tensor], full: list[torch.Tensor], weigh
 def _sorted_sample(flat: torch.Tensor, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Stratified by value: the extremes exactly, one value from each of equal chunks of the sorted rest."""
     n, tail = flat.numel(), int(k * EXACT_TAIL_SHARE)
-    # numpy's sort (SIMD on x86) is about 3x faster than torch's on one thread and gives the same values
+    # numpy's sort (SIMD on x86) is faster than torch's on one thread and gives the same values
     # (at most -0.0 and 0.0 trade places, which no op can tell apart); NaN sorts last, so it is kept and
     # the proxy is found invalid
     ordered = torch.from_numpy(np.sort(flat.numpy()))

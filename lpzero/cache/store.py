@@ -208,24 +208,28 @@ class InputCache:
         return self.dir / f"{arch_id}.safetensors"
 
     def _entry(self, arch_id: str, tensors: bool) -> tuple[dict[str, torch.Tensor], dict]:
+        """The verified entry; CacheError if it is absent, DamagedEntry if damaged or stale."""
         path = self.path(arch_id)
         if not path.is_file():
             raise CacheError(f"{path}: not cached (run `lpzero cache {self.settings.benchmark}` first)")
+        return read_entry(path, arch_id, self.settings, config_fingerprint(self.benchmark, arch_id), tensors)
+
+    def _read(self, arch_id: str, tensors: bool) -> tuple[dict[str, torch.Tensor], dict]:
+        """`_entry` for readers: a damaged or stale entry is a CacheError that says how to repair it."""
         try:
-            return read_entry(path, arch_id, self.settings, config_fingerprint(self.benchmark, arch_id), tensors)
+            return self._entry(arch_id, tensors)
         except DamagedEntry as e:
             raise CacheError(f"{e} (run `lpzero cache {self.settings.benchmark}` to rebuild it)") from None
 
     def _usable_info(self, arch_id: str, warn: bool = False) -> dict | None:
         """The verified info of an entry, or None if it is absent, damaged or stale."""
-        path = self.path(arch_id)
-        if not path.is_file():
-            return None
         try:
-            return read_entry(path, arch_id, self.settings, config_fingerprint(self.benchmark, arch_id), False)[1]
+            return self._entry(arch_id, tensors=False)[1]
         except DamagedEntry as e:
             if warn:
                 log.warning("%s; rebuilding it", e)
+            return None
+        except CacheError:
             return None
 
     def _tasks(self, arch_ids: Iterable[str], baselines: Sequence[str], warn: bool = False) -> list[EntryTask]:
@@ -306,11 +310,11 @@ class InputCache:
         return [t.arch_id for t in tasks]
 
     def info(self, arch_id: str) -> dict:
-        return self._entry(arch_id, tensors=False)[1]
+        return self._read(arch_id, tensors=False)[1]
 
     def load(self, arch_ids: Sequence[str], device: str = "cpu") -> dict[str, Weighted]:
         """The inputs of `arch_ids` stacked as `Weighted` [N, L, K] (absent layers weigh 0)."""
-        per_arch = [self._entry(a, tensors=True)[0] for a in arch_ids]
+        per_arch = [self._read(a, tensors=True)[0] for a in arch_ids]
         return {sym: w.to(device) for sym, w in stack_stored(per_arch, self.settings.samples).items()}
 
     def size_bytes(self) -> int:
