@@ -2,8 +2,9 @@
 
 Installed as `lpzero.benchmarks`. `get_benchmark(name)` opens:
 
-- a built-in: "gpt2", "flexibert", or "lts:PATH" (any results directory in the
-  Archai / LiteTransformerSearch layout);
+- a built-in: "gpt2", "flexibert", "lts:PATH" (any results directory in the
+  Archai / LiteTransformerSearch layout), "lonas-mini" (built by `lpzero build
+  lonas-mini`) or "lonas:PATH" (a built LoNAS directory or a local LLaMA checkpoint);
 - a benchmark a package registers in the entry-point group `lpzero.benchmarks`
   (the entry point names a `Benchmark` subclass);
 - a user's own class, as "package.module:Class" or "path/to/file.py:Class".
@@ -42,7 +43,12 @@ BENCHMARKS = {
     "gpt2": "LiteTransformerSearch GPT-2 on WikiText-103, 200 architectures (lts_gpt2_wt103/)",
     "flexibert": "FlexiBERT / NAS-Bench-BERT, 500 architectures, GLUE score (flexibert/)",
     "lts:PATH": "any results directory in the Archai/LTS layout",
+    "lonas-mini": "LoNAS sub-networks of a tiny LLaMA super-network, held-out perplexity (lonas_mini/, built by "
+                  "`lpzero build lonas-mini`)",
+    "lonas:PATH": "a built LoNAS directory, or a local LLaMA checkpoint (with --adapter DIR)",
 }
+#: where `lpzero build lonas-mini` writes by default, and where "lonas-mini" looks after the data root
+LONAS_MINI_DIR = "lonas_mini"
 #: entry-point group through which other packages register benchmarks
 ENTRY_POINT_GROUP = "lpzero.benchmarks"
 
@@ -70,6 +76,11 @@ def get_benchmark(name: str, data: str | os.PathLike | None = None, **options: A
 
         root = resolve_data_root(data)
         return LTSBenchmark(root / "lts_gpt2_wt103", data_root=root, name="gpt2", **options)
+    if name == "lonas-mini" or name.startswith("lonas:"):
+        from .lonas import LoNASBenchmark
+
+        root = Path(data) if data is not None else default_data_root()
+        return LoNASBenchmark(_lonas_path(name, root), data_root=root, name=name, **options)
     if name == "flexibert":
         from .flexibert import FlexiBERTBenchmark
 
@@ -87,6 +98,17 @@ def get_benchmark(name: str, data: str | os.PathLike | None = None, **options: A
                              f"**{options}): {e}") from None
     bench.name = name  # the name opens it again (a cache's settings reopen it in worker processes)
     return bench
+
+
+def _lonas_path(name: str, root: Path) -> Path:
+    if name.startswith("lonas:"):
+        return Path(name[len("lonas:"):])
+    for candidate in (root / LONAS_MINI_DIR, Path(LONAS_MINI_DIR)):
+        if (candidate / "ground_truth.json").is_file():
+            return candidate
+    raise BenchmarkError(f"lonas-mini is not built (looked in {root / LONAS_MINI_DIR} and ./{LONAS_MINI_DIR}): "
+                         f"run `lpzero build lonas-mini` (writes ./{LONAS_MINI_DIR}), or open a built copy as "
+                         "lonas:DIR")
 
 
 def _registered(name: str) -> type[Benchmark] | None:
@@ -140,6 +162,7 @@ __all__ = [
     "Benchmark",
     "BenchmarkError",
     "ENTRY_POINT_GROUP",
+    "LONAS_MINI_DIR",
     "Site",
     "UnknownBenchmarkError",
     "WeightSite",

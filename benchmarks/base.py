@@ -126,6 +126,8 @@ class Site:
     #: of heads the output [..., tokens, heads * d] merges; the maps are a softmax over d
     #: of each head (see `ZCSites.tfnas_softmax`)
     softmax_heads: int = 0
+    #: which item of a tuple output is the input (e.g. 1: a LLaMA attention's (output, probs))
+    output_index: int = 0
 
 
 @dataclass

@@ -16,8 +16,12 @@ from torch import nn
 from .base import BenchmarkError, Site, Where
 
 
-def first_tensor(value: object) -> torch.Tensor:
-    """The tensor of a module's input or output (some modules return tuples, e.g. (output, weights))."""
+def first_tensor(value: object, index: int = 0) -> torch.Tensor:
+    """The tensor of a module's input or output; of a tuple (e.g. (output, weights)), item `index`."""
+    if isinstance(value, (tuple, list)):
+        if index >= len(value):
+            raise BenchmarkError(f"a proxy site reads item {index} of a module's {len(value)} outputs")
+        value = value[index]
     while isinstance(value, (tuple, list)):
         value = value[0]
     if not isinstance(value, torch.Tensor):
@@ -35,9 +39,11 @@ class Recording:
 
 
 @contextlib.contextmanager
-def recording(targets: Iterable[tuple[nn.Module, Where]]) -> Iterator[Recording]:
+def recording(targets: Iterable[tuple]) -> Iterator[Recording]:
     """Record each module's input or output ("input"/"output") on every call.
 
+    A target is (module, where) or (module, where, index): `index` picks the item of
+    a tuple the module returns (e.g. 1: the attention probabilities of (output, probs)).
     A module called twice in a forward pass records twice. Inputs are taken before the
     module runs, outputs after. The tensors are the graph's own (not detached), so a
     caller can differentiate with respect to them. The hooks are removed on exit,
@@ -47,8 +53,10 @@ def recording(targets: Iterable[tuple[nn.Module, Where]]) -> Iterator[Recording]
     rec = Recording([[] for _ in targets])
     handles = []
 
+    items = [t[2] if len(t) > 2 else 0 for t in targets]
+
     def store(index: int, value: object) -> None:
-        tensor = first_tensor(value)
+        tensor = first_tensor(value, items[index])
         rec.per_target[index].append(tensor)
         rec.calls.append((index, tensor))
 
@@ -63,7 +71,7 @@ def recording(targets: Iterable[tuple[nn.Module, Where]]) -> Iterator[Recording]
         return hook
 
     try:
-        for index, (module, where) in enumerate(targets):
+        for index, (module, where, *_) in enumerate(targets):
             if where == "input":
                 handles.append(module.register_forward_pre_hook(input_hook(index), with_kwargs=True))
             else:
@@ -74,6 +82,6 @@ def recording(targets: Iterable[tuple[nn.Module, Where]]) -> Iterator[Recording]
             handle.remove()
 
 
-def site_targets(sites: Iterable[Site]) -> list[tuple[nn.Module, Where]]:
-    """(module, where) of each site, for `recording`."""
-    return [(s.module, s.where) for s in sites]
+def site_targets(sites: Iterable[Site]) -> list[tuple[nn.Module, Where, int]]:
+    """(module, where, output index) of each site, for `recording`."""
+    return [(s.module, s.where, s.output_index) for s in sites]

@@ -46,7 +46,7 @@ def bert_tokenizer(data_root: Path):
         raise BenchmarkError(f"{folder}: not a BERT WordPiece vocabulary (vocab.txt): {e}") from None
 
 
-def _text_lines(data_root: Path, split: str) -> list[str]:
+def text_lines(data_root: Path, split: str) -> list[str]:
     path = _require(data_root / "text" / "wikitext-2" / f"{split}.txt")
     lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
     # Section headings (" = Title = ") and blank lines are not running text.
@@ -58,7 +58,7 @@ def _text_lines(data_root: Path, split: str) -> list[str]:
 
 @functools.lru_cache(maxsize=4)
 def _gpt2_stream(data_root: Path, split: str) -> torch.Tensor:
-    text = " ".join(_text_lines(data_root, split))
+    text = " ".join(text_lines(data_root, split))
     ids = gpt2_tokenizer(data_root)(text, add_special_tokens=False)["input_ids"]
     return torch.tensor(ids, dtype=torch.long)
 
@@ -75,7 +75,7 @@ def decoder_batch(data_root: Path, seed: int, batch_size: int, seq_len: int, spl
 
 def encoder_batch(data_root: Path, seed: int, batch_size: int, seq_len: int, split: str = "valid") -> Batch:
     """`batch_size` random WikiText-2 paragraphs, WordPiece-tokenized, padded to `seq_len`."""
-    lines = _text_lines(data_root, split)
+    lines = text_lines(data_root, split)
     gen = torch.Generator().manual_seed(seed)
     picks = torch.randperm(len(lines), generator=gen)[:batch_size].tolist()
     enc = bert_tokenizer(data_root)(

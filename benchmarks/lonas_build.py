@@ -1,0 +1,336 @@
+"""Building `lonas-mini`: a small LoNAS super-network with a real ground truth.
+
+No sub-network accuracies of LoNAS were ever released, so the benchmark is made here,
+in four stages, each resumable (a finished stage is skipped; training stages keep a
+checkpoint; evaluation keeps every finished sub-network):
+
+1. vocab: the most frequent GPT-2 tokens of WikiText-2 valid (the rest map to one
+   unknown token), so a tiny model is not mostly embedding.
+2. pretrain: a tiny LLaMA (transformers' `LlamaForCausalLM`) trained on WikiText-2 valid,
+   saved with `save_pretrained` (safetensors) in `base/`.
+3. supernet: the base frozen, LoRA (peft) on q, k, v, up, gate, down trained LoNAS-style,
+   one random sub-network per step; saved as a peft adapter in `adapter/`.
+4. ground_truth: the max, heuristic and min sub-networks and `n_subnetworks` random ones
+   evaluated on WikiText-2 *test* (held out); the perplexity of each. Reliability: the
+   two halves of the held-out windows must rank the sub-networks alike (Spearman >=
+   `min_reliability`), else more held-out text is evaluated (up to all of it).
+
+Everything is drawn from one seed; the same seed and size give the same files.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from lpzero.files import atomic_write_json
+
+from .base import BenchmarkError, read_json
+from .lonas import (GROUND_TRUTH_FILE, SPACE_FILE, VOCAB_FILE, LoNASSpace, Vocabulary, choice_id,
+                    count_subnetwork_params, lonas_space, make_supernetwork, run_subnetwork, token_stream, windows)
+from .text import gpt2_tokenizer
+
+BUILD_FILE = "build.json"
+#: bump when a stage's recipe changes what it produces
+BUILD_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BuildSize:
+    """Model, training and evaluation sizes of a build."""
+
+    vocab_size: int = 4096
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 352  # LLaMA's FFN/hidden ratio (11008/4096), rounded to a multiple of 16
+    seq_len: int = 128
+    batch_size: int = 16
+    pretrain_steps: int = 1200
+    pretrain_lr: float = 2e-3
+    lora_rank: int = 32
+    lora_alpha: int = 64
+    supernet_steps: int = 800
+    supernet_lr: float = 1e-3
+    n_subnetworks: int = 200
+    eval_windows: int = 256  # held-out windows of seq_len tokens at first; doubled until reliable
+    min_reliability: float = 0.95
+
+
+#: the default build (about 30-50 minutes on a 2-core CPU) and a seconds-long one for tests
+SIZES = {
+    "mini": BuildSize(),
+    "smoke": BuildSize(vocab_size=256, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, seq_len=32,
+                       batch_size=4, pretrain_steps=30, lora_rank=8, lora_alpha=16, supernet_steps=20,
+                       n_subnetworks=8, eval_windows=16, min_reliability=0.0),
+}
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+@dataclass
+class Builder:
+    """Builds a LoNAS mini benchmark into `out` (see the module docstring)."""
+
+    out: Path
+    data_root: Path
+    size: BuildSize
+    seed: int = 0
+    device: str = "cpu"
+    progress: Progress | None = None
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.state = self._read_state()
+
+    # --- bookkeeping ---------------------------------------------------------------------------
+
+    def _read_state(self) -> dict:
+        path = self.out / BUILD_FILE
+        expected = {"version": BUILD_VERSION, "seed": self.seed, "size": asdict(self.size)}
+        if not path.is_file():
+            return {**expected, "stages": {}}
+        state = read_json(path)
+        found = {k: state.get(k) for k in expected}
+        if found != expected:
+            raise BenchmarkError(f"{path}: a build with other settings is in {self.out} (seed/size/version "
+                                 "differ); use another --out or remove it")
+        return state
+
+    def _finish(self, stage: str, seconds: float, **facts: object) -> None:
+        self.state["stages"][stage] = {"seconds": round(seconds, 1), **facts}
+        atomic_write_json(self.out / BUILD_FILE, self.state)
+
+    def _tick(self, stage: str, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(stage, done, total)
+
+    def run(self) -> dict:
+        """Run the stages not yet finished; returns build.json's content."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.out / BUILD_FILE, self.state)
+        for stage, fn in (("vocab", self.build_vocab), ("pretrain", self.pretrain),
+                          ("supernet", self.train_supernet), ("ground_truth", self.ground_truth)):
+            if stage not in self.state["stages"]:
+                start = time.perf_counter()
+                facts = fn() or {}
+                self._finish(stage, time.perf_counter() - start, **facts)
+        return self.state
+
+    # --- stages ------------------------------------------------------------------------------------
+
+    def space(self) -> LoNASSpace:
+        return lonas_space(self.size.num_layers, self.size.intermediate_size, self.size.lora_rank,
+                           self.size.lora_alpha, name="lonas-mini")
+
+    def build_vocab(self) -> dict:
+        stream = token_stream(self.data_root, "valid", None)
+        counts = Counter(stream.tolist())
+        # ties broken by token id, so the vocabulary does not depend on dict order
+        ranked = sorted(counts, key=lambda t: (-counts[t], t))[: self.size.vocab_size - 1]
+        vocab = Vocabulary(tuple(ranked))
+        (self.out / "base").mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.out / "base" / VOCAB_FILE, vocab.to_json())
+        covered = sum(counts[t] for t in ranked) / len(stream)
+        return {"tokens": len(stream), "coverage": round(covered, 4)}
+
+    def _vocabulary(self) -> Vocabulary:
+        return Vocabulary.read(self.out / "base" / VOCAB_FILE)
+
+    def _model_config(self):
+        from transformers import LlamaConfig
+
+        s = self.size
+        return LlamaConfig(vocab_size=self._vocabulary().size, hidden_size=s.hidden_size,
+                           intermediate_size=s.intermediate_size, num_hidden_layers=s.num_layers,
+                           num_attention_heads=s.num_heads, num_key_value_heads=s.num_heads,
+                           max_position_embeddings=s.seq_len, tie_word_embeddings=False,
+                           attn_implementation="eager")
+
+    def pretrain(self) -> dict:
+        from transformers import LlamaForCausalLM
+
+        torch.manual_seed(self.seed)
+        model = LlamaForCausalLM(self._model_config()).to(self.device)
+        params = list(model.parameters())
+        loss = self._train("pretrain", model, params, self.size.pretrain_steps, self.size.pretrain_lr,
+                           lambda batch, rng: model(input_ids=batch, labels=batch).loss)
+        model.save_pretrained(str(self.out / "base"), safe_serialization=True)
+        return {"params": sum(p.numel() for p in params), "final_loss": round(loss, 4)}
+
+    def _base(self):
+        from transformers import LlamaForCausalLM
+
+        return LlamaForCausalLM.from_pretrained(str(self.out / "base"), local_files_only=True, dtype=torch.float32,
+                                                attn_implementation="eager").to(self.device)
+
+    def train_supernet(self) -> dict:
+        space = self.space()
+        torch.manual_seed(self.seed + 1)
+        model = make_supernetwork(self._base(), space)
+        params = [p for p in model.parameters() if p.requires_grad]
+
+        def step(batch: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+            return run_subnetwork(model, space, space.sample(rng), input_ids=batch, labels=batch).loss
+
+        loss = self._train("supernet", model, params, self.size.supernet_steps, self.size.supernet_lr, step)
+        model.save_pretrained(str(self.out / "adapter"), safe_serialization=True)
+        atomic_write_json(self.out / SPACE_FILE, space.to_json())
+        return {"lora_params": sum(p.numel() for p in params), "final_loss": round(loss, 4)}
+
+    def _train(self, stage: str, model: torch.nn.Module, params: list, steps: int, lr: float,
+               loss_of: Callable[[torch.Tensor, np.random.Generator], torch.Tensor]) -> float:
+        """AdamW with a cosine schedule on random windows of WikiText-2 valid; checkpointed every 100 steps."""
+        stream = token_stream(self.data_root, "valid", self._vocabulary())
+        s = self.size
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda i: min(1.0, (i + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
+        batches = torch.Generator().manual_seed(self.seed + 10)
+        rng = np.random.default_rng(self.seed + 20)
+        checkpoint = self.out / f"{stage}.checkpoint.pt"
+        start, loss = 0, float("nan")
+        if checkpoint.is_file():
+            state = torch.load(checkpoint, map_location=self.device, weights_only=False)
+            model.load_state_dict(state["model"], strict=False)
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            batches.set_state(state["batches"])
+            rng.bit_generator.state = state["rng"]
+            start, loss = state["step"], state["loss"]
+        model.train()
+        for i in range(start, steps):
+            starts = torch.randint(0, len(stream) - s.seq_len - 1, (s.batch_size,), generator=batches)
+            batch = torch.stack([stream[j: j + s.seq_len] for j in starts.tolist()]).to(self.device)
+            value = loss_of(batch, rng)
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            schedule.step()
+            loss = value.item()
+            if not math.isfinite(loss):
+                raise BenchmarkError(f"{stage}: the training loss became {loss} at step {i}")
+            self._tick(stage, i + 1, steps)
+            if (i + 1) % 100 == 0 and i + 1 < steps:
+                trainable = {k: v for k, v in model.state_dict().items()
+                             if stage == "pretrain" or ".lora_" in k}
+                tmp = checkpoint.with_suffix(".tmp")
+                torch.save({"model": trainable, "optimizer": optimizer.state_dict(),
+                            "schedule": schedule.state_dict(), "batches": batches.get_state(),
+                            "rng": rng.bit_generator.state, "step": i + 1, "loss": loss}, tmp)
+                tmp.replace(checkpoint)
+        model.eval()
+        checkpoint.unlink(missing_ok=True)
+        return loss
+
+    def subnetworks(self, space: LoNASSpace) -> dict[str, dict[str, int]]:
+        """max, heuristic, min, then `n_subnetworks` distinct random sub-networks (seeded)."""
+        chosen = {name: space.pick(name) for name in ("max", "heuristic", "min")}
+        seen = {choice_id(space, c) for c in chosen.values()}
+        rng = np.random.default_rng(self.seed + 30)
+        limit = min(self.size.n_subnetworks, space.size - len(seen))
+        while len(chosen) < 3 + limit:
+            choice = space.sample(rng)
+            key = choice_id(space, choice)
+            if key not in seen:
+                seen.add(key)
+                chosen[f"sub{len(chosen) - 3:03d}"] = choice
+        return chosen
+
+    def ground_truth(self) -> dict:
+        """Held-out perplexity of every sub-network; more text until the split halves agree."""
+        space = self.space()
+        model = make_supernetwork(self._base(), space, self.out / "adapter").eval()
+        held_out = windows(token_stream(self.data_root, "test", self._vocabulary()), self.size.seq_len)
+        subs = self.subnetworks(space)
+        partial_path = self.out / "ground_truth.partial.json"
+        # per sub-network: the summed NLL and token count of each evaluated window
+        nll: dict[str, list[float]] = read_json(partial_path)["nll"] if partial_path.is_file() else {}
+        n_windows = min(self.size.eval_windows, len(held_out))
+        while True:
+            todo = [(k, c) for k, c in subs.items() if len(nll.get(k, [])) < n_windows]
+            for done, (key, choice) in enumerate(todo):
+                have = nll.get(key, [])
+                nll[key] = have + self._window_nll(model, space, choice, held_out[len(have): n_windows])
+                self._tick(f"ground truth ({n_windows} windows)", done + 1, len(todo))
+                if done % 10 == 9 or done + 1 == len(todo):
+                    atomic_write_json(partial_path, {"n_windows": n_windows, "nll": nll}, indent=None)
+            reliability = self._split_half(nll, n_windows)
+            if reliability >= self.size.min_reliability or n_windows == len(held_out):
+                break
+            n_windows = min(2 * n_windows, len(held_out))
+        tokens = n_windows * self.size.seq_len
+        entries = {}
+        for key, choice in subs.items():
+            ppl = math.exp(sum(nll[key][:n_windows]) / tokens)
+            entries[key] = {"choice": choice, "ppl": ppl, "id": choice_id(space, choice),
+                            "params": count_subnetwork_params(model, space, choice)}
+        spread = explained_spread(space, {k: (subs[k], entries[k]["ppl"]) for k in subs if k.startswith("sub")})
+        result = {"metric": "held-out perplexity, WikiText-2 test", "tokens": tokens,
+                  "split_half_spearman": reliability, "spread": spread, "subnetworks": entries}
+        atomic_write_json(self.out / GROUND_TRUTH_FILE, result)
+        partial_path.unlink(missing_ok=True)
+        return {"subnetworks": len(entries), "tokens": tokens, "split_half_spearman": round(reliability, 4)}
+
+    @torch.no_grad()
+    def _window_nll(self, model, space: LoNASSpace, choice: dict, batch_windows: torch.Tensor) -> list[float]:
+        """Summed next-token NLL of each window (predicting tokens 2..T of it)."""
+        out = []
+        for chunk in batch_windows.split(32):
+            chunk = chunk.to(self.device)
+            logits = run_subnetwork(model, space, choice, input_ids=chunk).logits[:, :-1].float()
+            losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), chunk[:, 1:], reduction="none")
+            out += losses.sum(dim=1).tolist()
+        return out
+
+    def _split_half(self, nll: dict[str, list[float]], n_windows: int) -> float:
+        """Spearman between the sub-networks' perplexities on the first and the second half of the windows."""
+        half = n_windows // 2
+        if half < 1 or len(nll) < 3:
+            return float("nan")
+        first = [sum(v[:half]) for v in nll.values()]
+        second = [sum(v[half:n_windows]) for v in nll.values()]
+        return float(spearmanr(first, second).statistic)
+
+
+def explained_spread(space: LoNASSpace, truth: dict[str, tuple[dict, float]]) -> dict:
+    """How much of the spread of log-perplexity each group explains (its main effect's share).
+
+    For uniformly sampled sub-networks the groups are independent, so each group's
+    between-choice sum of squares over the total is its share; `families` sums the
+    shares of a family (e.g. all layers' FFN widths) and `residual` is what no single
+    group explains (interactions and noise).
+    """
+    if len(truth) < 2:
+        return {"groups": {}, "families": {}, "residual": float("nan")}
+    values = np.log([ppl for _, ppl in truth.values()])
+    centred = values - values.mean()
+    total = float((centred ** 2).sum())
+    groups = {}
+    for g in space.groups:
+        picks = np.array([choice[g.name] for choice, _ in truth.values()])
+        groups[g.name] = float(sum(centred[picks == c].sum() ** 2 / (picks == c).sum()
+                                   for c in g.choices if (picks == c).any()) / total) if total > 0 else 0.0
+    families: dict[str, float] = {}
+    for g in space.groups:
+        families[g.family] = families.get(g.family, 0.0) + groups[g.name]
+    return {"groups": groups, "families": families, "residual": max(0.0, 1.0 - sum(groups.values()))}
+
+
+def build_lonas_mini(out: Path, data_root: Path, smoke: bool = False, seed: int = 0, device: str = "cpu",
+                     progress: Progress | None = None) -> dict:
+    """Build (or finish building) lonas-mini into `out`; returns build.json's content."""
+    gpt2_tokenizer(data_root)  # a missing tokenizer fails now, not after training
+    size = SIZES["smoke" if smoke else "mini"]
+    return Builder(Path(out), data_root, size, seed, device, progress).run()
+
+
+__all__ = ["BUILD_FILE", "BuildSize", "Builder", "SIZES", "build_lonas_mini", "explained_spread"]
