@@ -1,4 +1,4 @@
-"""The `lpzero` command line: info, cache, rank, evolve, export, ops.
+"""The `lpzero` command line: info, cache, rank, evolve, export, ops, build.
 
 Bad input (missing data, malformed files, unknown benchmark or id, a value out of
 range) is reported as one line on stderr with exit code 2, never a traceback:
@@ -21,7 +21,8 @@ import torch
 from click.core import ParameterSource
 from tqdm import tqdm
 
-from .benchmarks import Benchmark, get_benchmark
+from .benchmarks import LONAS_MINI_DIR, Benchmark, get_benchmark, resolve_data_root
+from .benchmarks.lonas_build import build_lonas_mini
 from .cache import CacheSettings, InputCache
 from .errors import LPZeroError, UnknownNameError
 from .executors import EXECUTORS, Executor, make_executor
@@ -98,7 +99,15 @@ def _benchmark_options(fn):
                       help="Data root (default: $LPZERO_DATA, else ../shared/data).")(fn)
     fn = click.option("--hidden-size-compat", is_flag=True,
                       help="FlexiBERT: build every model at hidden size 256, as the original proxy code did.")(fn)
+    fn = click.option("--adapter", type=click.Path(exists=True, file_okay=False), default=None, expose_value=False,
+                      callback=_keep_adapter,
+                      help="lonas:CHECKPOINT: a local peft adapter directory of the super-network.")(fn)
     return fn
+
+
+def _keep_adapter(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # kept aside so every command's signature need not carry an option of one benchmark family
+    ctx.meta["lpzero.adapter"] = None if value is None else str(Path(value).resolve())
 
 
 def _cache_options(fn):
@@ -136,6 +145,11 @@ def _open(benchmark: str, data, hidden_size_compat: bool) -> tuple[Benchmark, di
     options = {"hidden_size_compat": True} if hidden_size_compat else {}
     if hidden_size_compat and benchmark != "flexibert":
         raise LPZeroError("--hidden-size-compat applies to the flexibert benchmark only")
+    adapter = click.get_current_context().meta.get("lpzero.adapter")
+    if adapter is not None:
+        if not benchmark.startswith("lonas:"):
+            raise LPZeroError("--adapter applies to lonas:CHECKPOINT benchmarks only")
+        options["adapter"] = adapter
     return get_benchmark(benchmark, data, **options), options
 
 
@@ -398,6 +412,56 @@ def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover,
     bar.close()
     click.echo((out_dir / "report.md").read_text())
     click.echo(f"written: {out_dir}/best.json, hall_of_fame.json, log.csv, evolution.png, report.md")
+
+
+@main.command()
+@click.argument("name", type=click.Choice(["lonas-mini"]))
+@click.option("--out", type=click.Path(file_okay=False), default=LONAS_MINI_DIR, show_default=True,
+              help="Where to build (a finished stage there is reused: an interrupted build resumes).")
+@click.option("--smoke", is_flag=True, help="A seconds-long toy size, for tests.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda (cuda:N).")
+@click.option("--data", type=click.Path(), default=None, help="Data root (default: $LPZERO_DATA, else ../shared/data).")
+def build(name, out, smoke, seed, device, data):
+    """Build a benchmark with its ground truth: lonas-mini (a LoNAS super-network and its sub-networks)."""
+    _check_device(device)
+    bars: dict[str, tqdm] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage not in bars:
+            bars[stage] = tqdm(total=total, desc=stage, unit="step" if "train" in stage else "it",
+                               mininterval=PROGRESS_INTERVAL)
+        bars[stage].update(done - bars[stage].n)
+
+    try:
+        state = build_lonas_mini(Path(out), resolve_data_root(data), smoke, seed, device, progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    stages = state["stages"]
+    truth = stages["ground_truth"]
+    click.echo(f"{name} built in {out}: {truth['subnetworks']} sub-networks, held-out perplexity on "
+               f"{truth['tokens']:,} tokens, split-half Spearman {truth['split_half_spearman']:.3f}")
+    click.echo("seconds per stage: " + ", ".join(f"{k} {v['seconds']:.0f}" for k, v in stages.items()))
+    where = "lonas-mini" if Path(out) == Path(LONAS_MINI_DIR) else f"lonas:{out}"
+    click.echo(f"open it as {where} (e.g. `lpzero rank {where}`)")
+
+
+@main.command()
+def ops():
+    """Print the primitive op table (Markdown)."""
+    click.echo(markdown_table(OPS))
+
+
+@main.command()
+@click.argument("best_json", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="latex", show_default=True)
+def export(best_json, fmt):
+    """Print the simplified formula of a found proxy (best.json)."""
+    best = load_best(Path(best_json))
+    tree = parse_tree(best["tree"], default_pset())
+    # guards that were active on the search sample are written out, as evolve's report does
+    click.echo(proxy_formula(tree, best.get("orientation", 1), fmt, guarded=active_nodes(best.get("protection", []))))
 
 
 @main.command()
