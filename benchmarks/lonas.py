@@ -40,6 +40,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from lpzero.files import atomic_write_json
+
 from .base import Architecture, Batch, Benchmark, BenchmarkError, Site, WeightSite, ZCSites, read_json
 from .text import gpt2_tokenizer, text_lines
 
@@ -54,6 +56,8 @@ RANK_RATIOS = (1.0, 0.875)
 WeightFamily = Literal["base", "lora", "both"]
 #: file names of a built LoNAS directory
 SPACE_FILE, GROUND_TRUTH_FILE, VOCAB_FILE = "space.json", "ground_truth.json", "lpzero_vocab.json"
+#: the sub-network record `export_subnetwork` writes beside the adapter
+SUBNETWORK_FILE = "lonas_subnetwork.json"
 
 Choice = dict[str, int]
 
@@ -345,6 +349,83 @@ def count_subnetwork_params(model: nn.Module, space: LoNASSpace, choice: Mapping
             counts["nonembedding"] += n
     counts["total"] = counts["base"] + counts["lora"]
     return counts
+
+
+def module_ranks(space: LoNASSpace, choice: Mapping[str, int]) -> dict[str, int]:
+    """LoRA rank of every adapted module ("model.layers.{i}.{module}") in the sub-network `choice`."""
+    choice = space.check(choice)
+    ranks = {f"model.layers.{i}.{group}.{name}": space.lora_rank for i in range(space.num_layers)
+             for group, name in (("self_attn", "q_proj"), ("self_attn", "k_proj"), ("self_attn", "v_proj"),
+                                 ("mlp", "gate_proj"), ("mlp", "up_proj"), ("mlp", "down_proj"))}
+    for g in space.groups:
+        if g.kind == "rank":
+            for module_name in g.modules:
+                ranks[f"model.layers.{g.layer}.{module_name}"] = choice[g.name]
+    return ranks
+
+
+def export_subnetwork(model: nn.Module, space: LoNASSpace, choice: Mapping[str, int], out: str | os.PathLike) -> Path:
+    """Write the sub-network `choice` as a standard peft adapter directory plus `lonas_subnetwork.json`.
+
+    The adapter has each module's sliced rank (peft's `rank_pattern`, with `alpha_pattern`
+    keeping LoNAS's scaling alpha / r_max). A LoRA adapter cannot shrink the base model,
+    so the FFN widths are recorded in `lonas_subnetwork.json` (one value per group, in
+    the order of the space's groups, as LoNAS's NNCF "width" configuration lists them)
+    and the adapter's rows and columns beyond each width are zero: the base model with
+    `mask_ffn` applied plus this adapter computes exactly the sub-network.
+    """
+    from peft import LoraConfig
+    from safetensors.torch import save_file
+
+    choice = space.check(choice)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ranks = module_ranks(space, choice)
+    widths = {g.layer: choice[g.name] for g in space.groups if g.kind == "width"}
+    tensors = {}
+    layers = decoder_layers(model)
+    for name, rank in ranks.items():
+        layer = int(name.split(".")[2])
+        module = layers[layer].get_submodule(name.split(".", 3)[3])
+        a = module.lora_A["default"].weight.detach()[:rank].clone()
+        b = module.lora_B["default"].weight.detach()[:, :rank].clone()
+        width = widths.get(layer)
+        if width is not None and name.endswith(("gate_proj", "up_proj")):
+            b[width:] = 0
+        if width is not None and name.endswith("down_proj"):
+            a[:, width:] = 0
+        tensors[f"base_model.model.{name}.lora_A.weight"] = a.contiguous()
+        tensors[f"base_model.model.{name}.lora_B.weight"] = b.contiguous()
+    rank_pattern = {k: v for k, v in ranks.items() if v != space.lora_rank}
+    config = LoraConfig(r=space.lora_rank, lora_alpha=space.lora_alpha, target_modules=list(LORA_TARGETS),
+                        lora_dropout=0.0, bias="none", task_type="CAUSAL_LM", rank_pattern=rank_pattern,
+                        alpha_pattern={k: space.lora_alpha * v / space.lora_rank for k, v in rank_pattern.items()})
+    config.save_pretrained(str(out))
+    save_file(tensors, str(out / "adapter_model.safetensors"))
+    record = {"space": space.name, "choice": choice, "width": [choice[g.name] for g in space.groups],
+              "groups": [g.name for g in space.groups], "ffn_widths": {str(k): v for k, v in widths.items()}}
+    atomic_write_json(out / SUBNETWORK_FILE, record)
+    return out
+
+
+def mask_ffn(base: nn.Module, space: LoNASSpace, choice: Mapping[str, int]) -> nn.Module:
+    """Zero the gate/up rows beyond each layer's FFN width in `base` (in place; returns it).
+
+    act(0) * up = 0 for LLaMA's SiLU, so down's extra columns see zeros: the masked full-size
+    model computes what the sliced one does, in a shape every LLaMA loader accepts.
+    """
+    choice = space.check(choice)
+    layers = decoder_layers(base)
+    with torch.no_grad():
+        for g in space.groups:
+            if g.kind == "width":
+                for module_name in g.modules:
+                    module = layers[g.layer].get_submodule(module_name)
+                    module = getattr(module, "base_layer", module)
+                    module.weight[choice[g.name]:] = 0
+                    if module.bias is not None:
+                        module.bias[choice[g.name]:] = 0
+    return base
 
 
 # --- tokens --------------------------------------------------------------------------------

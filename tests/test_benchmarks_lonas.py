@@ -12,9 +12,10 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 from lpzero.benchmarks import BenchmarkError, default_data_root, get_benchmark
 from lpzero.benchmarks.inputs import extract_inputs
-from lpzero.benchmarks.lonas import (SPACE_PRESETS, VOCAB_FILE, LoNASBenchmark, LoNASSpace, Vocabulary, choice_id,
-                                     count_subnetwork_params, extract_subnetwork, lonas_space, make_supernetwork,
-                                     run_subnetwork, sliced_tensors)
+from lpzero.benchmarks.lonas import (SPACE_PRESETS, SUBNETWORK_FILE, VOCAB_FILE, LoNASBenchmark, LoNASSpace,
+                                     Vocabulary, choice_id, count_subnetwork_params, export_subnetwork,
+                                     extract_subnetwork, lonas_space, make_supernetwork, mask_ffn, run_subnetwork,
+                                     sliced_tensors)
 from lpzero.benchmarks.lonas_build import explained_spread
 from lpzero.cli import main
 from lpzero.proxies import BASELINES, ProxyContext
@@ -286,3 +287,22 @@ def test_rank_runs_on_the_smoke_build(smoke_build, tmp_path):
     rows = {r["proxy"]: r for r in json.loads((tmp_path / "rank" / "rank.json").read_text())}
     assert set(rows) == {"num_params", "lpzero_llama", "grad_norm"}
     assert rows["num_params"]["n"] == 11
+
+
+def test_exported_subnetwork_loads_with_standard_peft(checkpoint, tmp_path):
+    from peft import PeftModel
+
+    root, model = checkpoint
+    space = tiny_space()
+    choice = {**space.pick("min"), "L0.qkv_rank": RANK, "L1.ffn_width": FFN}
+    export_subnetwork(model, space, choice, tmp_path / "sub")
+    record = json.loads((tmp_path / "sub" / SUBNETWORK_FILE).read_text())
+    assert record["choice"] == choice and record["ffn_widths"] == {"0": FFN // 2, "1": FFN}
+    base = mask_ffn(LlamaForCausalLM.from_pretrained(str(root / "base")), space, choice)
+    loaded = PeftModel.from_pretrained(base, str(tmp_path / "sub")).eval()
+    q0 = loaded.get_base_model().model.layers[0].self_attn.q_proj
+    assert q0.r["default"] == RANK and loaded.get_base_model().model.layers[1].self_attn.q_proj.r["default"] == 7
+    with torch.no_grad():
+        ours = run_subnetwork(model, space, choice, input_ids=tokens()).logits
+        theirs = loaded(input_ids=tokens()).logits
+    assert torch.allclose(ours, theirs, atol=1e-5)
