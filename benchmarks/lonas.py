@@ -428,6 +428,24 @@ def mask_ffn(base: nn.Module, space: LoNASSpace, choice: Mapping[str, int]) -> n
     return base
 
 
+@torch.no_grad()
+def window_nll(model: nn.Module, space: LoNASSpace, choice: Mapping[str, int], token_windows: torch.Tensor,
+               device: str | torch.device = "cpu", chunk: int = 32) -> list[float]:
+    """Summed next-token NLL of each window [n, T] under the sub-network `choice` (tokens 2..T predicted)."""
+    out = []
+    for part in token_windows.split(chunk):
+        part = part.to(device)
+        logits = run_subnetwork(model, space, choice, input_ids=part).logits[:, :-1].float()
+        losses = nn.functional.cross_entropy(logits.transpose(1, 2), part[:, 1:], reduction="none")
+        out += losses.sum(dim=1).tolist()
+    return out
+
+
+def perplexity(nll: list[float], seq_len: int) -> float:
+    """Perplexity from the summed NLLs of windows of `seq_len` tokens (seq_len - 1 predictions each)."""
+    return math.exp(sum(nll) / (len(nll) * (seq_len - 1)))
+
+
 # --- tokens --------------------------------------------------------------------------------
 
 

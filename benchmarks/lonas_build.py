@@ -34,7 +34,8 @@ from lpzero.files import atomic_write_json
 
 from .base import BenchmarkError, read_json
 from .lonas import (GROUND_TRUTH_FILE, SPACE_FILE, VOCAB_FILE, LoNASSpace, Vocabulary, choice_id,
-                    count_subnetwork_params, lonas_space, make_supernetwork, run_subnetwork, token_stream, windows)
+                    count_subnetwork_params, lonas_space, make_supernetwork, perplexity, run_subnetwork, token_stream,
+                    window_nll, windows)
 from .text import gpt2_tokenizer
 
 BUILD_FILE = "build.json"
@@ -89,6 +90,7 @@ class Builder:
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         self.state = self._read_state()
+        self._earlier_seconds = 0.0
 
     # --- bookkeeping ---------------------------------------------------------------------------
 
@@ -119,9 +121,10 @@ class Builder:
         for stage, fn in (("vocab", self.build_vocab), ("pretrain", self.pretrain),
                           ("supernet", self.train_supernet), ("ground_truth", self.ground_truth)):
             if stage not in self.state["stages"]:
+                self._earlier_seconds = 0.0  # a resumed stage's time before the interruption
                 start = time.perf_counter()
                 facts = fn() or {}
-                self._finish(stage, time.perf_counter() - start, **facts)
+                self._finish(stage, self._earlier_seconds + time.perf_counter() - start, **facts)
         return self.state
 
     # --- stages ------------------------------------------------------------------------------------
@@ -197,6 +200,7 @@ class Builder:
         rng = np.random.default_rng(self.seed + 20)
         checkpoint = self.out / f"{stage}.checkpoint.pt"
         start, loss = 0, float("nan")
+        started = time.perf_counter()
         if checkpoint.is_file():
             state = torch.load(checkpoint, map_location=self.device, weights_only=False)
             model.load_state_dict(state["model"], strict=False)
@@ -205,6 +209,7 @@ class Builder:
             batches.set_state(state["batches"])
             rng.bit_generator.state = state["rng"]
             start, loss = state["step"], state["loss"]
+            self._earlier_seconds = state.get("seconds", 0.0)
         model.train()
         for i in range(start, steps):
             starts = torch.randint(0, len(stream) - s.seq_len - 1, (s.batch_size,), generator=batches)
@@ -225,7 +230,8 @@ class Builder:
                 tmp = checkpoint.with_suffix(".tmp")
                 torch.save({"model": trainable, "optimizer": optimizer.state_dict(),
                             "schedule": schedule.state_dict(), "batches": batches.get_state(),
-                            "rng": rng.bit_generator.state, "step": i + 1, "loss": loss}, tmp)
+                            "rng": rng.bit_generator.state, "step": i + 1, "loss": loss,
+                            "seconds": self._earlier_seconds + time.perf_counter() - started}, tmp)
                 tmp.replace(checkpoint)
         model.eval()
         checkpoint.unlink(missing_ok=True)
@@ -259,7 +265,7 @@ class Builder:
             todo = [(k, c) for k, c in subs.items() if len(nll.get(k, [])) < n_windows]
             for done, (key, choice) in enumerate(todo):
                 have = nll.get(key, [])
-                nll[key] = have + self._window_nll(model, space, choice, held_out[len(have): n_windows])
+                nll[key] = have + window_nll(model, space, choice, held_out[len(have): n_windows], self.device)
                 self._tick(f"ground truth ({n_windows} windows)", done + 1, len(todo))
                 if done % 10 == 9 or done + 1 == len(todo):
                     atomic_write_json(partial_path, {"n_windows": n_windows, "nll": nll}, indent=None)
@@ -270,7 +276,7 @@ class Builder:
         tokens = n_windows * self.size.seq_len
         entries = {}
         for key, choice in subs.items():
-            ppl = math.exp(sum(nll[key][:n_windows]) / tokens)
+            ppl = perplexity(nll[key][:n_windows], self.size.seq_len)
             entries[key] = {"choice": choice, "ppl": ppl, "id": choice_id(space, choice),
                             "params": count_subnetwork_params(model, space, choice)}
         spread = explained_spread(space, {k: (subs[k], entries[k]["ppl"]) for k in subs if k.startswith("sub")})
@@ -279,17 +285,6 @@ class Builder:
         atomic_write_json(self.out / GROUND_TRUTH_FILE, result)
         partial_path.unlink(missing_ok=True)
         return {"subnetworks": len(entries), "tokens": tokens, "split_half_spearman": round(reliability, 4)}
-
-    @torch.no_grad()
-    def _window_nll(self, model, space: LoNASSpace, choice: dict, batch_windows: torch.Tensor) -> list[float]:
-        """Summed next-token NLL of each window (predicting tokens 2..T of it)."""
-        out = []
-        for chunk in batch_windows.split(32):
-            chunk = chunk.to(self.device)
-            logits = run_subnetwork(model, space, choice, input_ids=chunk).logits[:, :-1].float()
-            losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), chunk[:, 1:], reduction="none")
-            out += losses.sum(dim=1).tolist()
-        return out
 
     def _split_half(self, nll: dict[str, list[float]], n_windows: int) -> float:
         """Spearman between the sub-networks' perplexities on the first and the second half of the windows."""
