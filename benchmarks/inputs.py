@@ -66,7 +66,10 @@ def extract_inputs(benchmark: Benchmark, model: nn.Module, batch: Batch) -> Prox
     for ws in sites.weights:
         out["W"].append(LayerTensor(ws.layer, ws.name, ws.param.detach().float()))
         grad = ws.param.grad if ws.param.grad is not None else torch.zeros_like(ws.param)
-        out["G"].append(LayerTensor(ws.layer, ws.name, grad.detach().float().clone()))
+        # the gradient is taken over, not copied (at 7B a copy is tens of gigabytes): the
+        # parameter lets go of it, so a later backward cannot accumulate into G
+        ws.param.grad = None
+        out["G"].append(LayerTensor(ws.layer, ws.name, grad.detach().float()))
     model.zero_grad(set_to_none=True)
     return out
 

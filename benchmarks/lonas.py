@@ -315,21 +315,29 @@ def extract_subnetwork(model: nn.Module, space: LoNASSpace, choice: Mapping[str,
                        trainable: WeightFamily = "both") -> nn.Module:
     """The sub-network as its own model whose parameters are views of the super-network's storage.
 
-    Parameters of the `trainable` family (base weights, LoRA, or both) require grad, so
-    one backward pass gives each its own gradient. Buffers (rotary frequencies) are copied.
+    The decoder layers' parameters of the `trainable` family (base weights, LoRA, or both)
+    require grad, so one backward pass gives each its own gradient; the embedding, the
+    final norm and the LM head do not (at 7B their gradients are a gigabyte no proxy reads).
+    Buffers (rotary frequencies) are copied.
     """
     sliced = {name: t.detach() for name, t in sliced_tensors(model, space, choice).items()}
     params = dict(model.named_parameters())
+    in_layers = _layers_prefix(model) + "."
     # deepcopy with every parameter pre-placed in the memo: the module tree is copied,
     # the (possibly billions of) weights are not.
     memo: dict[int, object] = {}
     for name, p in params.items():
-        memo[id(p)] = nn.Parameter(sliced.get(name, p.detach()), requires_grad=_in_family(name, trainable))
+        grad = name.startswith(in_layers) and _in_family(name, trainable)
+        memo[id(p)] = nn.Parameter(sliced.get(name, p.detach()), requires_grad=grad)
     sub = copy.deepcopy(model, memo)
     for name, module in sub.named_modules():
         if isinstance(module, nn.Linear):
             module.out_features, module.in_features = module.weight.shape
     return sub
+
+
+def _output_wants_grad(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+    return output if output.requires_grad or not torch.is_grad_enabled() else output.detach().requires_grad_()
 
 
 def _in_family(name: str, family: WeightFamily) -> bool:
@@ -633,8 +641,9 @@ class LoNASBenchmark(Benchmark):
     def build_subnetwork(self, choice: Mapping[str, int], device: str | torch.device = "cpu") -> nn.Module:
         """Any sub-network of the space (views of the super-network's storage on the CPU)."""
         sub = extract_subnetwork(self.supernetwork(), self.space, choice, self.weights).eval()
-        # J is the gradient at the embedding's output, whichever weights are read
-        _inner(sub).model.embed_tokens.weight.requires_grad_(True)
+        # J is the gradient at the embedding's output: make that output a leaf that wants a
+        # gradient, rather than computing the whole embedding table's gradient
+        _inner(sub).model.embed_tokens.register_forward_hook(_output_wants_grad)
         return sub if torch.device(device).type == "cpu" else sub.to(device)
 
     def count_params(self, arch_id: str) -> dict[str, int]:
