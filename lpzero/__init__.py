@@ -13,5 +13,7 @@ checks it):
 - `lpzero.cache`: sampled inputs and baseline values on disk, one file per architecture.
 - `lpzero.search`: fitness, RPS, the paper genome, DEAP toolboxes, the loop, a search's runs.
 - `lpzero.report`: a search end to end and its files, formulas, guard activity, rank tables.
+- `lpzero.nas`: using a proxy: NSGA-II over a search space (LTS GPT-2, LoNAS sub-networks, or a
+  benchmark's own architectures) under parameter, FLOP and latency budgets.
 - `lpzero.cli`: the `lpzero` command.
 """

@@ -1,4 +1,4 @@
-"""The package's imports go one way: primitives -> benchmarks -> proxies -> cache -> search -> report -> cli.
+"""The package's imports go one way: primitives -> benchmarks -> proxies -> cache -> search -> report -> nas -> cli.
 
 Parses every module of the installed package (primitives/ and benchmarks/ are
 installed as lpzero.primitives and lpzero.benchmarks) and fails on an import of a
@@ -26,8 +26,9 @@ LAYERS = {
     "lpzero.cache": 4,
     "lpzero.search": 5,
     "lpzero.report": 6,
-    "lpzero.cli": 7,
-    "lpzero": 8,  # the package's own __init__ imports nothing
+    "lpzero.nas": 7,
+    "lpzero.cli": 8,
+    "lpzero": 9,  # the package's own __init__ imports nothing
 }
 
 
@@ -82,7 +83,7 @@ MODULES = _modules()
 def test_the_installed_package_is_these_folders():
     assert Path(lpzero.__file__).resolve().parent == ROOT / "lpzero"
     assert "lpzero.primitives.registry" in MODULES and "lpzero.benchmarks.base" in MODULES
-    assert "lpzero.search.loop" in MODULES and "lpzero.report.run" in MODULES
+    assert "lpzero.search.loop" in MODULES and "lpzero.report.run" in MODULES and "lpzero.nas.run" in MODULES
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

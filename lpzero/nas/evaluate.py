@@ -1,0 +1,253 @@
+"""Scoring one candidate: its costs (parameters, FLOPs, latency), constraints, and proxy score.
+
+`evaluate_candidate` is the per-candidate task an executor runs (`lpzero.executors`), so
+`--executor process|ray` spreads candidates over workers; it builds the model once and
+returns a plain dict (it pickles, and is stored as is in the search's checkpoint). Costs
+are checked against the limits cheapest first (parameters need no model), and a
+candidate over a limit is not scored.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from lpzero.benchmarks import Batch, Benchmark
+from lpzero.benchmarks.hooks import recording, site_targets
+from lpzero.benchmarks.inputs import LayerTensor, ProxyInputs, extract_inputs
+from lpzero.errors import UnknownNameError
+from lpzero.primitives import INPUT_SYMBOLS, default_pset, parse_tree, tree_inputs
+from lpzero.proxies import BASELINES, ProxyContext, score_tree
+from lpzero.report import load_best
+
+from .space import NASError, SearchSpace
+
+#: the costs a search can minimise or limit, in the order they are checked (cheapest first)
+COSTS = ("params", "flops", "latency")
+#: inputs that need no backward pass: a proxy reading only these is scored from one forward pass
+FORWARD_INPUTS = frozenset("AHSW")
+#: how each cost is written in tables
+COST_LABELS = {"params": "parameters", "flops": "FLOPs (one forward pass)", "latency": "latency (ms)"}
+
+
+@dataclass(frozen=True)
+class ProxySpec:
+    """The proxy a search maximises: a baseline by name, or a found proxy's tree (from best.json)."""
+
+    name: str
+    tree: str | None = None
+    orientation: int = 1
+    #: the benchmark a found proxy was found on (its sign and scale belong to it)
+    found_on: str | None = None
+    source: str = ""
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.tree is None
+
+    def record(self) -> dict:
+        """What checkpoints and reports store about the proxy."""
+        return {"name": self.name, "tree": self.tree, "orientation": self.orientation, "source": self.source}
+
+
+def proxy_spec(text: str) -> ProxySpec:
+    """`--proxy`: a path to a found `best.json` (or its folder), or a baseline name (`-name`: negated)."""
+    path = Path(text)
+    if path.suffix == ".json" or path.is_dir() or path.is_file():
+        best = load_best(path)
+        name = path.parent.name if path.suffix == ".json" else path.name
+        return ProxySpec(name or "found", best["tree"], best.get("orientation", 1), best.get("benchmark"), str(path))
+    negated = text.startswith("-")
+    name = text[1:] if negated else text
+    if name not in BASELINES:
+        raise UnknownNameError("proxy (a best.json path or a baseline)", text, list(BASELINES))
+    return ProxySpec(name, None, -1 if negated else 1, None, "baseline")
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How candidates are scored and costed."""
+
+    batch_size: int
+    seq_len: int
+    batch_seed: int = 0
+    model_seed: int = 0
+    device: str = "cpu"
+    #: the costs the search minimises (a subset of COSTS, in this order)
+    costs: tuple[str, ...] = ("params",)
+    #: cost -> upper limit (a candidate above it is infeasible and not scored)
+    limits: dict = field(default_factory=dict)
+    #: FLOPs and latency are those of one forward pass (the benchmark's `loss`) on one sequence of this length
+    cost_seq_len: int = 192
+    latency_repeats: int = 3
+    #: False: the score is not computed here (it comes from a cache; only costs are)
+    score: bool = True
+
+    def __post_init__(self) -> None:
+        for name in (*self.costs, *self.limits):
+            if name not in COSTS:
+                raise UnknownNameError("cost", name, COSTS)
+        if not self.costs:
+            raise NASError("a search needs at least one cost (params, flops or latency)")
+
+    def needed(self) -> list[str]:
+        """The costs to compute: those minimised and those limited, cheapest first."""
+        return [c for c in COSTS if c in self.costs or c in self.limits]
+
+    def record(self) -> dict:
+        return {"batch_size": self.batch_size, "seq_len": self.seq_len, "batch_seed": self.batch_seed,
+                "model_seed": self.model_seed, "device": self.device, "costs": list(self.costs),
+                "limits": dict(self.limits), "cost_seq_len": self.cost_seq_len,
+                "latency_repeats": self.latency_repeats}
+
+
+def count_flops(bench: Benchmark, model: nn.Module, batch: Batch) -> int:
+    """FLOPs of one forward pass of the benchmark's objective, counted by torch's FlopCounterMode."""
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        bench.loss(model, batch)
+    return int(counter.get_total_flops())
+
+
+def measure_latency(bench: Benchmark, model: nn.Module, batch: Batch, repeats: int = 3) -> float:
+    """Median milliseconds of one forward pass of the benchmark's objective, after one warm-up pass."""
+    cuda = batch.input_ids.device.type == "cuda"
+    times = []
+    with torch.no_grad():
+        bench.loss(model, batch)
+        for _ in range(max(1, repeats)):
+            if cuda:
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            bench.loss(model, batch)
+            if cuda:
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t)
+    return 1000.0 * statistics.median(times)
+
+
+def proxy_inputs(bench: Benchmark, model: nn.Module, batch: Batch, symbols: set[str]) -> ProxyInputs:
+    """The inputs `symbols` of `model` on `batch`, as `extract_inputs` gives them.
+
+    When no symbol needs a gradient (only A, H, S, W) they come from one forward pass without
+    autograd, which costs a fraction of a forward and backward pass and gives the same values;
+    the other symbols are left empty.
+    """
+    if not set(symbols) <= FORWARD_INPUTS:
+        return extract_inputs(bench, model, batch)
+    model.eval()
+    sites = bench.zc_sites(model)
+    groups = (("A", sites.activations), ("H", sites.heads), ("S", sites.softmax))
+    keyed = [(key, site, i) for key, group in groups if key in symbols for i, site in enumerate(group)]
+    out: ProxyInputs = {s: [] for s in INPUT_SYMBOLS}
+    with torch.no_grad(), recording(site_targets(site for _, site, _ in keyed)) as rec:
+        bench.loss(model, batch)
+    for target, tensor in rec.calls:  # in the order the forward pass ran them, as extract_inputs keeps them
+        key, site, i = keyed[target]
+        out[key].append(LayerTensor(site.layer, site.name or f"{key}{i}", tensor.detach().float()))
+    if "W" in symbols:
+        out["W"] = [LayerTensor(ws.layer, ws.name, ws.param.detach().float()) for ws in sites.weights]
+    return out
+
+
+def violation(costs: dict, limits: dict) -> float:
+    """How far over its limits a candidate is: the sum of relative excesses (0: feasible)."""
+    total = 0.0
+    for name, limit in limits.items():
+        value = costs.get(name)
+        if value is not None and value > limit:
+            total += (value - limit) / max(abs(limit), 1e-12)
+    return total
+
+
+def evaluate_candidate(key: str, space: SearchSpace, proxy: ProxySpec | None, settings: EvalSettings) -> dict:
+    """One candidate's costs and proxy score, as a dict, computed on one torch thread.
+
+    One thread wherever it runs (a process pool's workers run one), so a run's scores do not
+    depend on the executor, as the cache's do not depend on `--jobs`.
+
+    Keys: `score` (oriented, higher = better; None when not computed or not finite), each
+    needed cost (`params`, `flops`, `latency`), `feasible`, `violation`, `error` (why the
+    score is missing) and `seconds` per stage: `params`, `build`, `flops`, `latency`, `pass`
+    (the forward, and backward if the proxy needs gradients, that extracts the inputs),
+    `proxy` (the proxy's arithmetic).
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _evaluate(key, space, proxy, settings)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _evaluate(key: str, space: SearchSpace, proxy: ProxySpec | None, settings: EvalSettings) -> dict:
+    config = space.config(key)
+    seconds: dict[str, float] = {}
+    out: dict[str, Any] = {"score": None, "feasible": True, "violation": 0.0, "error": None, "seconds": seconds}
+    needed = settings.needed()
+    t = time.perf_counter()
+    out["params"] = int(space.count_params(config)["total"])
+    seconds["params"] = time.perf_counter() - t
+    if _over(out, settings):
+        return out
+    need_model = settings.score or "flops" in needed or "latency" in needed
+    if not need_model:
+        return out
+    bench = space.proxy_benchmark()
+    t = time.perf_counter()
+    model = space.build_model(config, settings.model_seed, settings.device)
+    seconds["build"] = time.perf_counter() - t
+    if "flops" in needed or "latency" in needed:
+        one = bench.make_batch(settings.batch_seed, 1, settings.cost_seq_len).to(settings.device)
+        if "flops" in needed:
+            t = time.perf_counter()
+            out["flops"] = count_flops(bench, model, one)
+            seconds["flops"] = time.perf_counter() - t
+            if _over(out, settings):
+                return out
+        if "latency" in needed:
+            t = time.perf_counter()
+            out["latency"] = measure_latency(bench, model, one, settings.latency_repeats)
+            seconds["latency"] = time.perf_counter() - t
+            if _over(out, settings):
+                return out
+    if settings.score and proxy is not None:
+        batch = bench.make_batch(settings.batch_seed, settings.batch_size, settings.seq_len).to(settings.device)
+        score = _score(bench, key, model, batch, proxy, settings, seconds)
+        if math.isfinite(score):
+            out["score"] = score
+        else:
+            out["error"] = f"non-finite score {score}"
+    return out
+
+
+def _over(out: dict, settings: EvalSettings) -> bool:
+    out["violation"] = violation(out, settings.limits)
+    out["feasible"] = out["violation"] == 0
+    return not out["feasible"]
+
+
+def _score(bench: Benchmark, key: str, model: nn.Module, batch: Batch, proxy: ProxySpec, settings: EvalSettings,
+           seconds: dict) -> float:
+    t = time.perf_counter()
+    if proxy.is_baseline:
+        ctx = ProxyContext(bench, key, settings.model_seed, batch, settings.device)
+        ctx.shared("model", lambda: model)  # the model built above, not a second one
+        value = BASELINES[proxy.name](ctx)
+        seconds["pass"] = time.perf_counter() - t  # a baseline's pass and arithmetic are not separable
+        return proxy.orientation * float(value)
+    pset = default_pset()
+    tree = parse_tree(proxy.tree, pset)
+    inputs = proxy_inputs(bench, model, batch, tree_inputs(tree))
+    seconds["pass"] = time.perf_counter() - t
+    t = time.perf_counter()
+    value = score_tree(tree, inputs, settings.device, pset)
+    seconds["proxy"] = time.perf_counter() - t
+    return proxy.orientation * float(value)

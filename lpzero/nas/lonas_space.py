@@ -1,0 +1,92 @@
+"""LoNAS sub-networks of a LLaMA super-network, as an open search space (`--space lonas`).
+
+`lonas` is the `lonas-mini` benchmark's super-network; `lonas:DIR` a built LoNAS
+directory or a local LLaMA checkpoint (its adapter: `DIR/adapter` if there, or the
+`adapter` option). The genome is one gene per group of the benchmark's `LoNASSpace`
+(the index of the group's choice), so every genome is a distinct sub-network. Candidates
+are scored on their inherited super-network weights. Chosen sub-networks are written as
+peft adapter directories that standard peft loads, each with `lonas_subnetwork.json`
+(its choices and FFN widths; see `lpzero.benchmarks.lonas.export_subnetwork`).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from lpzero.benchmarks import Benchmark
+from lpzero.benchmarks.lonas import (LoNASBenchmark, choice_id, count_subnetwork_params, export_subnetwork)
+from lpzero.benchmarks.base import BenchmarkError
+
+from .space import NASError, SearchSpace, open_benchmark
+
+
+class LoNASSearchSpace(SearchSpace):
+    """The sub-networks of one LoNAS super-network."""
+
+    def __init__(self, data: str | os.PathLike | None = None, path: str | os.PathLike | None = None,
+                 adapter: str | os.PathLike | None = None) -> None:
+        self.data = None if data is None else str(data)
+        self.benchmark_name = "lonas-mini" if path is None else f"lonas:{path}"
+        self.name = "lonas" if path is None else f"lonas:{path}"
+        self.options = {} if adapter is None else {"adapter": str(Path(adapter).resolve())}
+        self._bench: LoNASBenchmark | None = None
+        self.groups = [g.name for g in self.bench.space.groups]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a worker reopens the benchmark (and loads the super-network) once per process
+        return {**self.__dict__, "_bench": None}
+
+    @property
+    def bench(self) -> LoNASBenchmark:
+        if self._bench is None:
+            bench = open_benchmark(self.benchmark_name, self.data, **self.options)
+            if not isinstance(bench, LoNASBenchmark):
+                raise NASError(f"space {self.name}: {self.benchmark_name!r} is not a LoNAS benchmark")
+            self._bench = bench
+        return self._bench
+
+    def choices(self) -> list[int]:
+        return [len(g.choices) for g in self.bench.space.groups]
+
+    def decode(self, genome: Sequence[int]) -> dict:
+        self.check_genome(genome)
+        return self.bench.space.decode(genome)
+
+    def encode(self, config: dict) -> list[int]:
+        try:
+            return self.bench.space.encode(config)
+        except BenchmarkError as e:
+            raise NASError(str(e)) from None
+
+    def describe(self, config: dict) -> str:
+        return choice_id(self.bench.space, config)
+
+    def base_benchmark(self) -> Benchmark:
+        return self.bench
+
+    def build_model(self, config: dict, seed: int, device: str | torch.device = "cpu") -> nn.Module:
+        """The sub-network on inherited weights (`seed` is not used)."""
+        return self.bench.build_subnetwork(config, device)
+
+    def count_params(self, config: dict) -> dict[str, int]:
+        return count_subnetwork_params(self.bench.supernetwork(), self.bench.space, config)
+
+    def smallest(self) -> dict:
+        return self.bench.space.pick("min")
+
+    def ground_truth(self, config: dict) -> float | None:
+        """Minus the held-out perplexity, when the benchmark's ground truth has this sub-network."""
+        for arch_id in self.bench.ids():
+            arch = self.bench.architecture(arch_id)
+            if arch.config == config and arch.ground_truth == arch.ground_truth:  # NaN: no ground truth
+                return arch.ground_truth
+        return None
+
+    def write(self, configs: Sequence[dict], out: Path) -> list[Path]:
+        """`subnetwork_<k>/`: a peft adapter (rank_pattern) and `lonas_subnetwork.json` per sub-network."""
+        return [export_subnetwork(self.bench.supernetwork(), self.bench.space, config, Path(out) / f"subnetwork_{k}")
+                for k, config in enumerate(configs)]

@@ -1,0 +1,176 @@
+"""The LiteTransformerSearch (Archai) GPT-2 space, as an open search space (`--space lts`).
+
+Archai's `hf_gpt2_flex` space: `n_layer`, `d_model`, the adaptive embedding's `d_embed` and
+`div_val`, and per layer `n_head` and `d_inner`. The choices are read from the trained
+architectures of a results directory (default: the GPT-2 benchmark's 200), so the search
+stays within the ranges the benchmark covers: every value of `n_layer` from the smallest to
+the largest, the values of `d_model`, `d_embed`, `div_val` and `n_head` that occur, and
+`d_inner` on a grid of step `d_inner_step` from the smallest to the largest width seen.
+Every other config key (vocabulary, cutoffs, tied weights, `tgt_len`, ...) is the same in all
+of the benchmark's configs and is copied from its first one.
+
+Genome: [n_layer, d_model, d_embed, div_val] then (n_head, d_inner) for each of the
+`max n_layer` layers; the genes of layers beyond `n_layer` do not matter and are left out by
+`decode`. Chosen architectures are written as Archai `model_config.yaml` files that
+`lpzero.benchmarks.lts` and `gpt2_flex` read back.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import yaml
+from torch import nn
+
+from lpzero.benchmarks import Benchmark, BenchmarkError
+from lpzero.benchmarks.gpt2_flex import build_gpt2_flex, count_gpt2_flex_params
+from lpzero.benchmarks.lts import LTSBenchmark
+from lpzero.files import atomic_write_text
+
+from .space import NASError, SearchSpace, open_benchmark
+
+#: genes before the per-layer ones
+GLOBAL_GENES = ("n_layer", "d_model", "d_embed", "div_val")
+PER_LAYER = ("n_head", "d_inner")
+DEFAULT_D_INNER_STEP = 64
+CONFIG_FILE = "model_config.yaml"
+PARAMS_FILE = "params_summary.yaml"
+
+
+class LTSSpace(SearchSpace):
+    """Archai's GPT-2 flex space, with choices read from an LTS results directory."""
+
+    def __init__(self, data: str | os.PathLike | None = None, path: str | os.PathLike | None = None,
+                 d_inner_step: int = DEFAULT_D_INNER_STEP) -> None:
+        if d_inner_step < 1:
+            raise NASError(f"d_inner step {d_inner_step}: at least 1")
+        self.data = None if data is None else str(data)
+        self.path = None if path is None else str(path)
+        # the default directory is the benchmark "gpt2", so proxies found on "gpt2" match its name
+        self.benchmark_name = "gpt2" if path is None else f"lts:{path}"
+        self.name = "lts" if path is None else f"lts:{path}"
+        self._bench: LTSBenchmark | None = None
+        configs = [self.bench.architecture(a).config for a in self.bench.ids()]
+        self.values, self.template = derive_choices(configs, d_inner_step)
+        self.max_layer = max(self.values["n_layer"])
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a worker reopens the benchmark by name
+        return {**self.__dict__, "_bench": None}
+
+    @property
+    def bench(self) -> LTSBenchmark:
+        """The results directory as a benchmark, opened on first use in each process."""
+        if self._bench is None:
+            bench = open_benchmark(self.benchmark_name, self.data)
+            if not isinstance(bench, LTSBenchmark):
+                raise NASError(f"space {self.name}: {self.benchmark_name!r} is not an LTS results directory")
+            self._bench = bench
+        return self._bench
+
+    def choices(self) -> list[int]:
+        per_layer = [len(self.values[k]) for k in PER_LAYER] * self.max_layer
+        return [len(self.values[k]) for k in GLOBAL_GENES] + per_layer
+
+    def decode(self, genome: Sequence[int]) -> dict:
+        self.check_genome(genome)
+        v = self.values
+        config: dict[str, Any] = {k: v[k][genome[i]] for i, k in enumerate(GLOBAL_GENES)}
+        layers = genome[len(GLOBAL_GENES):]
+        n = config["n_layer"]
+        config["n_head"] = [v["n_head"][layers[2 * i]] for i in range(n)]
+        config["d_inner"] = [v["d_inner"][layers[2 * i + 1]] for i in range(n)]
+        return config
+
+    def encode(self, config: dict) -> list[int]:
+        try:
+            genome = [self._index(k, config[k]) for k in GLOBAL_GENES]
+            n = config["n_layer"]
+            heads, inner = list(config["n_head"]), list(config["d_inner"])
+        except (KeyError, TypeError):
+            raise NASError(f"space {self.name}: a config needs {', '.join(GLOBAL_GENES + PER_LAYER)}") from None
+        if len(heads) != n or len(inner) != n:
+            raise NASError(f"space {self.name}: n_head and d_inner need {n} entries (n_layer), "
+                           f"got {len(heads)} and {len(inner)}")
+        for h, d in zip(heads, inner):
+            genome += [self._index("n_head", h), self._index("d_inner", d)]
+        return genome + [0] * (2 * (self.max_layer - n))
+
+    def _index(self, key: str, value: Any) -> int:
+        if value not in self.values[key]:
+            raise NASError(f"space {self.name}: {key} {value!r} is not one of its choices "
+                           f"({', '.join(map(str, self.values[key]))})")
+        return self.values[key].index(value)
+
+    def model_config(self, config: dict) -> dict:
+        """The whole Archai model config of a candidate: the benchmark's fixed keys and the candidate's."""
+        return {**self.template, **config}
+
+    def describe(self, config: dict) -> str:
+        return (f"L{config['n_layer']} d{config['d_model']} e{config['d_embed']}/{config['div_val']} "
+                f"h{'.'.join(map(str, config['n_head']))} f{'.'.join(map(str, config['d_inner']))}")
+
+    def base_benchmark(self) -> Benchmark:
+        return self.bench
+
+    def build_model(self, config: dict, seed: int, device: str | torch.device = "cpu") -> nn.Module:
+        return build_gpt2_flex(self.model_config(config), seed, device)
+
+    def count_params(self, config: dict) -> dict[str, int]:
+        return count_gpt2_flex_params(self.model_config(config))
+
+    def smallest(self) -> dict:
+        v = self.values
+        n = min(v["n_layer"])
+        base = {"n_layer": n, "d_model": min(v["d_model"]), "n_head": [v["n_head"][0]] * n,
+                "d_inner": [min(v["d_inner"])] * n}
+        # the embedding's size depends on d_embed and div_val together: try them all (on the meta device)
+        candidates = [{**base, "d_embed": e, "div_val": d} for e in v["d_embed"] for d in v["div_val"]]
+        return min(candidates, key=lambda c: self.count_params(c)["total"])
+
+    def write(self, configs: Sequence[dict], out: Path) -> list[Path]:
+        """An Archai results directory: `config_<k>/j0/model_config.yaml` and `params_summary.yaml`."""
+        out = Path(out)
+        paths, params = [], {}
+        for k, config in enumerate(configs):
+            path = out / f"config_{k}" / "j0" / CONFIG_FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, yaml.safe_dump(self.model_config(config), sort_keys=True))
+            paths.append(path)
+            params[f"config_{k}_j0"] = self.count_params(config)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / PARAMS_FILE, yaml.safe_dump(params, sort_keys=True))
+        return paths + [out / PARAMS_FILE]
+
+
+def derive_choices(configs: Sequence[dict], d_inner_step: int = DEFAULT_D_INNER_STEP) -> tuple[dict, dict]:
+    """(choices per gene, fixed keys) of a set of Archai model configs (see the module docstring)."""
+    if not configs:
+        raise NASError("no model configs to derive the LTS space from")
+    try:
+        n_layers = [int(c["n_layer"]) for c in configs]
+        inner = [int(d) for c in configs for d in _per_layer(c["d_inner"], c["n_layer"])]
+        heads = {int(h) for c in configs for h in _per_layer(c["n_head"], c["n_layer"])}
+        values = {
+            "n_layer": list(range(min(n_layers), max(n_layers) + 1)),
+            "d_model": sorted({int(c["d_model"]) for c in configs}),
+            "d_embed": sorted({int(c["d_embed"]) if c["d_embed"] != -1 else int(c["d_model"]) for c in configs}),
+            "div_val": sorted({int(c["div_val"]) for c in configs}),
+            "n_head": sorted(heads),
+            "d_inner": list(range(min(inner), max(inner) + 1, d_inner_step)),
+        }
+    except (KeyError, TypeError, ValueError) as e:
+        raise BenchmarkError(f"a model config lacks or mistypes an architecture key: {e}") from None
+    bad = [h for h in values["n_head"] if any(d % h for d in values["d_model"])]
+    if bad:
+        raise NASError(f"n_head {bad} does not divide every d_model {values['d_model']}: the space would hold "
+                       "architectures that cannot be built")
+    genes = set(GLOBAL_GENES) | set(PER_LAYER)
+    template = {k: v for k, v in configs[0].items() if k not in genes}
+    return values, template
+
+
+def _per_layer(value: Any, n_layer: int) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value] * int(n_layer)

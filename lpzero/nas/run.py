@@ -1,0 +1,205 @@
+"""`lpzero nas` end to end: score a space's candidates, find the Pareto front, write the outputs.
+
+A space that lists all its architectures (tabular) is scored exhaustively; any other is
+searched with NSGA-II (`lpzero.nas.nsga`). Candidates are scored on an executor
+(`lpzero.executors`), each architecture once; the scores so far are checkpointed (after
+every generation, or every `CHUNK` architectures of an exhaustive pass), so `resume`
+continues where a run stopped.
+
+Outputs in `out`: `pareto.csv` (the front), `candidates.csv` (every scored candidate),
+`pareto.png`, `chosen/` (the highest-scoring architecture within the limits, in the
+space's own format), `front/` (the front's architectures), `report.md`, `summary.json`,
+`checkpoint.json`.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy.stats import rankdata
+
+from lpzero.cache import InputCache
+from lpzero.executors import Executor, LocalExecutor, TaskFailure
+from lpzero.files import atomic_write_json, atomic_write_text
+from lpzero.primitives import default_pset, parse_tree
+from lpzero.search import FitnessEvaluator
+
+from .evaluate import EvalSettings, ProxySpec, evaluate_candidate
+from .nsga import CHECKPOINT_FILE, CHECKPOINT_VERSION, Evaluator, NSGASettings, load_checkpoint, run_nsga
+from .pareto import front_hypervolume_ratio, pareto_mask
+from .report import plot_pareto, report_markdown, write_csv
+from .space import NASError, SearchSpace
+
+#: an exhaustive pass checkpoints after every CHUNK architectures (a process pool starts once per chunk)
+CHUNK = 64
+SUMMARY_FILE = "summary.json"
+
+log = logging.getLogger("lpzero")
+
+
+def cached_scores(cache: InputCache, ids: Sequence[str], proxy: ProxySpec) -> dict[str, float]:
+    """Proxy scores of a benchmark's architectures from a filled cache.
+
+    A baseline's value is the one the cache stored (computed from the full model); a found
+    proxy's tree is evaluated on the cached samples (what the search's fitness reads).
+    """
+    if proxy.is_baseline:
+        return {a: proxy.orientation * float(cache.info(a)["baselines"][proxy.name]) for a in ids}
+    pset = default_pset()
+    evaluator = FitnessEvaluator(pset, cache.load(list(ids)), np.zeros(len(ids)))
+    values = evaluator.scores(parse_tree(proxy.tree, pset))
+    return {a: proxy.orientation * float(v) for a, v in zip(ids, values)}
+
+
+def scorer(space: SearchSpace, proxy: ProxySpec | None, settings: EvalSettings, executor: Executor,
+           given: dict[str, float] | None = None,
+           on_result: Callable[[str], None] | None = None) -> Callable[[list[str]], dict[str, dict]]:
+    """`evaluate_many(keys)` for an `Evaluator`: each key's `evaluate_candidate` on `executor`.
+
+    With `given` (key -> score, e.g. from a cache) only the costs are computed and the scores
+    are taken from it. A candidate whose task fails is kept as invalid with the error.
+    """
+    def evaluate_many(keys: list[str]) -> dict[str, dict]:
+        results: dict[str, dict] = {}
+        for key, r in executor.imap_unordered(evaluate_candidate, keys, space, None if given is not None else proxy,
+                                              settings):
+            if isinstance(r, TaskFailure):
+                log.warning("candidate %s failed: %s", key, r.error)
+                r = {"score": None, "feasible": True, "violation": 0.0, "error": r.error, "seconds": {}}
+            elif given is not None:
+                value = given[key]
+                r["score"] = value if math.isfinite(value) else None
+                if r["score"] is None:
+                    r["error"] = f"non-finite score {value}"
+            results[key] = r
+            if on_result:
+                on_result(key)
+        return results
+
+    return evaluate_many
+
+
+def run_nas(space: SearchSpace, proxy: ProxySpec, settings: EvalSettings, nsga: NSGASettings, out: Path,
+            executor: Executor | None = None, resume: bool = False, given: dict[str, float] | None = None,
+            scores_note: str = "exact", progress: Callable[[int], None] | None = None) -> dict:
+    """Search `space` for architectures with a high proxy score and low costs; write the outputs to `out`.
+
+    `given`: precomputed scores by key (tabular spaces, from a cache), described by `scores_note`.
+    `progress(n)` is called with the number of candidates scored so far (checkpointed ones included).
+    Returns the summary (also written to `summary.json`).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if given is not None:
+        settings = replace(settings, score=False)  # the scores are given: build models only for costs
+    smallest = space.smallest()
+    limit = settings.limits.get("params")
+    if limit is not None and smallest is not None:
+        least = space.count_params(smallest)["total"]
+        if least > limit:
+            raise NASError(f"--max-params {limit:,.0f} is below the smallest architecture of space {space.name} "
+                           f"({least:,} parameters)")
+    executor = executor or LocalExecutor()
+    counts = {"restored": 0, "new": 0}
+
+    def tick(_key: str) -> None:
+        counts["new"] += 1
+        if progress:
+            progress(counts["restored"] + counts["new"])
+
+    evaluator = Evaluator(scorer(space, proxy, settings, executor, given, tick), settings.costs)
+    record = {"space": space.name, "proxy": proxy.record(), "settings": settings.record(), "scores": scores_note}
+    checkpoint = out / CHECKPOINT_FILE
+    if resume and checkpoint.is_file():
+        counts["restored"] = len(load_checkpoint(checkpoint)["memo"])
+        if progress:
+            progress(counts["restored"])
+    t = time.perf_counter()
+    genomes = space.all_genomes()
+    if genomes is not None:
+        search = f"exhaustive ({len(genomes)} architectures)"
+        _exhaustive(space, genomes, evaluator, checkpoint, resume, {"nsga": None, **record})
+    else:
+        search = (f"NSGA-II, population {nsga.population}, {nsga.generations} generations, seed {nsga.seed} "
+                  f"(crossover {nsga.crossover}, mutation {nsga.mutation})")
+        run_nsga(space, evaluator, nsga, out, resume, record)
+    seconds = time.perf_counter() - t
+    return _write_outputs(space, proxy, settings, evaluator, out, search, scores_note, counts["new"], seconds)
+
+
+def _exhaustive(space: SearchSpace, genomes: list[list[int]], evaluator: Evaluator, checkpoint: Path, resume: bool,
+                record: dict) -> None:
+    if resume and checkpoint.is_file():
+        evaluator.memo.update(load_checkpoint(checkpoint, record)["memo"])
+    keys = [space.key(space.decode(g)) for g in genomes]
+    todo = [k for k in keys if k not in evaluator.memo]
+    for start in range(0, len(todo), CHUNK):
+        evaluator.evaluate(todo[start:start + CHUNK])
+        # the same layout as the NSGA-II checkpoint, with no population or random state
+        atomic_write_json(checkpoint, {"version": CHECKPOINT_VERSION, "record": record, "generation": 0,
+                                       "population": [], "random_state": None, "log": [], "memo": evaluator.memo},
+                          indent=None)
+
+
+def _write_outputs(space: SearchSpace, proxy: ProxySpec, settings: EvalSettings, evaluator: Evaluator, out: Path,
+                   search: str, scores_note: str, new: int, seconds: float) -> dict:
+    costs = list(settings.costs)
+    rows = []
+    for key, r in evaluator.memo.items():
+        config = space.config(key)
+        rows.append({"key": key, "architecture": space.describe(config), "config": config, "score": r["score"],
+                     **{c: r.get(c) for c in ("params", "flops", "latency")},
+                     "feasible": bool(r["feasible"]), "violation": r["violation"], "error": r.get("error"),
+                     "ground_truth": space.ground_truth(config),
+                     "seconds": round(sum(r.get("seconds", {}).values()), 4),
+                     "on_front": False, "chosen": False})
+    valid = [r for r in rows if r["feasible"] and r["score"] is not None]
+    if valid:
+        mask = pareto_mask([r["score"] for r in valid], [[r[c] for c in costs] for r in valid])
+        for r, m in zip(valid, mask):
+            r["on_front"] = bool(m)
+        best = min(valid, key=lambda r: (-r["score"], r[costs[0]], r["key"]))
+        best["chosen"] = True
+    front = sorted((r for r in valid if r["on_front"]), key=lambda r: (r[costs[0]], -r["score"]))
+    write_csv(out / "candidates.csv", rows, costs)
+    write_csv(out / "pareto.csv", front, costs)
+    n_failed = sum(1 for r in rows if r["error"] and r["feasible"])
+    summary = {
+        "space": space.name, "proxy": proxy.record(), "scores": scores_note, "settings": settings.record(),
+        "search": search, "evaluated": len(rows), "feasible": sum(1 for r in rows if r["feasible"]),
+        "failed": n_failed, "scored_now": new, "seconds": seconds,
+        "candidates_per_second": new / seconds if seconds > 0 else 0.0,
+        "front": [r["key"] for r in front], "chosen": None, "chosen_files": [], "tabular": None,
+    }
+    if not valid:
+        atomic_write_json(out / SUMMARY_FILE, summary)
+        raise NASError(f"space {space.name}: none of the {len(rows)} candidates scored is within the limits "
+                       "with a valid score (see candidates.csv)")
+    chosen = next(r for r in valid if r["chosen"])
+    summary["chosen"] = {k: chosen[k] for k in ("key", "architecture", "config", "score", *costs, "ground_truth")}
+    summary["chosen_files"] = [str(p.relative_to(out)) for p in space.write([chosen["config"]], out / "chosen")]
+    space.write([r["config"] for r in front], out / "front")
+    if chosen["ground_truth"] is not None:
+        summary["tabular"] = _tabular(rows, valid, chosen, costs[0])
+    plot_pareto(rows, costs, out / "pareto.png", f"{space.name}: {proxy.name} ({len(valid)} scored within limits)")
+    atomic_write_text(out / "report.md", report_markdown(summary, front, costs))
+    atomic_write_json(out / SUMMARY_FILE, summary)
+    return summary
+
+
+def _tabular(rows: list[dict], valid: list[dict], chosen: dict, cost: str) -> dict:
+    """The pick against the ground truth: regret within the limits, its rank, the front's hypervolume."""
+    feasible = [r for r in rows if r["feasible"]]
+    best = max(feasible, key=lambda r: r["ground_truth"])
+    truth = np.array([r["ground_truth"] for r in feasible])
+    rank = int(len(feasible) - rankdata(truth, method="max")[feasible.index(chosen)] + 1)
+    return {"pick_truth": chosen["ground_truth"], "best": best["key"], "best_truth": best["ground_truth"],
+            "regret": best["ground_truth"] - chosen["ground_truth"], "pick_rank": rank, "feasible": len(feasible),
+            "hypervolume_ratio": front_hypervolume_ratio([r["score"] for r in valid],
+                                                         [r["ground_truth"] for r in valid],
+                                                         [r[cost] for r in valid])}

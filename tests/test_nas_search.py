@@ -1,0 +1,260 @@
+"""lpzero.nas without data: Pareto arithmetic, NSGA-II determinism, memo, resume, constraints, the tabular space.
+
+`ToySpace` has per-layer genes (the canonicalisation case) and needs no model: the NSGA-II
+tests score it with a pure function. `TinySpace` is an open space of tiny GPT-2 models on the
+fake benchmark's batches, opened by the CLI tests as `test_nas_search:TinySpace`.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Sequence
+
+import numpy as np
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from conftest import FAKE_BENCHMARK
+from fake_benchmark import N_POSITIONS, VOCAB_SIZE, TinyGPT2Benchmark
+from lpzero.benchmarks.attention import register_hookable_attention
+from lpzero.errors import ResultError
+from lpzero.nas import (EvalSettings, Evaluator, NASError, NSGASettings, ProxySpec, SearchSpace, TabularSpace,
+                        budget_regret, evaluate_candidate, front_hypervolume_ratio, hypervolume_2d, pareto_mask,
+                        pick_within, run_nas, run_nsga)
+from lpzero.nas.nsga import CHECKPOINT_FILE
+
+
+class ToySpace(SearchSpace):
+    """n in 1..4 layers, each with a width 0..4; widths beyond n do not matter."""
+
+    name = "toy"
+
+    def choices(self) -> list[int]:
+        return [4] + [5] * 4
+
+    def decode(self, genome: Sequence[int]) -> dict:
+        self.check_genome(genome)
+        n = genome[0] + 1
+        return {"n": n, "w": list(genome[1:1 + n])}
+
+    def encode(self, config: dict) -> list[int]:
+        return [config["n"] - 1] + config["w"] + [0] * (4 - config["n"])
+
+    def base_benchmark(self):
+        raise NotImplementedError
+
+    def build_model(self, config, seed, device="cpu"):
+        raise NotImplementedError
+
+    def count_params(self, config: dict) -> dict[str, int]:
+        return {"total": 10 * config["n"] + sum(config["w"])}
+
+    def write(self, configs, out):
+        return []
+
+
+def toy_objectives(space: ToySpace, calls: list[str]):
+    """evaluate_many for an Evaluator: score and cost from the config alone; records every key asked for."""
+    def evaluate_many(keys):
+        calls.extend(keys)
+        out = {}
+        for k in keys:
+            c = space.config(k)
+            score = float(sum((i + 1) * w for i, w in enumerate(c["w"])))
+            out[k] = {"score": score, "params": space.count_params(c)["total"], "feasible": True, "violation": 0.0}
+        return out
+    return evaluate_many
+
+
+class TinySpace(SearchSpace):
+    """Tiny GPT-2 decoders on the fake benchmark's batches: n_layer 1..3, n_embd 16/32, n_inner 128/192."""
+
+    name = "tiny"
+    VALUES = {"n_layer": [1, 2, 3], "n_embd": [16, 32], "n_inner": [128, 192]}
+
+    def __init__(self, data=None, path=None) -> None:
+        self.bench = TinyGPT2Benchmark()
+
+    def choices(self) -> list[int]:
+        return [len(v) for v in self.VALUES.values()]
+
+    def decode(self, genome):
+        self.check_genome(genome)
+        return {k: v[g] for (k, v), g in zip(self.VALUES.items(), genome)}
+
+    def encode(self, config):
+        return [v.index(config[k]) for k, v in self.VALUES.items()]
+
+    def base_benchmark(self):
+        return self.bench
+
+    def build_model(self, config, seed, device="cpu"):
+        gpt2 = GPT2Config(vocab_size=VOCAB_SIZE, n_positions=N_POSITIONS, n_head=2, resid_pdrop=0.0, embd_pdrop=0.0,
+                          attn_pdrop=0.0, attn_implementation=register_hookable_attention(),
+                          bos_token_id=VOCAB_SIZE - 1, eos_token_id=VOCAB_SIZE - 1, **config)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = GPT2LMHeadModel(gpt2)
+        model.loss_type = "ForCausalLM"
+        return model.to(device)
+
+    def count_params(self, config):
+        return {"total": sum(p.numel() for p in self.build_model(config, 0).parameters())}
+
+    def smallest(self):
+        return {k: v[0] for k, v in self.VALUES.items()}
+
+    def write(self, configs, out):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "configs.json").write_text(json.dumps(list(configs)))
+        return [out / "configs.json"]
+
+
+# --- Pareto arithmetic ----------------------------------------------------------------------
+
+def test_pareto_mask_keeps_the_non_dominated_points():
+    score = [1.0, 2.0, 2.0, 0.5, 3.0]
+    cost = [[1], [2], [3], [2], [5]]
+    assert pareto_mask(score, cost).tolist() == [True, True, False, False, True]
+
+
+def test_pick_within_takes_the_best_score_that_fits_the_budget():
+    assert pick_within([5, 9, 7], [1, 10, 3], budget=5) == 2
+    assert pick_within([5, 9, 7], [1, 10, 3], budget=0.5) is None
+
+
+def test_hypervolume_of_a_staircase():
+    # points (truth, cost): (2, 1), (3, 2); reference (0, 4): 2 * 1 + 3 * 2 = 8
+    assert hypervolume_2d([2, 3], [1, 2], ref_truth=0, ref_cost=4) == pytest.approx(8.0)
+    assert hypervolume_2d([2, 3, 1], [1, 2, 3], 0, 4) == pytest.approx(8.0)  # a dominated point adds nothing
+
+
+def test_a_proxy_equal_to_the_truth_has_the_whole_hypervolume():
+    rng = np.random.default_rng(0)
+    truth, cost = rng.normal(size=30), rng.uniform(1, 10, size=30)
+    assert front_hypervolume_ratio(truth, truth, cost) == pytest.approx(1.0)
+    assert front_hypervolume_ratio(-truth, truth, cost) < 1.0
+
+
+def test_regret_on_the_fake_benchmark():
+    bench = TinyGPT2Benchmark()
+    truth = [bench.architecture(a).ground_truth for a in bench.ids()]
+    params = [bench.count_params(a)["total"] for a in bench.ids()]
+    budget = sorted(params)[3]
+    exact = budget_regret(truth, truth, params, budget)
+    assert exact["regret"] == 0.0
+    by_size = budget_regret(params, truth, params, budget)  # the largest model that fits
+    assert by_size["pick"] == int(np.argmax(np.where(np.array(params) <= budget, params, -1)))
+    assert by_size["regret"] == pytest.approx(exact["best_truth"] - truth[by_size["pick"]])
+
+
+# --- NSGA-II --------------------------------------------------------------------------------
+
+SMALL = NSGASettings(population=6, generations=4, seed=3)
+
+
+def _run(settings=SMALL, out=None, resume=False, memo=None, record=None):
+    space, calls = ToySpace(), []
+    evaluator = Evaluator(toy_objectives(space, calls), ["params"], memo)
+    result = run_nsga(space, evaluator, settings, out, resume, record)
+    return result, evaluator, calls
+
+
+def test_genes_beyond_the_layer_count_do_not_make_another_architecture():
+    space = ToySpace()
+    assert space.key(space.decode([0, 3, 1, 2, 4])) == space.key(space.decode([0, 3, 0, 0, 0]))
+    assert space.canonical([1, 3, 1, 2, 4]) == [1, 3, 1, 0, 0]
+
+
+def test_nsga_with_a_seed_is_deterministic():
+    a, ea, _ = _run()
+    b, eb, _ = _run()
+    assert a.population == b.population and list(ea.memo) == list(eb.memo)
+    c, _, _ = _run(NSGASettings(population=6, generations=4, seed=4))
+    assert c.population != a.population
+
+
+def test_nsga_scores_each_architecture_once():
+    _, evaluator, calls = _run(NSGASettings(population=8, generations=6, seed=1))
+    assert len(calls) == len(set(calls)) == len(evaluator.memo)
+
+
+def test_the_population_holds_distinct_architectures():
+    space = ToySpace()
+    result, _, _ = _run(NSGASettings(population=8, generations=6, seed=1))
+    keys = [space.key(space.decode(g)) for g in result.population]
+    assert len(keys) == len(set(keys))
+
+
+def test_resume_continues_to_the_uninterrupted_result(tmp_path):
+    whole, whole_eval, _ = _run(out=tmp_path / "whole")
+    _run(NSGASettings(population=6, generations=2, seed=3), out=tmp_path / "split")
+    resumed, resumed_eval, calls = _run(out=tmp_path / "split", resume=True)
+    assert resumed.population == whole.population
+    assert resumed_eval.memo == whole_eval.memo
+    saved = json.loads((tmp_path / "split" / CHECKPOINT_FILE).read_text())
+    assert saved["generation"] == 4 and len(calls) < len(whole_eval.memo)  # the first part was not rescored
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    _run(out=tmp_path, record={"proxy": "a"})
+    with pytest.raises(ResultError, match="proxy"):
+        _run(out=tmp_path, resume=True, record={"proxy": "b"})
+
+
+def test_infeasible_candidates_only_fill_up_the_population():
+    space, calls = ToySpace(), []
+    plain = toy_objectives(space, calls)
+
+    def limited(keys):
+        out = plain(keys)
+        for r in out.values():
+            r["feasible"] = r["params"] <= 25
+            r["violation"] = max(0.0, (r["params"] - 25) / 25)
+        return out
+
+    evaluator = Evaluator(limited, ["params"])
+    result = run_nsga(space, evaluator, NSGASettings(population=6, generations=5, seed=0))
+    feasible = [k for k, r in evaluator.memo.items() if r["feasible"]]
+    kept = [space.key(space.decode(g)) for g in result.population]
+    assert len(feasible) >= 6 and all(evaluator.memo[k]["feasible"] for k in kept)
+
+
+# --- candidates, constraints and the tabular space -------------------------------------------
+
+def test_a_candidate_over_the_parameter_limit_is_not_scored():
+    space = TabularSpace(FAKE_BENCHMARK)
+    settings = EvalSettings(2, 8, costs=("params",), limits={"params": 1000})
+    r = evaluate_candidate("tiny4", space, ProxySpec("num_params"), settings)
+    assert r["feasible"] is False and r["score"] is None and r["violation"] > 0 and "build" not in r["seconds"]
+
+
+def test_flops_are_counted_and_limited():
+    space = TabularSpace(FAKE_BENCHMARK)
+    settings = EvalSettings(2, 8, costs=("params", "flops"), cost_seq_len=8)
+    small = evaluate_candidate("tiny0", space, ProxySpec("num_params"), settings)
+    large = evaluate_candidate("tiny4", space, ProxySpec("num_params"), settings)
+    assert 0 < small["flops"] < large["flops"] and small["score"] < large["score"]
+    limited = EvalSettings(2, 8, costs=("params", "flops"), limits={"flops": small["flops"]}, cost_seq_len=8)
+    assert evaluate_candidate("tiny4", space, ProxySpec("num_params"), limited)["feasible"] is False
+
+
+def test_a_parameter_limit_below_the_smallest_architecture_is_an_error(tmp_path):
+    space = TabularSpace(FAKE_BENCHMARK)
+    with pytest.raises(NASError, match="below the smallest architecture"):
+        run_nas(space, ProxySpec("num_params"), EvalSettings(2, 8, limits={"params": 10}), SMALL, tmp_path)
+
+
+def test_tabular_run_picks_within_the_limit_and_reports_regret(tmp_path):
+    space = TabularSpace(FAKE_BENCHMARK)
+    params = {a: space.count_params({"id": a})["total"] for a in space.ids}
+    limit = sorted(params.values())[3]
+    summary = run_nas(space, ProxySpec("num_params"), EvalSettings(2, 8, limits={"params": limit}), SMALL, tmp_path,
+                      given={a: float(p) for a, p in params.items()})
+    chosen = summary["chosen"]
+    assert chosen["params"] == limit  # the largest that fits: the parameter count is the proxy
+    truth = {a: space.ground_truth({"id": a}) for a in space.ids}
+    best = max(truth[a] for a in space.ids if params[a] <= limit)
+    assert summary["tabular"]["regret"] == pytest.approx(best - truth[chosen["key"]])
+    assert math.isclose(summary["tabular"]["hypervolume_ratio"], summary["tabular"]["hypervolume_ratio"])
