@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import sys
+import warnings
 from dataclasses import fields
 from pathlib import Path
 
@@ -20,12 +21,17 @@ import click
 import torch
 from click.core import ParameterSource
 from tqdm import tqdm
+from transformers.utils import logging as transformers_logging
 
 from .benchmarks import LONAS_MINI_DIR, Benchmark, get_benchmark, resolve_data_root
 from .benchmarks.lonas_build import build_lonas_mini
 from .cache import CacheSettings, InputCache
 from .errors import LPZeroError, UnknownNameError
 from .executors import EXECUTORS, Executor, make_executor
+from .nas import COSTS as NAS_COSTS
+from .nas import EvalSettings, NSGASettings, get_space, run_nas
+from .nas import cached_scores as nas_cached_scores
+from .nas import proxy_spec as nas_proxy_spec
 from .primitives import OPS, default_pset, parse_tree
 from .primitives.registry import markdown_table
 from .proxies import BASELINES
@@ -84,6 +90,10 @@ def _show_warnings() -> None:
     if not any(isinstance(h, _WarningLines) for h in logger.handlers):
         logger.addHandler(_WarningLines(logging.WARNING))
         logger.setLevel(logging.WARNING)
+    # Noise a user cannot act on: transformers' per-load progress bars, and a deprecation
+    # peft triggers inside transformers when it wraps a model.
+    transformers_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 def _default(dataclass_type: type, name: str):
@@ -247,7 +257,8 @@ def info(benchmark, as_json, data, hidden_size_compat):
     click.echo(f"architectures  {len(archs)}")
     click.echo(f"ground truth   {bench.raw_metric} from {min(raw):.4g} to {max(raw):.4g}")
     click.echo(f"parameters     {min(totals):,} to {max(totals):,} (total, our builder)")
-    click.echo(f"reference      {matching}/{len(archs)} architectures match the benchmark's own parameter counts")
+    if any(r["reference_params"] for r in rows):
+        click.echo(f"reference      {matching}/{len(archs)} architectures match the benchmark's own parameter counts")
     click.echo(f"mini-batch     {bench.default_batch_size} x {bench.default_seq_len} (default), "
                f"{bench.paper_batch_size} x {bench.paper_seq_len} (paper, --paper-batch)")
 
@@ -381,12 +392,13 @@ def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover,
            holdout, seed, n_runs, n_unary, max_height, no_rps, distinct, final_selection, random_search, resume,
            baselines, quick, data, hidden_size_compat, **kw):
     """Search for a proxy with genetic programming (paper Algorithm 1)."""
+    bench, options = _open(benchmark, data, hidden_size_compat)
     if quick:
         def default(name):
             return ctx.get_parameter_source(name) == ParameterSource.DEFAULT
 
         kw["batch_size"] = kw["batch_size"] or QUICK["batch_size"]
-        kw["seq_len"] = kw["seq_len"] or QUICK["seq_len"]
+        kw["seq_len"] = kw["seq_len"] or min(QUICK["seq_len"], bench.max_seq_len() or QUICK["seq_len"])
         iterations = QUICK["iterations"] if default("iterations") else iterations
         baselines = QUICK["baselines"] if default("baselines") else baselines
 
@@ -396,7 +408,6 @@ def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover,
         evolve=EvolveSettings(population=population, iterations=iterations, crossover=crossover, mutation=mutation,
                               top_fraction=top_fraction, seed=seed, random_search=random_search, distinct=distinct),
     )
-    bench, options = _open(benchmark, data, hidden_size_compat)
     store = _make_cache(bench, options, data, kw)
     ids = _select_ids(bench, kw["limit"], kw["ids"])
     names = _parse_baselines(baselines)
@@ -464,21 +475,113 @@ def export(best_json, fmt):
     click.echo(proxy_formula(tree, best.get("orientation", 1), fmt, guarded=active_nodes(best.get("protection", []))))
 
 
-@main.command()
-def ops():
-    """Print the primitive op table (Markdown)."""
-    click.echo(markdown_table(OPS))
+# --- nas: use a proxy to pick architectures under a budget ---------------------------------------------------------
+
+#: settings of `lpzero nas --quick` (explicit options still win)
+NAS_QUICK = {"batch_size": 2, "seq_len": 64, "population": 16, "generations": 5}
+
+
+def _nas_default(name: str):
+    return _default(NSGASettings, name)
 
 
 @main.command()
-@click.argument("best_json", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="latex", show_default=True)
-def export(best_json, fmt):
-    """Print the simplified formula of a found proxy (best.json)."""
-    best = load_best(Path(best_json))
-    tree = parse_tree(best["tree"], default_pset())
-    # guards that were active on the search sample are written out, as evolve's report does
-    click.echo(proxy_formula(tree, best.get("orientation", 1), fmt, guarded=active_nodes(best.get("protection", []))))
+@click.option("--space", "space_name", required=True,
+              help="lts (Archai's GPT-2 space, choices read from the gpt2 benchmark), lts:PATH (from another results "
+                   "directory), lonas (the sub-networks of lonas-mini), lonas:DIR (of a built LoNAS directory or a "
+                   "local LLaMA checkpoint, with --adapter), tabular:BENCHMARK (a benchmark's own architectures, "
+                   "scored exhaustively) or module:Class.")
+@click.option("--proxy", "proxy_text", required=True,
+              help="A found proxy (best.json or its folder), or a baseline name (-NAME negates it).")
+@click.option("--cost", "cost_text", default="params", show_default=True,
+              help=f"Costs to minimise beside maximising the proxy: comma-separated {', '.join(NAS_COSTS)}.")
+@click.option("--max-params", type=click.FloatRange(min=0), default=None, help="Limit on the parameter count.")
+@click.option("--max-flops", type=click.FloatRange(min=0), default=None,
+              help="Limit on the FLOPs of one forward pass on one sequence.")
+@click.option("--max-latency", type=click.FloatRange(min=0), default=None,
+              help="Limit on the latency (ms) of one forward pass on one sequence, measured on --device.")
+@click.option("--cost-seq-len", type=click.IntRange(min=1), default=None,
+              help="Sequence length of the FLOPs and latency pass (default: the benchmark's default).")
+@click.option("--population", type=click.IntRange(min=2), default=_nas_default("population"), show_default=True)
+@click.option("--generations", type=click.IntRange(min=0), default=_nas_default("generations"), show_default=True)
+@click.option("--crossover", type=click.FloatRange(0, 1), default=_nas_default("crossover"), show_default=True)
+@click.option("--mutation", type=click.FloatRange(0, 1), default=_nas_default("mutation"), show_default=True)
+@click.option("--seed", type=int, default=_nas_default("seed"), show_default=True)
+@click.option("--cached-scores", is_flag=True,
+              help="Tabular: score a found proxy on the cache's samples instead of building every model.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Output directory (default: runs/nas/<space>).")
+@click.option("--resume", is_flag=True, help="Continue from checkpoint.json in --out.")
+@click.option("--quick", is_flag=True,
+              help=f"{NAS_QUICK['batch_size']} x {NAS_QUICK['seq_len']} batch, population {NAS_QUICK['population']}, "
+                   f"{NAS_QUICK['generations']} generations (explicit options still win).")
+@_benchmark_options
+@_cache_options
+@click.pass_context
+def nas(ctx, space_name, proxy_text, cost_text, max_params, max_flops, max_latency, cost_seq_len, population,
+        generations, crossover, mutation, seed, cached_scores, out, resume, quick, data, hidden_size_compat, **kw):
+    """Pick architectures with a proxy: NSGA-II over (proxy score, costs) under limits."""
+    if quick:
+        def default(name):
+            return ctx.get_parameter_source(name) == ParameterSource.DEFAULT
+
+        kw["batch_size"] = kw["batch_size"] or NAS_QUICK["batch_size"]
+        kw["seq_len"] = kw["seq_len"] or NAS_QUICK["seq_len"]
+        population = NAS_QUICK["population"] if default("population") else population
+        generations = NAS_QUICK["generations"] if default("generations") else generations
+    nsga = NSGASettings(population, generations, crossover, mutation, seed)
+    proxy = nas_proxy_spec(proxy_text)  # a malformed best.json fails before any work
+    costs = tuple(c.strip() for c in cost_text.split(",") if c.strip())
+    limits = {k: v for k, v in (("params", max_params), ("flops", max_flops), ("latency", max_latency))
+              if v is not None}
+    tabular = space_name.startswith("tabular:")
+    options: dict = {}
+    ids = None
+    if tabular:
+        bench, options = _open(space_name[len("tabular:"):], data, hidden_size_compat)
+        if kw["limit"] is not None or kw["ids"] is not None:
+            ids = _select_ids(bench, kw["limit"], kw["ids"])
+    elif hidden_size_compat:
+        raise LPZeroError("--hidden-size-compat applies to a tabular:flexibert space only")
+    elif kw["limit"] is not None or kw["ids"] is not None:
+        raise LPZeroError("--limit and --ids select architectures of a tabular space only")
+    elif cached_scores:
+        raise LPZeroError("--cached-scores applies to a tabular space only (an open space's candidates are not cached)")
+    elif ctx.meta.get("lpzero.adapter") is not None:
+        if not space_name.startswith("lonas:"):
+            raise LPZeroError("--adapter applies to lonas:CHECKPOINT spaces only")
+        options = {"adapter": ctx.meta["lpzero.adapter"]}
+    space = get_space(space_name, data, options, ids)
+    base = space.base_benchmark()
+    if proxy.found_on not in (None, base.name):
+        logging.getLogger("lpzero").warning("%s was found on %r, used here on %r", proxy.source, proxy.found_on,
+                                            base.name)
+    store = _make_cache(base, options, data, kw)
+    settings = EvalSettings(store.settings.batch_size, store.settings.seq_len, store.settings.batch_seed,
+                            store.settings.model_seed, kw["device"], costs, limits,
+                            cost_seq_len or base.default_seq_len)
+    out_dir = Path(out) if out else Path("runs") / "nas" / space.name.replace(":", "_").replace("/", "_")
+    out_dir.mkdir(parents=True, exist_ok=True)  # before any work: an unwritable --out fails now
+    given, note = None, f"exact ({settings.batch_size} x {settings.seq_len} batch, model seed {settings.model_seed})"
+    if tabular and (proxy.is_baseline or cached_scores):
+        arch_ids = space.ids
+        if proxy.is_baseline and BASELINES[proxy.name].pass_free:
+            with _executor(kw) as executor:
+                values, _ = rank_pass_free([proxy.name], store.settings, arch_ids, kw["device"], executor)
+            given = {a: proxy.orientation * v for a, v in zip(arch_ids, values[0])}
+            note = "exact (a parameter count)"
+        else:
+            _fill_cache(store, arch_ids, [proxy.name] if proxy.is_baseline else [], kw)
+            given = nas_cached_scores(store, arch_ids, proxy)
+            note = (f"from the cache {store.dir}" if proxy.is_baseline else
+                    f"on the cache's samples ({store.settings.samples} per tensor, {store.dir})")
+    total = len(space.all_genomes() or []) or population * (generations + 1)
+    bar = tqdm(total=total, desc=f"nas {space.name}", unit="arch", mininterval=PROGRESS_INTERVAL)
+    with _executor(kw) as executor:
+        run_nas(space, proxy, settings, nsga, out_dir, executor, resume=resume, given=given, scores_note=note,
+                progress=lambda n: bar.update(n - bar.n))
+    bar.close()
+    click.echo((out_dir / "report.md").read_text())
+    click.echo(f"written: {out_dir}/pareto.csv, candidates.csv, pareto.png, chosen/, front/, report.md, summary.json")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,101 @@
+"""`lpzero nas` end to end with click's CliRunner on the fake benchmark, one behaviour per test.
+
+Tabular runs use the fake benchmark (`tabular:FAKE_BENCHMARK`); the open-space runs use
+`TinySpace` of test_nas_search (tiny GPT-2 models, no data), opened as `module:Class`.
+"""
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import FAKE_BENCHMARK
+from lpzero.cli import main
+
+TABULAR = f"tabular:{FAKE_BENCHMARK}"
+OPEN = "test_nas_search:TinySpace"
+#: small batches: the fake models are tiny, a CLI test must be quick
+SMALL = ["--batch-size", "2", "--seq-len", "8", "--cost-seq-len", "8"]
+
+
+def invoke(*args, ok=True):
+    result = CliRunner().invoke(main, ["nas", *[str(a) for a in args]])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def found(tmp_path):
+    """A found proxy's best.json: a forward-only tree (H), as the GPT-2 proxy is."""
+    path = tmp_path / "found" / "best.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"tree": "frobenius__Lh(l1__Th(abslog__Th(square__Th(H))))",
+                                "primitive_set_version": "1", "orientation": 1, "benchmark": FAKE_BENCHMARK}))
+    return path
+
+
+def _csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_tabular_with_a_baseline_writes_every_output(tmp_path):
+    out = tmp_path / "nas"
+    invoke("--space", TABULAR, "--proxy", "num_params", "--max-params", "200000", "--out", out, *SMALL)
+    for name in ("pareto.csv", "candidates.csv", "pareto.png", "report.md", "summary.json",
+                 "chosen/architectures.json", "front/architectures.json"):
+        assert (out / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["evaluated"] == 6 and summary["chosen"]["params"] <= 200000
+    assert summary["tabular"]["regret"] >= 0 and 0 < summary["tabular"]["hypervolume_ratio"] <= 1
+
+
+def test_tabular_with_a_found_proxy_scores_exactly_and_counts_flops(tmp_path, found):
+    out = tmp_path / "nas"
+    result = invoke("--space", TABULAR, "--proxy", found, "--cost", "params,flops", "--out", out, *SMALL)
+    front = _csv(out / "pareto.csv")
+    assert front and all(float(r["flops"]) > 0 and r["score"] for r in front)
+    assert "exact (2 x 8 batch" in result.output
+
+
+def test_an_open_space_is_searched_with_nsga_and_resumed(tmp_path, found):
+    out = tmp_path / "nas"
+    args = ["--space", OPEN, "--proxy", found, "--population", "4", "--out", out, *SMALL]
+    invoke(*args, "--generations", "1")
+    first = json.loads((out / "checkpoint.json").read_text())
+    invoke(*args, "--generations", "3", "--resume")
+    resumed = json.loads((out / "checkpoint.json").read_text())
+    assert first["generation"] == 1 and resumed["generation"] == 3
+    assert set(first["memo"]) <= set(resumed["memo"])
+    assert all(resumed["memo"][k] == v for k, v in first["memo"].items())  # nothing rescored
+    assert (out / "chosen" / "configs.json").is_file()
+
+
+def test_resume_with_another_proxy_is_refused(tmp_path, found):
+    out = tmp_path / "nas"
+    invoke("--space", OPEN, "--proxy", found, "--population", "4", "--generations", "0", "--out", out, *SMALL)
+    result = invoke("--space", OPEN, "--proxy", "num_params", "--population", "4", "--generations", "0",
+                    "--out", out, "--resume", *SMALL, ok=False)
+    assert result.exit_code == 2 and "other settings than the checkpoint's (proxy." in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--space", "nosuch", "--proxy", "num_params"], "unknown space 'nosuch'"),
+    (["--space", TABULAR, "--proxy", "nosuch"], "unknown proxy (a best.json path or a baseline) 'nosuch'"),
+    (["--space", TABULAR, "--proxy", "num_params", "--max-params", "10"], "below the smallest architecture"),
+    (["--space", TABULAR, "--proxy", "num_params", "--cost", "size"], "unknown cost 'size'"),
+    (["--space", OPEN, "--proxy", "num_params", "--cached-scores"], "--cached-scores applies to a tabular space"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(tmp_path, args, message):
+    result = invoke(*args, "--out", tmp_path / "nas", *SMALL, ok=False)
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_a_malformed_best_json_is_named(tmp_path):
+    bad = tmp_path / "best.json"
+    bad.write_text("{not json")
+    result = invoke("--space", TABULAR, "--proxy", bad, "--out", tmp_path / "nas", ok=False)
+    assert result.exit_code == 2 and f"{bad}: malformed JSON" in result.output
