@@ -1,0 +1,100 @@
+"""How fast `lpzero nas` scores open-space candidates, where the time goes, and how it scales with workers.
+
+    python scripts/bench_nas.py                                   # 100 LTS candidates, 1 and 2 workers
+    python scripts/bench_nas.py --candidates 30 --workers 1 --costs params,flops
+
+Scores the same random candidates (distinct architectures, drawn with --seed) with the
+found proxy as `lpzero nas` does (`evaluate_candidate` on an executor), first in this
+process with the time of each stage (parameter count, model build, FLOPs, input pass,
+proxy arithmetic), then on process pools of each --workers size. Every process runs
+one torch thread. Writes `bench_nas.json` to --out and prints the tables.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from lpzero.executors import TaskFailure, make_executor
+from lpzero.files import atomic_write_json
+from lpzero.nas import EvalSettings, evaluate_candidate, get_space, proxy_spec
+
+STAGES = ("params", "build", "flops", "latency", "pass", "proxy")
+
+
+def candidates(space, n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    keys: dict[str, None] = {}
+    while len(keys) < n:
+        keys.setdefault(space.key(space.decode([rng.randrange(c) for c in space.choices()])), None)
+    return list(keys)
+
+
+def run(keys, space, proxy, settings, workers: int) -> tuple[float, dict]:
+    executor = make_executor("local" if workers == 1 else "process", workers)
+    t = time.perf_counter()
+    with executor:
+        results = dict(executor.imap_unordered(evaluate_candidate, keys, space, proxy, settings))
+    wall = time.perf_counter() - t
+    failed = [r for r in results.values() if isinstance(r, TaskFailure)]
+    if failed:
+        raise SystemExit(f"{len(failed)} candidates failed, e.g. {failed[0].item}: {failed[0].error}")
+    return wall, results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--space", default="lts")
+    p.add_argument("--proxy", default="runs/gpt2/best.json")
+    p.add_argument("--candidates", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=2, help="default: lpzero nas --quick's")
+    p.add_argument("--seq-len", type=int, default=64)
+    p.add_argument("--costs", default="params")
+    p.add_argument("--workers", default="1,2", help="comma-separated pool sizes (1: this process)")
+    p.add_argument("--out", default="runs/bench_nas")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+
+    space = get_space(args.space)
+    proxy = proxy_spec(args.proxy)
+    settings = EvalSettings(args.batch_size, args.seq_len, costs=tuple(args.costs.split(",")), cost_seq_len=192)
+    keys = candidates(space, args.candidates, args.seed)
+    report: dict = {"space": space.name, "proxy": proxy.record(), "candidates": len(keys),
+                    "batch": [args.batch_size, args.seq_len], "costs": list(settings.costs), "scaling": []}
+    for workers in [int(w) for w in args.workers.split(",")]:
+        wall, results = run(keys, space, proxy, settings, workers)
+        row = {"workers": workers, "seconds": wall, "candidates_per_second": len(keys) / wall}
+        report["scaling"].append(row)
+        print(f"{workers} worker(s): {len(keys)} candidates in {wall:.1f} s = {row['candidates_per_second']:.2f}/s",
+              flush=True)
+        if workers == 1:
+            per = {s: [r["seconds"].get(s, 0.0) for r in results.values()] for s in STAGES}
+            total = sum(sum(v) for v in per.values())
+            report["stages"] = {s: {"mean_seconds": statistics.mean(v), "share": sum(v) / total}
+                                for s, v in per.items() if any(v)}
+            params = [r["params"] for r in results.values()]
+            report["params"] = {"min": min(params), "median": statistics.median(params), "max": max(params)}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "bench_nas.json", report)
+
+    if "stages" in report:
+        print(f"\nwhere the time goes (1 worker, mean per candidate; params {report['params']['min']:,} to "
+              f"{report['params']['max']:,}, median {report['params']['median']:,.0f}):")
+        print(f"{'stage':<8} {'seconds':>8} {'share':>7}")
+        for s, v in report["stages"].items():
+            print(f"{s:<8} {v['mean_seconds']:>8.3f} {v['share']:>7.1%}")
+    print(f"\n{'workers':>7} {'seconds':>8} {'cand/s':>7} {'speed-up':>8}")
+    base = report["scaling"][0]["seconds"]
+    for r in report["scaling"]:
+        print(f"{r['workers']:>7} {r['seconds']:>8.1f} {r['candidates_per_second']:>7.2f} {base / r['seconds']:>8.2f}")
+    print(f"written: {out / 'bench_nas.json'}")
+
+
+if __name__ == "__main__":
+    main()
