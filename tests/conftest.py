@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from lpzero.benchmarks import default_data_root
+from lpzero.cli import main
 
 #: the fake benchmark as a user's own class, by file path (see tests/fake_benchmark.py)
 FAKE_BENCHMARK = f"{Path(__file__).resolve().parent / 'fake_benchmark.py'}:TinyGPT2Benchmark"
@@ -28,3 +30,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "data" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def lonas_smoke(tmp_path_factory):
+    """`lpzero build lonas-mini --smoke` once per session: (its directory, the CliRunner result)."""
+    out = tmp_path_factory.mktemp("lonas_mini") / "lonas_mini"
+    return out, CliRunner().invoke(main, ["build", "lonas-mini", "--smoke", "--out", str(out)])

@@ -243,11 +243,9 @@ def test_baselines_leave_the_supernetwork_untouched(checkpoint):
 # --- the smoke build -----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def smoke_build(tmp_path_factory):
-    out = tmp_path_factory.mktemp("lonas_mini") / "lonas_mini"
-    result = CliRunner().invoke(main, ["build", "lonas-mini", "--smoke", "--out", str(out)])
-    return out, result
+@pytest.fixture
+def smoke_build(lonas_smoke):
+    return lonas_smoke
 
 
 @pytest.mark.data
