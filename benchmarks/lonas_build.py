@@ -11,9 +11,11 @@ checkpoint; evaluation keeps every finished sub-network):
 3. supernet: the base frozen, LoRA (peft) on q, k, v, up, gate, down trained LoNAS-style,
    one random sub-network per step; saved as a peft adapter in `adapter/`.
 4. ground_truth: the max, heuristic and min sub-networks and `n_subnetworks` random ones
-   evaluated on WikiText-2 *test* (held out); the perplexity of each. Reliability: the
-   two halves of the held-out windows must rank the sub-networks alike (Spearman >=
-   `min_reliability`), else more held-out text is evaluated (up to all of it).
+   evaluated on WikiText-2 *test* (held out); the perplexity of each. Reliability: two
+   halves of the held-out windows (alternating blocks of a few paragraphs) must rank the
+   sub-networks alike (Spearman >= `min_reliability`), else more held-out text is
+   evaluated (up to all of it). The first against the second half of the text is
+   recorded too: it also measures how much the ranking depends on the text's topics.
 
 Everything is drawn from one seed; the same seed and size give the same files.
 """
@@ -39,6 +41,8 @@ from .lonas import (GROUND_TRUTH_FILE, SPACE_FILE, VOCAB_FILE, LoNASSpace, Vocab
 from .text import gpt2_tokenizer
 
 BUILD_FILE = "build.json"
+#: windows per block of the split-half reliability (16 x 128 tokens: a few paragraphs)
+RELIABILITY_BLOCK = 16
 #: bump when a stage's recipe changes what it produces
 BUILD_VERSION = 1
 
@@ -61,7 +65,7 @@ class BuildSize:
     supernet_steps: int = 800
     supernet_lr: float = 1e-3
     n_subnetworks: int = 200
-    eval_windows: int = 256  # held-out windows of seq_len tokens at first; doubled until reliable
+    eval_windows: int = 512  # held-out windows of seq_len tokens at first; doubled until reliable
     min_reliability: float = 0.95
 
 
@@ -270,7 +274,8 @@ class Builder:
                 if done % 10 == 9 or done + 1 == len(todo):
                     atomic_write_json(partial_path, {"n_windows": n_windows, "nll": nll}, indent=None)
             reliability = self._split_half(nll, n_windows)
-            if reliability >= self.size.min_reliability or n_windows == len(held_out):
+            if (reliability >= self.size.min_reliability or self.size.min_reliability <= 0
+                    or n_windows == len(held_out)):
                 break
             n_windows = min(2 * n_windows, len(held_out))
         tokens = n_windows * self.size.seq_len
@@ -280,44 +285,61 @@ class Builder:
             entries[key] = {"choice": choice, "ppl": ppl, "id": choice_id(space, choice),
                             "params": count_subnetwork_params(model, space, choice)}
         spread = explained_spread(space, {k: (subs[k], entries[k]["ppl"]) for k in subs if k.startswith("sub")})
+        contiguous = self._split_half(nll, n_windows, n_windows // 2)
         result = {"metric": "held-out perplexity, WikiText-2 test", "tokens": tokens,
-                  "split_half_spearman": reliability, "spread": spread, "subnetworks": entries}
+                  "split_half_spearman": reliability, "first_vs_second_half_spearman": contiguous,
+                  "spread": spread, "subnetworks": entries}
         atomic_write_json(self.out / GROUND_TRUTH_FILE, result)
         partial_path.unlink(missing_ok=True)
-        return {"subnetworks": len(entries), "tokens": tokens, "split_half_spearman": round(reliability, 4)}
+        return {"subnetworks": len(entries), "tokens": tokens, "split_half_spearman": round(reliability, 4),
+                "first_vs_second_half_spearman": round(contiguous, 4)}
 
-    def _split_half(self, nll: dict[str, list[float]], n_windows: int) -> float:
-        """Spearman between the sub-networks' perplexities on the first and the second half of the windows."""
-        half = n_windows // 2
-        if half < 1 or len(nll) < 3:
+    def _split_half(self, nll: dict[str, list[float]], n_windows: int, block: int | None = None) -> float:
+        """Spearman between the sub-networks' perplexities on two halves of the held-out windows.
+
+        The halves alternate blocks of `block` windows (default `RELIABILITY_BLOCK`), so both
+        cover the same articles and the figure measures how well the text pins the ranking
+        down; `block = n_windows // 2` gives the first against the second half of the text.
+        """
+        block = block or min(RELIABILITY_BLOCK, n_windows // 2)
+        if block < 1 or len(nll) < 3:
             return float("nan")
-        first = [sum(v[:half]) for v in nll.values()]
-        second = [sum(v[half:n_windows]) for v in nll.values()]
+        first = [sum(x for i, x in enumerate(v[:n_windows]) if (i // block) % 2 == 0) for v in nll.values()]
+        second = [sum(x for i, x in enumerate(v[:n_windows]) if (i // block) % 2 == 1) for v in nll.values()]
         return float(spearmanr(first, second).statistic)
 
 
 def explained_spread(space: LoNASSpace, truth: dict[str, tuple[dict, float]]) -> dict:
-    """How much of the spread of log-perplexity each group explains (its main effect's share).
+    """How much of the spread of log-perplexity the groups explain, as R² of additive models.
 
-    For uniformly sampled sub-networks the groups are independent, so each group's
-    between-choice sum of squares over the total is its share; `families` sums the
-    shares of a family (e.g. all layers' FFN widths) and `residual` is what no single
-    group explains (interactions and noise).
+    `groups`: each group alone (its between-choice sum of squares over the total);
+    `families`: the additive model of a family's groups (e.g. every layer's FFN width);
+    `additive`: all groups together; `residual` = 1 - additive (interactions and noise).
+    Shares of single groups can sum to a little more than the family's: in a finite sample
+    the groups' choices are not exactly independent.
     """
     if len(truth) < 2:
-        return {"groups": {}, "families": {}, "residual": float("nan")}
+        return {"groups": {}, "families": {}, "additive": float("nan"), "residual": float("nan")}
     values = np.log([ppl for _, ppl in truth.values()])
-    centred = values - values.mean()
-    total = float((centred ** 2).sum())
-    groups = {}
+    choices = [choice for choice, _ in truth.values()]
+
+    def r2(groups: list) -> float:
+        columns = [np.ones(len(values))]
+        for g in groups:
+            picks = np.array([c[g.name] for c in choices])
+            columns += [(picks == v).astype(float) for v in g.choices[1:]]
+        design = np.stack(columns, axis=1)
+        fitted = design @ np.linalg.lstsq(design, values, rcond=None)[0]
+        total = float(((values - values.mean()) ** 2).sum())
+        return 1.0 - float(((values - fitted) ** 2).sum()) / total if total > 0 else 0.0
+
+    families: dict[str, list] = {}
     for g in space.groups:
-        picks = np.array([choice[g.name] for choice, _ in truth.values()])
-        groups[g.name] = float(sum(centred[picks == c].sum() ** 2 / (picks == c).sum()
-                                   for c in g.choices if (picks == c).any()) / total) if total > 0 else 0.0
-    families: dict[str, float] = {}
-    for g in space.groups:
-        families[g.family] = families.get(g.family, 0.0) + groups[g.name]
-    return {"groups": groups, "families": families, "residual": max(0.0, 1.0 - sum(groups.values()))}
+        families.setdefault(g.family, []).append(g)
+    additive = r2(list(space.groups))
+    return {"groups": {g.name: r2([g]) for g in space.groups},
+            "families": {name: r2(groups) for name, groups in families.items()},
+            "additive": additive, "residual": 1.0 - additive}
 
 
 def build_lonas_mini(out: Path, data_root: Path, smoke: bool = False, seed: int = 0, device: str = "cpu",
