@@ -27,14 +27,16 @@ both through transformers' and peft's own loaders.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import math
 import os
 import re
 from dataclasses import asdict, dataclass
+import warnings
 from pathlib import Path
-from typing import Iterable, Literal, Mapping
+from typing import Iterable, Iterator, Literal, Mapping
 
 import numpy as np
 import torch
@@ -205,6 +207,23 @@ def lora_config(space: LoNASSpace, dropout: float = LONAS_DROPOUT):
                       target_modules=list(LORA_TARGETS), bias="none", task_type="CAUSAL_LM")
 
 
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence what a user cannot act on while models load or save: transformers' progress
+    bars and a deprecation warning peft triggers inside transformers."""
+    from transformers.utils import logging as transformers_logging
+
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            yield
+    finally:
+        if bars:
+            transformers_logging.enable_progress_bar()
+
+
 def load_base(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """A local `save_pretrained` LLaMA directory, in float32 with eager attention (S is observable)."""
     from transformers import LlamaForCausalLM
@@ -213,8 +232,9 @@ def load_base(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn
     if not (path / "config.json").is_file():
         raise BenchmarkError(f"{path}: not a model directory (no config.json; expected a save_pretrained layout)")
     try:
-        model = LlamaForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32,
-                                                 attn_implementation="eager")
+        with quiet_loading():
+            model = LlamaForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32,
+                                                     attn_implementation="eager")
     except (OSError, ValueError) as e:
         raise BenchmarkError(f"{path}: cannot load a LLaMA model: {e}") from None
     return model.to(device)
@@ -229,12 +249,14 @@ def make_supernetwork(base: nn.Module, space: LoNASSpace, adapter: str | os.Path
     from peft import PeftModel, get_peft_model
 
     if adapter is None:
-        model = get_peft_model(base, lora_config(space))
+        with quiet_loading():
+            model = get_peft_model(base, lora_config(space))
     else:
         path = Path(adapter)
         if not (path / "adapter_config.json").is_file():
             raise BenchmarkError(f"{path}: not a peft adapter directory (no adapter_config.json)")
-        model = PeftModel.from_pretrained(base, str(path), is_trainable=False)
+        with quiet_loading():
+            model = PeftModel.from_pretrained(base, str(path), is_trainable=False)
         cfg = model.peft_config["default"]
         if cfg.r != space.lora_rank or cfg.lora_alpha != space.lora_alpha:
             raise BenchmarkError(f"{path}: adapter has r={cfg.r}, alpha={cfg.lora_alpha}; the space "

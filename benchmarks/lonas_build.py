@@ -36,7 +36,7 @@ from lpzero.files import atomic_write_json
 
 from .base import BenchmarkError, read_json
 from .lonas import (GROUND_TRUTH_FILE, SPACE_FILE, VOCAB_FILE, LoNASSpace, Vocabulary, choice_id,
-                    count_subnetwork_params, lonas_space, make_supernetwork, perplexity, run_subnetwork, token_stream,
+                    count_subnetwork_params, load_base, lonas_space, make_supernetwork, quiet_loading, perplexity, run_subnetwork, token_stream,
                     window_nll, windows)
 from .text import gpt2_tokenizer
 
@@ -169,14 +169,12 @@ class Builder:
         params = list(model.parameters())
         loss = self._train("pretrain", model, params, self.size.pretrain_steps, self.size.pretrain_lr,
                            lambda batch, rng: model(input_ids=batch, labels=batch).loss)
-        model.save_pretrained(str(self.out / "base"), safe_serialization=True)
+        with quiet_loading():
+            model.save_pretrained(str(self.out / "base"), safe_serialization=True)
         return {"params": sum(p.numel() for p in params), "final_loss": round(loss, 4)}
 
     def _base(self):
-        from transformers import LlamaForCausalLM
-
-        return LlamaForCausalLM.from_pretrained(str(self.out / "base"), local_files_only=True, dtype=torch.float32,
-                                                attn_implementation="eager").to(self.device)
+        return load_base(self.out / "base", self.device)
 
     def train_supernet(self) -> dict:
         space = self.space()
@@ -188,7 +186,8 @@ class Builder:
             return run_subnetwork(model, space, space.sample(rng), input_ids=batch, labels=batch).loss
 
         loss = self._train("supernet", model, params, self.size.supernet_steps, self.size.supernet_lr, step)
-        model.save_pretrained(str(self.out / "adapter"), safe_serialization=True)
+        with quiet_loading():
+            model.save_pretrained(str(self.out / "adapter"), safe_serialization=True)
         atomic_write_json(self.out / SPACE_FILE, space.to_json())
         return {"lora_params": sum(p.numel() for p in params), "final_loss": round(loss, 4)}
 

@@ -13,7 +13,6 @@ import json
 import logging
 import random
 import sys
-import warnings
 from dataclasses import fields
 from pathlib import Path
 
@@ -21,7 +20,6 @@ import click
 import torch
 from click.core import ParameterSource
 from tqdm import tqdm
-from transformers.utils import logging as transformers_logging
 
 from .benchmarks import LONAS_MINI_DIR, Benchmark, get_benchmark, resolve_data_root
 from .benchmarks.lonas_build import build_lonas_mini
@@ -90,10 +88,6 @@ def _show_warnings() -> None:
     if not any(isinstance(h, _WarningLines) for h in logger.handlers):
         logger.addHandler(_WarningLines(logging.WARNING))
         logger.setLevel(logging.WARNING)
-    # Noise a user cannot act on: transformers' per-load progress bars, and a deprecation
-    # peft triggers inside transformers when it wraps a model.
-    transformers_logging.disable_progress_bar()
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 def _default(dataclass_type: type, name: str):
