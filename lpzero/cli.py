@@ -249,7 +249,9 @@ def info(benchmark, as_json, data, hidden_size_compat):
                    all(r["params"].get(k) == v for k, v in r["reference_params"].items()))
     click.echo(f"benchmark      {bench.name}")
     click.echo(f"architectures  {len(archs)}")
-    click.echo(f"ground truth   {bench.raw_metric} from {min(raw):.4g} to {max(raw):.4g}")
+    known = [r for r in raw if r == r]  # NaN: an architecture without ground truth
+    click.echo(f"ground truth   {bench.raw_metric} from {min(known):.4g} to {max(known):.4g}" if known else
+               "ground truth   none (rank and evolve need it; nas does not)")
     click.echo(f"parameters     {min(totals):,} to {max(totals):,} (total, our builder)")
     if any(r["reference_params"] for r in rows):
         click.echo(f"reference      {matching}/{len(archs)} architectures match the benchmark's own parameter counts")
