@@ -112,26 +112,38 @@ def _guarded(fn: Callable, item: Any, *args: Any) -> Any:
 
 
 class ProcessExecutor(Executor):
-    """A pool of `jobs` spawned processes on this machine."""
+    """A pool of `jobs` spawned processes on this machine, started on first use and kept until `close`.
+
+    Keeping it means a caller that submits in rounds (NSGA-II: one round per generation) pays
+    for starting workers, and for what they load once per process (a benchmark, a
+    super-network), once. An interrupted round takes the pool down with it; the next round
+    starts a new one.
+    """
 
     def __init__(self, jobs: int) -> None:
         if jobs < 1:
             raise LPZeroError(f"--jobs {jobs}: at least 1")
         self.jobs = jobs
+        self._pool: ProcessPoolExecutor | None = None
 
     def imap_unordered(self, fn: Callable, items: Sequence, *args: Any) -> Iterator[tuple[Any, Any]]:
-        pool = ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"), initializer=_init_process_worker,
-                                   initargs=(os.getpid(),))
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"),
+                                             initializer=_init_process_worker, initargs=(os.getpid(),))
+        pool = self._pool
         try:
             futures = {pool.submit(_guarded, fn, item, *args): item for item in items}
             for fut in as_completed(futures):
                 yield futures[fut], fut.result()
         except BaseException:
+            self._pool = None
             pool.shutdown(wait=False, cancel_futures=True)
             raise
-        pool.shutdown()
 
-
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 class RayExecutor(Executor):
