@@ -32,12 +32,13 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from lpzero.executors import Executor, LocalExecutor, TaskFailure
 from lpzero.files import atomic_write_json
 
 from .base import BenchmarkError, read_json
 from .lonas import (GROUND_TRUTH_FILE, SPACE_FILE, VOCAB_FILE, LoNASSpace, Vocabulary, choice_id,
-                    count_subnetwork_params, load_base, lonas_space, make_supernetwork, quiet_loading, perplexity, run_subnetwork, token_stream,
-                    window_nll, windows)
+                    count_subnetwork_params, load_base, lonas_space, make_supernetwork, perplexity, quiet_loading,
+                    run_subnetwork, token_stream, window_nll, windows)
 from .text import gpt2_tokenizer
 
 BUILD_FILE = "build.json"
@@ -90,6 +91,8 @@ class Builder:
     seed: int = 0
     device: str = "cpu"
     progress: Progress | None = None
+    #: where the ground truth's per-sub-network evaluations run (default: this process)
+    executor: Executor | None = None
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -264,13 +267,18 @@ class Builder:
         # per sub-network: the summed NLL and token count of each evaluated window
         nll: dict[str, list[float]] = read_json(partial_path)["nll"] if partial_path.is_file() else {}
         n_windows = min(self.size.eval_windows, len(held_out))
+        executor = self.executor or LocalExecutor()
         while True:
-            todo = [(k, c) for k, c in subs.items() if len(nll.get(k, [])) < n_windows]
-            for done, (key, choice) in enumerate(todo):
-                have = nll.get(key, [])
-                nll[key] = have + window_nll(model, space, choice, held_out[len(have): n_windows], self.device)
-                self._tick(f"ground truth ({n_windows} windows)", done + 1, len(todo))
-                if done % 10 == 9 or done + 1 == len(todo):
+            tasks = [WindowTask(k, c, len(nll.get(k, [])), n_windows) for k, c in subs.items()
+                     if len(nll.get(k, [])) < n_windows]
+            results = executor.imap_unordered(evaluate_windows, tasks, str(self.out), str(self.data_root),
+                                              self.size.seq_len, self.device)
+            for done, (task, result) in enumerate(results):
+                if isinstance(result, TaskFailure):
+                    raise BenchmarkError(f"ground truth of {task.key}: {result.error}")
+                nll[task.key] = nll.get(task.key, [])[: task.start] + result
+                self._tick(f"ground truth ({n_windows} windows)", done + 1, len(tasks))
+                if done % 10 == 9 or done + 1 == len(tasks):
                     atomic_write_json(partial_path, {"n_windows": n_windows, "nll": nll}, indent=None)
             reliability = self._split_half(nll, n_windows)
             if (reliability >= self.size.min_reliability or self.size.min_reliability <= 0
@@ -308,6 +316,43 @@ class Builder:
         return float(spearmanr(first, second).statistic)
 
 
+@dataclass(frozen=True)
+class WindowTask:
+    """Held-out windows [start, stop) of one sub-network, to evaluate."""
+
+    key: str
+    choice: dict
+    start: int
+    stop: int
+
+
+#: (build directory, device, adapter file's mtime) -> (super-network, space, held-out windows) in this process
+_LOADED: dict[tuple, tuple] = {}
+
+
+def evaluate_windows(task: WindowTask, out: str, data_root: str, seq_len: int, device: str) -> list[float]:
+    """Summed NLL of each of a sub-network's held-out windows: an executor task.
+
+    One torch thread wherever it runs, as the cache's tasks, so the ground truth does not
+    depend on the executor; each process loads the super-network once.
+    """
+    folder = Path(out)
+    key = (out, device, (folder / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns)
+    if key not in _LOADED:
+        space = LoNASSpace.from_json(read_json(folder / SPACE_FILE), str(folder / SPACE_FILE))
+        model = make_supernetwork(load_base(folder / "base", device), space, folder / "adapter").eval()
+        vocabulary = Vocabulary.read(folder / "base" / VOCAB_FILE)
+        _LOADED.clear()
+        _LOADED[key] = (model, space, windows(token_stream(Path(data_root), "test", vocabulary), seq_len))
+    model, space, held_out = _LOADED[key]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return window_nll(model, space, task.choice, held_out[task.start: task.stop], device)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def explained_spread(space: LoNASSpace, truth: dict[str, tuple[dict, float]]) -> dict:
     """How much of the spread of log-perplexity the groups explain, as R² of additive models.
 
@@ -342,11 +387,12 @@ def explained_spread(space: LoNASSpace, truth: dict[str, tuple[dict, float]]) ->
 
 
 def build_lonas_mini(out: Path, data_root: Path, smoke: bool = False, seed: int = 0, device: str = "cpu",
-                     progress: Progress | None = None) -> dict:
+                     progress: Progress | None = None, executor: Executor | None = None) -> dict:
     """Build (or finish building) lonas-mini into `out`; returns build.json's content."""
     gpt2_tokenizer(data_root)  # a missing tokenizer fails now, not after training
     size = SIZES["smoke" if smoke else "mini"]
-    return Builder(Path(out), data_root, size, seed, device, progress).run()
+    return Builder(Path(out), data_root, size, seed, device, progress, executor).run()
 
 
-__all__ = ["BUILD_FILE", "BuildSize", "Builder", "SIZES", "build_lonas_mini", "explained_spread"]
+__all__ = ["BUILD_FILE", "BuildSize", "Builder", "SIZES", "WindowTask", "build_lonas_mini", "evaluate_windows",
+           "explained_spread"]

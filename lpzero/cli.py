@@ -429,7 +429,13 @@ def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover,
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (cuda:N).")
 @click.option("--data", type=click.Path(), default=None, help="Data root (default: $LPZERO_DATA, else ../shared/data).")
-def build(name, out, smoke, seed, device, data):
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Sub-networks evaluated in parallel for the ground truth (processes on this machine).")
+@click.option("--executor", type=click.Choice(EXECUTORS), default=None,
+              help="Where the ground truth's evaluations run (default: local for --jobs 1, else process).")
+@click.option("--ray-address", default=None, help="Ray cluster for --executor ray.")
+@click.option("--gpus-per-task", type=click.FloatRange(min=0), default=0, show_default=True)
+def build(name, out, smoke, seed, device, data, **kw):
     """Build a benchmark with its ground truth: lonas-mini (a LoNAS super-network and its sub-networks)."""
     _check_device(device)
     bars: dict[str, tqdm] = {}
@@ -441,7 +447,8 @@ def build(name, out, smoke, seed, device, data):
         bars[stage].update(done - bars[stage].n)
 
     try:
-        state = build_lonas_mini(Path(out), resolve_data_root(data), smoke, seed, device, progress)
+        with _executor(kw) as executor:
+            state = build_lonas_mini(Path(out), resolve_data_root(data), smoke, seed, device, progress, executor)
     finally:
         for bar in bars.values():
             bar.close()

@@ -266,6 +266,17 @@ def test_smoke_build_writes_a_benchmark(smoke_build):
 
 @pytest.mark.data
 @pytest.mark.slow
+def test_ground_truth_from_two_workers_equals_the_serial_one(smoke_build, tmp_path):
+    out, _ = smoke_build
+    parallel = tmp_path / "lonas_mini"
+    result = CliRunner().invoke(main, ["build", "lonas-mini", "--smoke", "--jobs", "2", "--out", str(parallel)])
+    assert result.exit_code == 0, result.output
+    serial = json.loads((out / "ground_truth.json").read_text())["subnetworks"]
+    assert json.loads((parallel / "ground_truth.json").read_text())["subnetworks"] == serial
+
+
+@pytest.mark.data
+@pytest.mark.slow
 def test_smoke_build_resumes_and_refuses_other_settings(smoke_build):
     out, _ = smoke_build
     stamp = (out / "ground_truth.json").stat().st_mtime_ns
