@@ -490,7 +490,7 @@ def _nas_default(name: str):
 
 @main.command()
 @click.option("--space", "space_name", required=True,
-              help="lts (Archai's GPT-2 space, choices read from the gpt2 benchmark), lts:PATH (from another results "
+              help="lts or gpt2 (Archai's GPT-2 space, choices read from the gpt2 benchmark), lts:PATH (from another results "
                    "directory), lonas (the sub-networks of lonas-mini), lonas:DIR (of a built LoNAS directory or a "
                    "local LLaMA checkpoint, with --adapter), tabular:BENCHMARK (a benchmark's own architectures, "
                    "scored exhaustively) or module:Class.")

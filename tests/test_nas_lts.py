@@ -103,3 +103,8 @@ def test_forward_only_inputs_score_as_the_full_pass(space, where):
     batch = bench.make_batch(0, 2, 16)
     assert score_tree(tree, proxy_inputs(bench, model, batch, tree_inputs(tree))) == \
         score_tree(tree, extract_inputs(bench, model, batch))
+
+
+def test_gpt2_names_the_same_space(space):
+    gpt2 = get_space("gpt2")
+    assert isinstance(gpt2, LTSSpace) and gpt2.choices() == space.choices()

@@ -22,10 +22,11 @@ from .tabular import TabularSpace
 #: name -> "module:Class" of each open space; `NAME:PATH` passes PATH to the class
 OPEN_SPACES: dict[str, str] = {
     "lts": "lpzero.nas.lts_space:LTSSpace",
+    "gpt2": "lpzero.nas.lts_space:LTSSpace",  # the space of the gpt2 benchmark, by the benchmark's name
     "lonas": "lpzero.nas.lonas_space:LoNASSearchSpace",
 }
 #: what `--space` accepts, for help texts and errors
-SPACE_FORMS = ("lts", "lts:PATH", "lonas", "lonas:DIR", "tabular:BENCHMARK", "module:Class")
+SPACE_FORMS = ("lts", "gpt2", "lts:PATH", "lonas", "lonas:DIR", "tabular:BENCHMARK", "module:Class")
 
 
 def get_space(name: str, data: str | os.PathLike | None = None, options: dict | None = None,
