@@ -2,10 +2,23 @@
 import pytest
 import torch
 
+from fake_benchmark import TinyGPT2Benchmark
 from lpzero.benchmarks import get_benchmark
 from lpzero.benchmarks.inputs import SYMBOLS, extract_inputs
 
-pytestmark = pytest.mark.data
+
+@pytest.mark.parametrize("symbols", ["H", "AS", "W", "G", "J"])
+def test_a_subset_of_inputs_equals_the_same_inputs_of_the_full_pass(symbols):
+    bench = TinyGPT2Benchmark()
+    batch = bench.make_batch(0)
+    full = extract_inputs(bench, bench.build_model("tiny4", 0), batch)
+    part = extract_inputs(bench, bench.build_model("tiny4", 0), batch, symbols)
+    for s in SYMBOLS:
+        if s in symbols:
+            assert len(part[s]) == len(full[s]) > 0
+            assert all(torch.equal(a.tensor, b.tensor) for a, b in zip(part[s], full[s]))
+        else:
+            assert part[s] == []
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +31,7 @@ def flexibert():
     return get_benchmark("flexibert")
 
 
+@pytest.mark.data
 def test_gpt2_input_shapes(gpt2):
     arch = "config_9_j3"  # d_model 64, 2 layers: the smallest
     cfg = gpt2.architecture(arch).config
@@ -40,6 +54,7 @@ def test_gpt2_input_shapes(gpt2):
     assert all(p.grad is None for p in model.parameters()), "gradients are left cleared"
 
 
+@pytest.mark.data
 def test_flexibert_softmax_is_absent_for_fourier_layers(flexibert):
     # the first architecture with an LT layer
     arch = next(a for a in flexibert.ids()

@@ -10,7 +10,6 @@ from fake_benchmark import TinyGPT2Benchmark
 from lpzero.benchmarks.inputs import extract_inputs
 from lpzero.benchmarks.lts import LTSBenchmark
 from lpzero.nas import NASError, get_space
-from lpzero.nas.evaluate import proxy_inputs
 from lpzero.nas.lts_space import LTSSpace
 from lpzero.primitives import default_pset, parse_tree, tree_inputs
 from lpzero.proxies import score_tree
@@ -101,7 +100,7 @@ def test_forward_only_inputs_score_as_the_full_pass(space, where):
         genome[:2] = [1, 0]  # 3 layers of width 64: small and quick
         model = space.build_model(space.decode(genome), 0)
     batch = bench.make_batch(0, 2, 16)
-    assert score_tree(tree, proxy_inputs(bench, model, batch, tree_inputs(tree))) == \
+    assert score_tree(tree, extract_inputs(bench, model, batch, tree_inputs(tree))) == \
         score_tree(tree, extract_inputs(bench, model, batch))
 
 

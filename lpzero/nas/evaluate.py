@@ -20,10 +20,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from lpzero.benchmarks import Batch, Benchmark
-from lpzero.benchmarks.hooks import recording, site_targets
-from lpzero.benchmarks.inputs import LayerTensor, ProxyInputs, extract_inputs
+from lpzero.benchmarks.inputs import extract_inputs
 from lpzero.errors import UnknownNameError
-from lpzero.primitives import INPUT_SYMBOLS, default_pset, parse_tree, tree_inputs
+from lpzero.primitives import default_pset, parse_tree, tree_inputs
 from lpzero.proxies import BASELINES, ProxyContext, score_tree
 from lpzero.report import load_best
 
@@ -31,8 +30,6 @@ from .space import NASError, SearchSpace
 
 #: the costs a search can minimise or limit, in the order they are checked (cheapest first)
 COSTS = ("params", "flops", "latency")
-#: inputs that need no backward pass: a proxy reading only these is scored from one forward pass
-FORWARD_INPUTS = frozenset("AHSW")
 #: how each cost is written in tables
 COST_LABELS = {"params": "parameters", "flops": "FLOPs (one forward pass)", "latency": "latency (ms)"}
 
@@ -133,30 +130,6 @@ def measure_latency(bench: Benchmark, model: nn.Module, batch: Batch, repeats: i
     return 1000.0 * statistics.median(times)
 
 
-def proxy_inputs(bench: Benchmark, model: nn.Module, batch: Batch, symbols: set[str]) -> ProxyInputs:
-    """The inputs `symbols` of `model` on `batch`, as `extract_inputs` gives them.
-
-    When no symbol needs a gradient (only A, H, S, W) they come from one forward pass without
-    autograd, which costs a fraction of a forward and backward pass and gives the same values;
-    the other symbols are left empty.
-    """
-    if not set(symbols) <= FORWARD_INPUTS:
-        return extract_inputs(bench, model, batch)
-    model.eval()
-    sites = bench.zc_sites(model)
-    groups = (("A", sites.activations), ("H", sites.heads), ("S", sites.softmax))
-    keyed = [(key, site, i) for key, group in groups if key in symbols for i, site in enumerate(group)]
-    out: ProxyInputs = {s: [] for s in INPUT_SYMBOLS}
-    with torch.no_grad(), recording(site_targets(site for _, site, _ in keyed)) as rec:
-        bench.loss(model, batch)
-    for target, tensor in rec.calls:  # in the order the forward pass ran them, as extract_inputs keeps them
-        key, site, i = keyed[target]
-        out[key].append(LayerTensor(site.layer, site.name or f"{key}{i}", tensor.detach().float()))
-    if "W" in symbols:
-        out["W"] = [LayerTensor(ws.layer, ws.name, ws.param.detach().float()) for ws in sites.weights]
-    return out
-
-
 def violation(costs: dict, limits: dict) -> float:
     """How far over its limits a candidate is: the sum of relative excesses (0: feasible)."""
     total = 0.0
@@ -245,7 +218,7 @@ def _score(bench: Benchmark, key: str, model: nn.Module, batch: Batch, proxy: Pr
         return proxy.orientation * float(value)
     pset = default_pset()
     tree = parse_tree(proxy.tree, pset)
-    inputs = proxy_inputs(bench, model, batch, tree_inputs(tree))
+    inputs = extract_inputs(bench, model, batch, tree_inputs(tree))
     seconds["pass"] = time.perf_counter() - t
     t = time.perf_counter()
     value = score_tree(tree, inputs, settings.device, pset)
