@@ -573,11 +573,16 @@ class LoNASBenchmark(Benchmark):
             adapter = self.path / "adapter"
         self.adapter_path = None if adapter is None else Path(adapter)
         base_config = read_json(self.base_path / "config.json")
+        missing = [k for k in ("num_hidden_layers", "intermediate_size", "vocab_size") if k not in base_config]
+        if missing or base_config.get("model_type", "llama") != "llama":
+            raise BenchmarkError(f"{self.base_path / 'config.json'}: not a LLaMA config "
+                                 f"(model_type {base_config.get('model_type')!r}, missing {missing})")
         self.base_config = base_config
         self.space = self._read_space(space, base_config, built)
         gt_path = Path(ground_truth) if ground_truth is not None else self.path / GROUND_TRUTH_FILE
-        self._truth = self._read_ground_truth(gt_path) if (ground_truth is not None or gt_path.is_file()) else None
-        if self._truth is None:
+        if ground_truth is not None or gt_path.is_file():
+            self._truth = self._read_ground_truth(gt_path)
+        else:  # a checkpoint without ground truth: its named sub-networks, for nas and info
             self._truth = {p: (self.space.pick(p), math.nan) for p in ("max", "heuristic", "min")}
         self._supernet: nn.Module | None = None
         vocab_path = self.base_path / VOCAB_FILE

@@ -207,6 +207,9 @@ def test_missing_checkpoint_and_unbuilt_mini_are_named(tmp_path):
         get_benchmark(f"lonas:{tmp_path}")
     with pytest.raises(BenchmarkError, match="lpzero build lonas-mini"):
         get_benchmark("lonas-mini", data=tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "vocab_size": 99}))
+    with pytest.raises(BenchmarkError, match="not a LLaMA config"):
+        get_benchmark(f"lonas:{tmp_path}")
 
 
 @pytest.mark.data
