@@ -442,8 +442,9 @@ def build(name, out, smoke, seed, device, data, **kw):
 
     def progress(stage: str, done: int, total: int) -> None:
         if stage not in bars:
-            bars[stage] = tqdm(total=total, desc=stage, unit="step" if "train" in stage else "it",
-                               mininterval=PROGRESS_INTERVAL)
+            for bar in bars.values():  # one stage at a time: the finished one's bar is done
+                bar.close()
+            bars[stage] = tqdm(total=total, desc=stage, unit="it", mininterval=PROGRESS_INTERVAL)
         bars[stage].update(done - bars[stage].n)
 
     try:
