@@ -1,7 +1,8 @@
 """The interface every benchmark implements.
 
 A benchmark is a set of trained architectures with known quality. It knows how to
-rebuild each architecture with random weights, how to make the mini-batch a
+build the model a proxy scores for each architecture (random weights from a seed, or a
+super-network's inherited weights), how to make the mini-batch a
 zero-cost proxy sees, which scalar the one backward pass differentiates, and where
 in its models the six proxy inputs live (`ZCSites`). Everything above this layer
 (input extraction, caching, fitness, evolution) talks to benchmarks only through
@@ -191,7 +192,12 @@ class Benchmark(abc.ABC):
 
     @abc.abstractmethod
     def build_model(self, arch_id: str, seed: int, device: str | torch.device = "cpu") -> nn.Module:
-        """The architecture with random weights drawn from `seed` (same seed, same weights)."""
+        """The model this benchmark scores for the architecture.
+
+        Usually random weights drawn from `seed` (same seed, same weights); a benchmark of
+        sub-networks of a trained super-network (LoNAS) returns the inherited weights and
+        ignores the seed.
+        """
 
     @abc.abstractmethod
     def count_params(self, arch_id: str) -> dict[str, int]:
