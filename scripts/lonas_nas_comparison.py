@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from lpzero.benchmarks.lonas import perplexity, window_nll, windows
 from lpzero.executors import LocalExecutor
-from lpzero.files import atomic_write_json, atomic_write_text
+from lpzero.files import atomic_write, atomic_write_json, atomic_write_text
 from lpzero.nas import EvalSettings, Evaluator, NSGASettings, proxy_spec, run_nas, run_nsga
 from lpzero.nas.lonas_space import LoNASSearchSpace
 
@@ -122,7 +122,7 @@ def main() -> None:
     ax.set_title(f"{space.name}: picks within {budget:,} parameters")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(args.out / "comparison.png", dpi=120)
+    atomic_write(args.out / "comparison.png", lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     print(f"budget: {budget:,} parameters (the heuristic sub-network's); held-out {truth['tokens']:,} tokens")
     print(f"{'search':<11} {'params':>10} {'held-out ppl':>13} {'vs (d)':>8} {'seconds':>8} {'evaluated':>9}")
     for r in rows:
