@@ -191,6 +191,17 @@ def _make_cache(bench: Benchmark, options: dict, data, kw: dict) -> InputCache:
     return InputCache(settings, Path(kw["cache_dir"]) if kw["cache_dir"] else None)
 
 
+def _quick(ctx: click.Context, quick: dict, kw: dict, values: dict, longest: int | None = None) -> dict:
+    """`--quick`: its batch into `kw` and its `values`, wherever the user gave none (explicit options win).
+
+    The batch's sequence length stays within the benchmark's positions (`longest`).
+    """
+    kw["batch_size"] = kw["batch_size"] or quick["batch_size"]
+    kw["seq_len"] = kw["seq_len"] or min(quick["seq_len"], longest or quick["seq_len"])
+    return {name: quick[name] if ctx.get_parameter_source(name) == ParameterSource.DEFAULT else value
+            for name, value in values.items()}
+
+
 def _parse_baselines(spec: str) -> list[str]:
     if spec == "all":
         return list(BASELINES)
@@ -390,13 +401,8 @@ def evolve(ctx, benchmark, toolbox_kind, out, population, iterations, crossover,
     """Search for a proxy with genetic programming (paper Algorithm 1)."""
     bench, options = _open(benchmark, data, hidden_size_compat)
     if quick:
-        def default(name):
-            return ctx.get_parameter_source(name) == ParameterSource.DEFAULT
-
-        kw["batch_size"] = kw["batch_size"] or QUICK["batch_size"]
-        kw["seq_len"] = kw["seq_len"] or min(QUICK["seq_len"], bench.max_seq_len() or QUICK["seq_len"])
-        iterations = QUICK["iterations"] if default("iterations") else iterations
-        baselines = QUICK["baselines"] if default("baselines") else baselines
+        quick_values = _quick(ctx, QUICK, kw, {"iterations": iterations, "baselines": baselines}, bench.max_seq_len())
+        iterations, baselines = quick_values["iterations"], quick_values["baselines"]
 
     setup = SearchSetup(
         toolbox=toolbox_kind, sample=sample, holdout=holdout, rps=not no_rps, n_unary=n_unary, max_height=max_height,
@@ -525,13 +531,8 @@ def nas(ctx, space_name, proxy_text, cost_text, max_params, max_flops, max_laten
         generations, crossover, mutation, seed, cached_scores, out, resume, quick, data, hidden_size_compat, **kw):
     """Pick architectures with a proxy: NSGA-II over (proxy score, costs) under limits."""
     if quick:
-        def default(name):
-            return ctx.get_parameter_source(name) == ParameterSource.DEFAULT
-
-        kw["batch_size"] = kw["batch_size"] or NAS_QUICK["batch_size"]
-        kw["seq_len"] = kw["seq_len"] or NAS_QUICK["seq_len"]
-        population = NAS_QUICK["population"] if default("population") else population
-        generations = NAS_QUICK["generations"] if default("generations") else generations
+        quick_values = _quick(ctx, NAS_QUICK, kw, {"population": population, "generations": generations})
+        population, generations = quick_values["population"], quick_values["generations"]
     nsga = NSGASettings(population, generations, crossover, mutation, seed)
     proxy = nas_proxy_spec(proxy_text)  # a malformed best.json fails before any work
     costs = tuple(c.strip() for c in cost_text.split(",") if c.strip())

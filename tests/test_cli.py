@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import lpzero.benchmarks
 from conftest import FAKE_BENCHMARK
-from lpzero.cli import main
+from lpzero.cli import QUICK, main
 
 #: every tensor of the fake models is at most 4 x 16 x 192 = 12,288 elements: stored whole
 WHOLE = ["--samples", "12288"]
@@ -34,6 +34,18 @@ def searched(tmp_path_factory):
     out, cache = root / "run", root / "cache"
     result = invoke("evolve", "--benchmark", FAKE_BENCHMARK, "--cache-dir", cache, "--out", out, *WHOLE, *SEARCH)
     return out, json.loads((out / "best.json").read_text()), cache, result.output
+
+
+# --- evolve --quick -------------------------------------------------------------------
+
+def test_quick_sets_what_the_user_left_unset(tmp_path):
+    invoke("evolve", "--benchmark", FAKE_BENCHMARK, "--quick", "--iterations", "4", "--population", "4",
+           "--sample", "3", "--runs", "1", "--cache-dir", tmp_path / "c", "--out", tmp_path / "run", *WHOLE)
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    # the quick batch (2 x 64, within the fake models' 64 positions) and baselines; the explicit iterations
+    assert (best["cache"]["batch_size"], best["cache"]["seq_len"]) == (2, 64)
+    assert best["setup"]["evolve"]["iterations"] == 4
+    assert best["baseline_heldout"]["proxy"] in QUICK["baselines"].split(",")
 
 
 # --- info ----------------------------------------------------------------------------
