@@ -2,19 +2,26 @@
 
 Run them where a GPU is lent: `python -m pytest tests -m gpu`.
 """
+import json
 import random
 
 import pytest
 import torch
+from click.testing import CliRunner
 from deap import gp
 from scipy import stats
 
 from conftest import FAKE_BENCHMARK
+from lpzero.benchmarks import Batch
+from lpzero.benchmarks.inputs import extract_inputs
+from lpzero.benchmarks.lonas import LoNASBenchmark
+from lpzero.cli import main
 from lpzero.cache import CacheSettings, InputCache
 from lpzero.primitives import OPS, Weighted, default_pset, generate_typed
 from lpzero.primitives.registry import PROBES, _probe_value
 from lpzero.search import EvolveSettings, FitnessEvaluator, SearchSetup, evolve_on, violations
 from synthetic import planted_truth, synthetic_inputs
+from test_benchmarks_lonas import _space_file, tiny_llama, tokens, trained_supernet
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")]
@@ -77,3 +84,32 @@ def test_the_same_cache_finds_the_same_proxy_on_cuda():
     on_cpu = evolve_on(inputs, truth, setup)
     on_cuda = evolve_on({s: w.to("cuda") for s, w in inputs.items()}, truth, setup)
     assert str(on_cuda.states[0].population[0]) == str(on_cpu.states[0].population[0])
+
+
+def test_a_lonas_subnetwork_gives_the_cpu_inputs_on_cuda(tmp_path):
+    base = tiny_llama(seed=2)
+    base.save_pretrained(str(tmp_path / "base"))
+    trained_supernet(seed=2, base=base).save_pretrained(str(tmp_path / "adapter"))
+    bench = LoNASBenchmark(tmp_path / "base", adapter=tmp_path / "adapter", space=str(_space_file(tmp_path)))
+    choice = bench.space.pick("heuristic")
+    batch = Batch(tokens())
+    cpu = extract_inputs(bench, bench.build_subnetwork(choice), batch)
+    cuda = extract_inputs(bench, bench.build_subnetwork(choice, "cuda"), batch.to("cuda"))
+    for symbol in cpu:
+        assert len(cpu[symbol]) == len(cuda[symbol]) > 0, symbol
+        for a, b in zip(cpu[symbol], cuda[symbol]):
+            assert b.tensor.device.type == "cuda"  # the inputs stay on the device
+            torch.testing.assert_close(b.tensor.cpu(), a.tensor, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.data
+def test_nas_on_cuda_picks_what_it_picks_on_the_cpu(lonas_smoke, tmp_path):
+    out, _ = lonas_smoke
+    picks = {}
+    for device in ("cpu", "cuda"):
+        result = CliRunner().invoke(main, ["nas", "--space", f"lonas:{out}", "--proxy", "lpzero_llama", "--population",
+                                           "4", "--generations", "1", "--seq-len", "32", "--device", device,
+                                           "--out", str(tmp_path / device), "--cache-dir", str(tmp_path / "c")])
+        assert result.exit_code == 0, result.output
+        picks[device] = json.loads((tmp_path / device / "summary.json").read_text())["chosen"]["key"]
+    assert picks["cuda"] == picks["cpu"]
