@@ -177,7 +177,7 @@ def test_checkpoint_and_adapter_load_through_their_own_loaders(checkpoint):
     bench = get_benchmark(f"lonas:{root / 'base'}", adapter=str(root / "adapter"))
     assert bench.ids() == ["max", "heuristic", "min"]
     assert math.isnan(bench.architecture("max").ground_truth)
-    assert bench.space == tiny_space().__class__.from_json({**tiny_space().to_json(), "name": bench.space.name})
+    assert bench.space.groups == tiny_space().groups  # derived from the checkpoint and the adapter's rank
     choice = bench.choice("heuristic")
     with torch.no_grad():
         ours = bench.build_model("heuristic")(input_ids=tokens()).logits

@@ -240,6 +240,16 @@ def test_flops_are_counted_and_limited():
     assert evaluate_candidate("tiny4", space, ProxySpec("num_params"), limited)["feasible"] is False
 
 
+def test_latency_is_measured_and_limited():
+    space = TabularSpace(FAKE_BENCHMARK)
+    settings = EvalSettings(2, 8, costs=("params", "latency"), cost_seq_len=8)
+    r = evaluate_candidate("tiny4", space, ProxySpec("num_params"), settings)
+    assert r["latency"] > 0 and r["feasible"] is True and r["score"] is not None
+    limited = EvalSettings(2, 8, costs=("params", "latency"), limits={"latency": 1e-6}, cost_seq_len=8)
+    over = evaluate_candidate("tiny4", space, ProxySpec("num_params"), limited)
+    assert over["feasible"] is False and over["score"] is None
+
+
 def test_a_parameter_limit_below_the_smallest_architecture_is_an_error(tmp_path):
     space = TabularSpace(FAKE_BENCHMARK)
     with pytest.raises(NASError, match="below the smallest architecture"):

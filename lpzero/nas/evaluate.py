@@ -9,7 +9,6 @@ candidate over a limit is not scored.
 from __future__ import annotations
 
 import math
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.benchmark import Timer
 from torch.utils.flop_counter import FlopCounterMode
 
 from lpzero.benchmarks import Batch, Benchmark
@@ -114,20 +114,14 @@ def count_flops(bench: Benchmark, model: nn.Module, batch: Batch) -> int:
 
 
 def measure_latency(bench: Benchmark, model: nn.Module, batch: Batch, repeats: int = 3) -> float:
-    """Median milliseconds of one forward pass of the benchmark's objective, after one warm-up pass."""
-    cuda = batch.input_ids.device.type == "cuda"
-    times = []
+    """Mean milliseconds of one forward pass of the benchmark's objective over `repeats` passes.
+
+    Timed by `torch.utils.benchmark.Timer`, which warms up first and synchronises CUDA.
+    """
+    timer = Timer("loss(model, batch)", globals={"loss": bench.loss, "model": model, "batch": batch},
+                  num_threads=torch.get_num_threads())
     with torch.no_grad():
-        bench.loss(model, batch)
-        for _ in range(max(1, repeats)):
-            if cuda:
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            bench.loss(model, batch)
-            if cuda:
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t)
-    return 1000.0 * statistics.median(times)
+        return 1000.0 * timer.timeit(max(1, repeats)).mean
 
 
 def violation(costs: dict, limits: dict) -> float:

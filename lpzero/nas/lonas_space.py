@@ -10,6 +10,7 @@ peft adapter directories that standard peft loads, each with `lonas_subnetwork.j
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from lpzero.benchmarks import Benchmark
-from lpzero.benchmarks.lonas import (LoNASBenchmark, choice_id, count_subnetwork_params, export_subnetwork)
+from lpzero.benchmarks.lonas import LoNASBenchmark, choice_id, count_subnetwork_params, export_subnetwork
 from lpzero.benchmarks.base import BenchmarkError
 
 from .space import NASError, SearchSpace, open_benchmark
@@ -34,11 +35,12 @@ class LoNASSearchSpace(SearchSpace):
         self.name = "lonas" if path is None else f"lonas:{path}"
         self.options = {} if adapter is None else {"adapter": str(Path(adapter).resolve())}
         self._bench: LoNASBenchmark | None = None
-        self.groups = [g.name for g in self.bench.space.groups]
+        self._truth: dict[str, float] | None = None
+        self.bench  # opened now, so a bad path or space fails before any work
 
     def __getstate__(self) -> dict[str, Any]:
         # a worker reopens the benchmark (and loads the super-network) once per process
-        return {**self.__dict__, "_bench": None}
+        return {**self.__dict__, "_bench": None, "_truth": None}
 
     @property
     def bench(self) -> LoNASBenchmark:
@@ -80,11 +82,10 @@ class LoNASSearchSpace(SearchSpace):
 
     def ground_truth(self, config: dict) -> float | None:
         """Minus the held-out perplexity, when the benchmark's ground truth has this sub-network."""
-        for arch_id in self.bench.ids():
-            arch = self.bench.architecture(arch_id)
-            if arch.config == config and arch.ground_truth == arch.ground_truth:  # NaN: no ground truth
-                return arch.ground_truth
-        return None
+        if self._truth is None:  # by key, built once: the report asks for every candidate
+            archs = (self.bench.architecture(a) for a in self.bench.ids())
+            self._truth = {self.key(a.config): a.ground_truth for a in archs if not math.isnan(a.ground_truth)}
+        return self._truth.get(self.key(config))
 
     def write(self, configs: Sequence[dict], out: Path) -> list[Path]:
         """`subnetwork_<k>/`: a peft adapter (rank_pattern) and `lonas_subnetwork.json` per sub-network."""
