@@ -10,8 +10,9 @@ build (as each `lpzero cache` starts one); the Ray instance is started once per 
 count, so its first build pays the workers' start (a few seconds of imports each) and
 later ones find them warm, as the later architectures of one long build do. Then, in this process, times for each
 architecture a bare forward + backward of its model on the same batch against the
-cache's work on it (forward + backward with the input hooks, sampling), and prints
-the median ratio. Writes `scaling.csv` (one row per build) and `per_arch.csv` to `--out`.
+cache's work on it (forward + backward with the input hooks, sampling), alternately,
+`--pass-repeats` times, and prints the median over architectures of the ratio of
+their medians. Writes `scaling.csv` (one row per build) and `per_arch.csv` to `--out`.
 """
 from __future__ import annotations
 
@@ -56,14 +57,32 @@ def _bare_pass(bench, settings: CacheSettings, arch_id: str) -> float:
     return time.perf_counter() - start
 
 
+def _pass_times(bench, settings: CacheSettings, batch, arch_id: str) -> dict[str, float]:
+    """Seconds of one architecture's bare pass, of the cache's work on it, and of that work's two parts."""
+    bare = _bare_pass(bench, settings, arch_id)
+    start = time.perf_counter()
+    list(LocalExecutor().imap_unordered(compute_entry, [EntryTask(arch_id, True, ())], settings, "cpu"))
+    cached = time.perf_counter() - start
+    model = bench.build_model(arch_id, settings.model_seed)
+    start = time.perf_counter()
+    inputs = extract_inputs(bench, model, batch)
+    extract = time.perf_counter() - start
+    start = time.perf_counter()
+    sample_inputs(inputs, settings.samples, arch_seed(arch_id, settings.model_seed))
+    return {"bare_seconds": bare, "cache_seconds": cached, "extract_seconds": extract,
+            "sample_seconds": time.perf_counter() - start}
+
+
 @click.command()
 @click.option("--benchmark", default="gpt2", show_default=True)
 @click.option("--archs", type=click.IntRange(min=2), default=12, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--pass-repeats", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Times each architecture's bare pass and cache work are measured (medians are kept).")
 @click.option("--executors", default="process,ray", show_default=True,
               help="Executors to time ('' for the per-architecture breakdown alone).")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/bench_scaling", show_default=True)
-def main(benchmark: str, archs: int, repeats: int, executors: str, out: str) -> None:
+def main(benchmark: str, archs: int, repeats: int, pass_repeats: int, executors: str, out: str) -> None:
     bench = get_benchmark(benchmark)
     settings = CacheSettings.for_benchmark(bench)
     ids = sorted(random.Random(0).sample(bench.ids(), archs), key=bench.ids().index)
@@ -88,19 +107,10 @@ def main(benchmark: str, archs: int, repeats: int, executors: str, out: str) -> 
     per_arch = []
     batch = bench.make_batch(settings.batch_seed, settings.batch_size, settings.seq_len)
     for arch_id in ids:
-        bare = _bare_pass(bench, settings, arch_id)
-        start = time.perf_counter()
-        list(LocalExecutor().imap_unordered(compute_entry, [EntryTask(arch_id, True, ())], settings, "cpu"))
-        cached = time.perf_counter() - start
-        model = bench.build_model(arch_id, settings.model_seed)
-        start = time.perf_counter()
-        inputs = extract_inputs(bench, model, batch)
-        extract = time.perf_counter() - start
-        start = time.perf_counter()
-        sample_inputs(inputs, settings.samples, arch_seed(arch_id, settings.model_seed))
-        sample = time.perf_counter() - start
-        per_arch.append({"arch": arch_id, "bare_seconds": bare, "cache_seconds": cached, "ratio": cached / bare,
-                         "extract_seconds": extract, "sample_seconds": sample})
+        # the bare pass and the cache's work alternate, so a slow spell of the machine falls on both
+        runs = [_pass_times(bench, settings, batch, arch_id) for _ in range(pass_repeats)]
+        row = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        per_arch.append({"arch": arch_id, **row, "ratio": row["cache_seconds"] / row["bare_seconds"]})
     med = {k: statistics.median(r[k] for r in per_arch) for k in per_arch[0] if k != "arch"}
     click.echo(f"cache work / bare build + forward + backward, per architecture: median {med['ratio']:.2f}x "
                f"(min {min(r['ratio'] for r in per_arch):.2f}, max {max(r['ratio'] for r in per_arch):.2f})")

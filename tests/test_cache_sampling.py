@@ -1,10 +1,12 @@
-"""lpzero.cache.sampling: W and G at the same positions, calibrated weights, extremes kept (real GPT-2 models)."""
+"""lpzero.cache.sampling: W and G at the same positions, calibrated weights, extremes kept (real GPT-2 models),
+order statistics selected without a full sort equal to the sorted ones."""
+import numpy as np
 import pytest
 import torch
 
 from lpzero.benchmarks import get_benchmark
 from lpzero.benchmarks.inputs import as_weighted, extract_inputs
-from lpzero.cache import calibrated_weights, sample_inputs, stack_stored
+from lpzero.cache import calibrated_weights, sample_inputs, sampling, stack_stored
 from lpzero.primitives import OPS
 
 ARCH = "config_9_j3"
@@ -68,3 +70,52 @@ def test_sampled_norm_estimates_the_full_norm():
     full = as_weighted(x)["W"]
     est, ref = OPS["l1"].torch_fn(sampled), OPS["l1"].torch_fn(full)
     assert torch.allclose(est, ref, rtol=0.05)
+
+
+def _tensors_to_select_from() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    n = sampling.SELECT_MIN_ELEMENTS + 1000
+    return {
+        "normal": rng.standard_normal(n).astype(np.float32),
+        "half zeros, as a causal attention map": np.where(rng.random(n) < 0.5, 0, rng.random(n)).astype(np.float32),
+        "signed zeros and denormals": (rng.choice([-0.0, 0.0, 1e-42, -1e-42, 3.0], n)).astype(np.float32),
+        "few distinct values": rng.integers(-2, 3, n).astype(np.float32),
+        "heavy tails": (rng.standard_cauchy(n) ** 3).astype(np.float32),
+        "with inf": np.concatenate([rng.standard_normal(n), [np.inf, -np.inf]]).astype(np.float32),
+        "with NaN": np.concatenate([rng.standard_normal(n), [np.nan]]).astype(np.float32),
+        "small": rng.standard_normal(500).astype(np.float32),
+    }
+
+
+@pytest.mark.parametrize("name", list(_tensors_to_select_from()))
+def test_order_statistics_equal_the_full_sort_and_leave_the_values_untouched(name):
+    values = _tensors_to_select_from()[name]
+    before = values.copy()
+    n = values.size
+    ranks = np.concatenate([np.arange(5), np.random.default_rng(1).integers(0, n, 300), np.arange(n - 5, n)])
+    got, expected = sampling.order_statistics(values, ranks), np.sort(values)[ranks]
+    np.testing.assert_array_equal(got, expected)  # NaN equals NaN here; -0.0 equals 0.0
+    np.testing.assert_array_equal(values, before)
+
+
+@pytest.mark.parametrize("name", ["normal", "few distinct values", "half zeros, as a causal attention map"])
+def test_without_tails_is_the_middle_of_the_sorted_values(name):
+    values = _tensors_to_select_from()[name]
+    ordered, tail = np.sort(values), 128
+    middle = sampling._without_tails(values, float(ordered[tail - 1]), float(ordered[-tail]), tail)
+    np.testing.assert_array_equal(np.sort(middle), ordered[tail:-tail])
+    constant = np.full(1000, 0.25, dtype=np.float32)
+    np.testing.assert_array_equal(sampling._without_tails(constant, 0.25, 0.25, tail), np.full(1000 - 2 * tail, 0.25))
+
+
+@pytest.mark.parametrize("name", ["normal", "heavy tails", "few distinct values", "with NaN"])
+def test_selecting_order_statistics_stores_what_a_full_sort_stores(name, monkeypatch):
+    flat = torch.from_numpy(_tensors_to_select_from()[name])
+    selected = sampling._value_stratified_sample(flat, 1024, torch.Generator().manual_seed(4))
+    monkeypatch.setattr(sampling, "SELECT_MIN_ELEMENTS", flat.numel() + 1)  # every tensor sorted whole
+    ordered = np.sort(flat.numpy())
+    monkeypatch.setattr(sampling, "_without_tails", lambda values, low, high, tail: ordered[tail:values.size - tail])
+    sorted_whole = sampling._value_stratified_sample(flat, 1024, torch.Generator().manual_seed(4))
+    assert torch.equal(selected[0].nan_to_num(), sorted_whole[0].nan_to_num())  # the same kept values
+    # weights calibrated on the same values summed in another order: equal to float32 rounding
+    assert torch.allclose(selected[1], sorted_whole[1], rtol=1e-6, atol=0)

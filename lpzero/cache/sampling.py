@@ -62,15 +62,17 @@ def calibrated_weights(kept: list[torch.Tensor], full: list[torch.Tensor], weigh
     columns, totals = [torch.ones_like(w)], [float(len(full[0]))]
     scaled = []
     for k, f in zip(kept, full):
-        f = f.double()
         z, m, s = _standardized(k.double())
-        zf = (f - m) / s
+        # in place on one float64 copy: the full tensors are large, and fresh memory is slow to touch
+        zf = f.to(torch.float64, copy=True).sub_(m).div_(s)
         scaled.append((z, zf))
         columns += [z, z * z]
-        totals += [float(zf.sum()), float((zf * zf).sum())]
+        totals += [float(zf.sum()), 0.0]
     if len(scaled) == 2:
         columns.append(scaled[0][0] * scaled[1][0])
         totals.append(float((scaled[0][1] * scaled[1][1]).sum()))
+    for i, (_, zf) in enumerate(scaled):
+        totals[2 + 2 * i] = float(zf.square_().sum())
     x, target = torch.stack(columns, 1), torch.tensor(totals, dtype=torch.float64)
     if not torch.isfinite(target).all() or not torch.isfinite(x).all():
         return weights
@@ -79,18 +81,82 @@ def calibrated_weights(kept: list[torch.Tensor], full: list[torch.Tensor], weigh
     return (w * (1 + x @ lam)).clamp_min(0).to(weights.dtype)
 
 
-def _sorted_sample(flat: torch.Tensor, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+#: below this many elements a full sort is as fast as selecting the order statistics
+SELECT_MIN_ELEMENTS = 1 << 18
+#: `order_statistics` buckets float32 values by the top 32 - BUCKET_SHIFT bits of their order keys
+BUCKET_SHIFT = 12
+
+
+def _bucket_of(values: np.ndarray) -> np.ndarray:
+    """Each finite float32 value's bucket (int64, 0 to 2^(32 - BUCKET_SHIFT) - 1), in the values' order."""
+    key = values.view(np.int32).astype(np.int64)
+    # a negative float's magnitude bits grow with its magnitude: flip them so its key falls as it does
+    # (-0.0 then keys just below 0.0); in place, as these arrays are as long as the tensor
+    flip = key >> 31
+    flip &= 0x7FFFFFFF
+    key ^= flip
+    key >>= BUCKET_SHIFT
+    key += 1 << (31 - BUCKET_SHIFT)
+    return key
+
+
+def order_statistics(values: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """`np.sort(values)[ranks]` (float32 `values`), without sorting the whole tensor.
+
+    The values are counted into 2^20 buckets of consecutive order keys (one pass);
+    only the buckets holding a wanted rank are gathered and sorted: the thousand
+    ranks a cache entry keeps of a tensor touch a small share of it, and a full sort
+    of A, J, H and S costs about a third of the model's forward and backward pass.
+    Equal to the full sort's values (at most -0.0 and 0.0 trade places, as they may
+    between any two sorts). Small tensors and tensors holding NaN or inf are sorted.
+    """
+    ranks = np.asarray(ranks, dtype=np.int64)
+    if values.size < SELECT_MIN_ELEMENTS or not np.isfinite(values).all():
+        return np.sort(values)[ranks]
+    buckets = 1 << (32 - BUCKET_SHIFT)
+    bucket = _bucket_of(values)
+    counts = np.bincount(bucket, minlength=buckets)
+    ends = np.cumsum(counts)
+    holding = np.searchsorted(ends, ranks, side="right")  # the bucket of each rank
+    wanted = np.zeros(buckets, dtype=bool)
+    wanted[holding] = True
+    members = np.sort(values[wanted[bucket]])  # the wanted buckets' values, one bucket after another
+    wanted_ids = np.flatnonzero(wanted)
+    member_starts = np.cumsum(counts[wanted_ids]) - counts[wanted_ids]
+    rank_in_bucket = ranks - (ends[holding] - counts[holding])
+    return members[member_starts[np.searchsorted(wanted_ids, holding)] + rank_in_bucket]
+
+
+def _without_tails(values: np.ndarray, low: float, high: float, tail: int) -> np.ndarray:
+    """The values less their `tail` smallest and `tail` largest (`low`, `high`: the largest of the
+    smallest, the smallest of the largest; copies of them may also be in the rest)."""
+    middle = values.size - 2 * tail
+    if tail == 0:
+        return values
+    if low == high:
+        return np.full(middle, low, dtype=values.dtype)
+    inside = values[(values > low) & (values < high)]
+    at_low = int(np.count_nonzero(values <= low)) - tail  # copies of `low` left after the smallest
+    return np.concatenate([np.full(at_low, low, dtype=values.dtype), inside,
+                           np.full(middle - at_low - inside.size, high, dtype=values.dtype)])
+
+
+def _value_stratified_sample(flat: torch.Tensor, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Stratified by value: the extremes exactly, one value from each of equal chunks of the sorted rest."""
-    n, tail = flat.numel(), int(k * EXACT_TAIL_SHARE)
-    # numpy's sort (SIMD on x86) is faster than torch's on one thread and gives the same values
-    # (at most -0.0 and 0.0 trade places, which no op can tell apart); NaN sorts last, so it is kept and
-    # the proxy is found invalid
-    ordered = torch.from_numpy(np.sort(flat.numpy()))
-    middle = ordered[tail:n - tail]
-    picked = middle[stratified_index(middle.numel(), k - 2 * tail, gen)]
+    values = flat.numpy()
+    n, tail = values.size, int(k * EXACT_TAIL_SHARE)
+    middle_ranks = tail + stratified_index(n - 2 * tail, k - 2 * tail, gen).numpy()
+    ranks = np.concatenate([np.arange(tail), middle_ranks, np.arange(n - tail, n)])
+    if np.isfinite(values).all():
+        kept = torch.from_numpy(order_statistics(values, ranks))
+        middle = torch.from_numpy(_without_tails(values, kept[tail - 1].item(), kept[k - tail].item(), tail))
+    else:  # NaN sorts last and inf at an end: both are kept, and the proxy is found invalid
+        ordered = np.sort(values)
+        kept, middle = torch.from_numpy(ordered[ranks]), torch.from_numpy(ordered[tail:n - tail])
+    picked = kept[tail:k - tail]
     weight = calibrated_weights([picked], [middle], torch.full((k - 2 * tail,), middle.numel() / (k - 2 * tail)))
     ones = torch.ones(tail)
-    return torch.cat([ordered[:tail], picked, ordered[n - tail:]]), torch.cat([ones, weight, ones])
+    return kept, torch.cat([ones, weight, ones])
 
 
 def _aligned_symbols() -> set[str]:
@@ -129,7 +195,7 @@ def sample_inputs(inputs: ProxyInputs, samples: int, seed: int) -> dict[str, tor
                     kept[s].append(flat[index])
                     weights[s].append(weight)
             else:
-                values, weight = _sorted_sample(flats[0], samples, gen)
+                values, weight = _value_stratified_sample(flats[0], samples, gen)
                 kept[sym].append(values)
                 weights[sym].append(weight)
     stored: dict[str, torch.Tensor] = {}
