@@ -13,7 +13,8 @@ so sums stay unbiased. Two stratified schemes:
   one element is drawn from each of equal chunks of the sorted rest. Extremes (max,
   min, min-max scaling, the softmax shift) are then exact, and heavy tails (the
   few large entries of a causal attention map's first rows, which dominate its
-  variance and norm) are no longer left to chance.
+  variance and norm) are no longer left to chance. The kept ranks of the sorted
+  order are found without sorting the whole tensor (`order_statistics`).
 
 The weights are then calibrated (`calibrated_weights`) so that each stored tensor
 reproduces the full tensor's count, sum and sum of squares exactly. A tensor with
