@@ -119,3 +119,11 @@ def test_selecting_order_statistics_stores_what_a_full_sort_stores(name, monkeyp
     assert torch.equal(selected[0].nan_to_num(), sorted_whole[0].nan_to_num())  # the same kept values
     # weights calibrated on the same values summed in another order: equal to float32 rounding
     assert torch.allclose(selected[1], sorted_whole[1], rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("samples", [1, 7])
+def test_fewer_than_eight_samples_keep_no_exact_tails(samples):
+    flat = torch.from_numpy(_tensors_to_select_from()["normal"])
+    values, weights = sampling._value_stratified_sample(flat, samples, torch.Generator().manual_seed(0))
+    assert values.shape == weights.shape == (samples,)
+    assert weights.sum().item() == pytest.approx(flat.numel(), rel=1e-6)  # calibrated on the whole tensor

@@ -129,11 +129,9 @@ def order_statistics(values: np.ndarray, ranks: np.ndarray) -> np.ndarray:
 
 
 def _without_tails(values: np.ndarray, low: float, high: float, tail: int) -> np.ndarray:
-    """The values less their `tail` smallest and `tail` largest (`low`, `high`: the largest of the
-    smallest, the smallest of the largest; copies of them may also be in the rest)."""
+    """The values less their `tail` (≥ 1) smallest and `tail` largest (`low`, `high`: the largest of
+    the smallest, the smallest of the largest; copies of them may also be in the rest)."""
     middle = values.size - 2 * tail
-    if tail == 0:
-        return values
     if low == high:
         return np.full(middle, low, dtype=values.dtype)
     inside = values[(values > low) & (values < high)]
@@ -150,7 +148,8 @@ def _value_stratified_sample(flat: torch.Tensor, k: int, gen: torch.Generator) -
     ranks = np.concatenate([np.arange(tail), middle_ranks, np.arange(n - tail, n)])
     if np.isfinite(values).all():
         kept = torch.from_numpy(order_statistics(values, ranks))
-        middle = torch.from_numpy(_without_tails(values, kept[tail - 1].item(), kept[k - tail].item(), tail))
+        middle = torch.from_numpy(values if tail == 0 else
+                                  _without_tails(values, kept[tail - 1].item(), kept[k - tail].item(), tail))
     else:  # NaN sorts last and inf at an end: both are kept, and the proxy is found invalid
         ordered = np.sort(values)
         kept, middle = torch.from_numpy(ordered[ranks]), torch.from_numpy(ordered[tail:n - tail])
