@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import importlib.util
 import os
 import sys
@@ -100,6 +101,23 @@ def get_benchmark(name: str, data: str | os.PathLike | None = None, **options: A
     return bench
 
 
+#: benchmarks opened by `open_benchmark` in this process
+_OPENED: dict[tuple, Benchmark] = {}
+
+
+def open_benchmark(name: str, data: str | os.PathLike | None = None, **options: Any) -> Benchmark:
+    """`get_benchmark(name, data, **options)`, opened once per process.
+
+    Workers get settings or spaces (not benchmarks) with each task; reading a benchmark's
+    data (or loading a super-network) once per process instead of once per task is what
+    this is for.
+    """
+    key = (name, None if data is None else str(data), json.dumps(options, sort_keys=True))
+    if key not in _OPENED:
+        _OPENED[key] = get_benchmark(name, data, **options)
+    return _OPENED[key]
+
+
 def _lonas_path(name: str, root: Path) -> Path:
     if name.startswith("lonas:"):
         return Path(name[len("lonas:"):])
@@ -169,5 +187,6 @@ __all__ = [
     "ZCSites",
     "default_data_root",
     "get_benchmark",
+    "open_benchmark",
     "resolve_data_root",
 ]

@@ -33,7 +33,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from lpzero.benchmarks import Benchmark, BenchmarkError, get_benchmark
+from lpzero.benchmarks import Benchmark, BenchmarkError, open_benchmark
 from lpzero.errors import CacheError
 from lpzero.executors import Executor, TaskFailure, make_executor
 from lpzero.files import atomic_write, atomic_write_json
@@ -54,10 +54,6 @@ EXTRACTION_VERSION = "3"
 #: sums) round differently with another thread count, so a cache built serially and one
 #: built in parallel would differ in the last bits, and so would the searches on them
 CACHE_THREADS = 1
-
-
-#: benchmarks opened by `CacheSettings.open_benchmark` in this process
-_OPENED: dict[tuple, Benchmark] = {}
 
 
 def default_cache_root() -> Path:
@@ -85,10 +81,7 @@ class CacheSettings:
 
     def open_benchmark(self) -> Benchmark:
         """The benchmark these settings are for, opened once per process (workers open it again)."""
-        key = (self.benchmark, self.data, json.dumps(self.options, sort_keys=True))
-        if key not in _OPENED:
-            _OPENED[key] = get_benchmark(self.benchmark, self.data, **self.options)
-        return _OPENED[key]
+        return open_benchmark(self.benchmark, self.data, **self.options)
 
     @classmethod
     def for_benchmark(cls, bench: Benchmark, batch_size: int | None = None, seq_len: int | None = None,

@@ -17,12 +17,12 @@ from .evaluate import COSTS, EvalSettings, ProxySpec, count_flops, evaluate_cand
 from .nsga import Evaluator, NSGASettings, fitness_class, load_checkpoint, run_nsga
 from .pareto import budget_regret, front_hypervolume_ratio, hypervolume_2d, pareto_mask, pick_within
 from .run import cached_scores, run_nas, scorer
-from .space import NASError, SearchSpace, SpaceView, open_benchmark
+from .space import NASError, SearchSpace, SpaceView
 from .spaces import OPEN_SPACES, SPACE_FORMS, get_space
 from .tabular import TabularSpace
 
 __all__ = ["COSTS", "EvalSettings", "Evaluator", "NASError", "NSGASettings", "OPEN_SPACES", "ProxySpec",
            "SPACE_FORMS", "SearchSpace", "SpaceView", "TabularSpace", "budget_regret", "cached_scores",
            "count_flops", "evaluate_candidate", "fitness_class", "front_hypervolume_ratio", "get_space",
-           "hypervolume_2d", "load_checkpoint", "measure_latency", "open_benchmark", "pareto_mask", "pick_within",
+           "hypervolume_2d", "load_checkpoint", "measure_latency", "pareto_mask", "pick_within",
            "proxy_spec", "run_nas", "run_nsga", "scorer"]

@@ -18,11 +18,11 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from lpzero.benchmarks import Benchmark
+from lpzero.benchmarks import Benchmark, open_benchmark
 from lpzero.benchmarks.lonas import LoNASBenchmark, choice_id, count_subnetwork_params, export_subnetwork
 from lpzero.benchmarks.base import BenchmarkError
 
-from .space import NASError, SearchSpace, open_benchmark
+from .space import NASError, SearchSpace
 
 
 class LoNASSearchSpace(SearchSpace):

@@ -24,12 +24,12 @@ import torch
 import yaml
 from torch import nn
 
-from lpzero.benchmarks import Benchmark, BenchmarkError
+from lpzero.benchmarks import Benchmark, BenchmarkError, open_benchmark
 from lpzero.benchmarks.gpt2_flex import build_gpt2_flex, count_gpt2_flex_params
 from lpzero.benchmarks.lts import LTSBenchmark
 from lpzero.files import atomic_write_text
 
-from .space import NASError, SearchSpace, open_benchmark
+from .space import NASError, SearchSpace
 
 #: genes before the per-layer ones
 GLOBAL_GENES = ("n_layer", "d_model", "d_embed", "div_val")

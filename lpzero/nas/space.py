@@ -15,30 +15,17 @@ from __future__ import annotations
 import abc
 import json
 import math
-import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
-from lpzero.benchmarks import Architecture, Batch, Benchmark, ZCSites, get_benchmark
+from lpzero.benchmarks import Architecture, Batch, Benchmark, ZCSites
 from lpzero.errors import LPZeroError
-
-#: benchmarks opened in this process: a worker gets a pickled space per task and must not reread the data each time
-_OPENED: dict[tuple, Benchmark] = {}
-
 
 class NASError(LPZeroError):
     """Bad NAS input: an unknown space, a genome or config outside the space, a budget no architecture meets."""
-
-
-def open_benchmark(name: str, data: str | os.PathLike | None = None, **options: Any) -> Benchmark:
-    """`get_benchmark(name, data, **options)`, opened once per process."""
-    key = (name, None if data is None else str(data), json.dumps(options, sort_keys=True))
-    if key not in _OPENED:
-        _OPENED[key] = get_benchmark(name, data, **options)
-    return _OPENED[key]
 
 
 class SearchSpace(abc.ABC):

@@ -14,10 +14,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from lpzero.benchmarks import Benchmark
+from lpzero.benchmarks import Benchmark, open_benchmark
 from lpzero.files import atomic_write_json
 
-from .space import NASError, SearchSpace, open_benchmark
+from .space import NASError, SearchSpace
 
 PREFIX = "tabular:"
 ARCHITECTURES_FILE = "architectures.json"
