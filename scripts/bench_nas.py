@@ -11,12 +11,12 @@ one torch thread. Writes `bench_nas.json` to --out and prints the tables.
 """
 from __future__ import annotations
 
-import argparse
 import random
 import statistics
 import time
 from pathlib import Path
 
+import click
 import torch
 
 from lpzero.executors import TaskFailure, make_executor
@@ -42,58 +42,58 @@ def run(keys, space, proxy, settings, workers: int) -> tuple[float, dict]:
     wall = time.perf_counter() - t
     failed = [r for r in results.values() if isinstance(r, TaskFailure)]
     if failed:
-        raise SystemExit(f"{len(failed)} candidates failed, e.g. {failed[0].item}: {failed[0].error}")
+        raise click.ClickException(f"{len(failed)} candidates failed, e.g. {failed[0].item}: {failed[0].error}")
     return wall, results
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--space", default="lts")
-    p.add_argument("--proxy", default="runs/gpt2/best.json")
-    p.add_argument("--candidates", type=int, default=100)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=2, help="default: lpzero nas --quick's")
-    p.add_argument("--seq-len", type=int, default=64)
-    p.add_argument("--costs", default="params")
-    p.add_argument("--workers", default="1,2", help="comma-separated pool sizes (1: this process)")
-    p.add_argument("--out", default="runs/bench_nas")
-    args = p.parse_args()
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--space", "space_name", default="lts", show_default=True)
+@click.option("--proxy", "proxy_text", default="runs/gpt2/best.json", show_default=True)
+@click.option("--candidates", "n_candidates", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=2, show_default=True,
+              help="lpzero nas --quick's batch size.")
+@click.option("--seq-len", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--costs", default="params", show_default=True)
+@click.option("--workers", default="1,2", show_default=True, help="Comma-separated pool sizes (1: this process).")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/bench_nas", show_default=True)
+def main(space_name: str, proxy_text: str, n_candidates: int, seed: int, batch_size: int, seq_len: int, costs: str,
+         workers: str, out: str) -> None:
     torch.set_num_threads(1)
 
-    space = get_space(args.space)
-    proxy = proxy_spec(args.proxy)
-    settings = EvalSettings(args.batch_size, args.seq_len, costs=tuple(args.costs.split(",")), cost_seq_len=192)
-    keys = candidates(space, args.candidates, args.seed)
+    space = get_space(space_name)
+    proxy = proxy_spec(proxy_text)
+    settings = EvalSettings(batch_size, seq_len, costs=tuple(costs.split(",")), cost_seq_len=192)
+    keys = candidates(space, n_candidates, seed)
     report: dict = {"space": space.name, "proxy": proxy.record(), "candidates": len(keys),
-                    "batch": [args.batch_size, args.seq_len], "costs": list(settings.costs), "scaling": []}
-    for workers in [int(w) for w in args.workers.split(",")]:
-        wall, results = run(keys, space, proxy, settings, workers)
-        row = {"workers": workers, "seconds": wall, "candidates_per_second": len(keys) / wall}
+                    "batch": [batch_size, seq_len], "costs": list(settings.costs), "scaling": []}
+    for n_workers in [int(w) for w in workers.split(",")]:
+        wall, results = run(keys, space, proxy, settings, n_workers)
+        row = {"workers": n_workers, "seconds": wall, "candidates_per_second": len(keys) / wall}
         report["scaling"].append(row)
-        print(f"{workers} worker(s): {len(keys)} candidates in {wall:.1f} s = {row['candidates_per_second']:.2f}/s",
-              flush=True)
-        if workers == 1:
+        click.echo(f"{n_workers} worker(s): {len(keys)} candidates in {wall:.1f} s = {row['candidates_per_second']:.2f}/s")
+        if n_workers == 1:
             per = {s: [r["seconds"].get(s, 0.0) for r in results.values()] for s in STAGES}
             total = sum(sum(v) for v in per.values())
             report["stages"] = {s: {"mean_seconds": statistics.mean(v), "share": sum(v) / total}
                                 for s, v in per.items() if any(v)}
             params = [r["params"] for r in results.values()]
             report["params"] = {"min": min(params), "median": statistics.median(params), "max": max(params)}
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "bench_nas.json", report)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out_dir / "bench_nas.json", report)
 
     if "stages" in report:
-        print(f"\nwhere the time goes (1 worker, mean per candidate; params {report['params']['min']:,} to "
+        click.echo(f"\nwhere the time goes (1 worker, mean per candidate; params {report['params']['min']:,} to "
               f"{report['params']['max']:,}, median {report['params']['median']:,.0f}):")
-        print(f"{'stage':<8} {'seconds':>8} {'share':>7}")
+        click.echo(f"{'stage':<8} {'seconds':>8} {'share':>7}")
         for s, v in report["stages"].items():
-            print(f"{s:<8} {v['mean_seconds']:>8.3f} {v['share']:>7.1%}")
-    print(f"\n{'workers':>7} {'seconds':>8} {'cand/s':>7} {'speed-up':>8}")
+            click.echo(f"{s:<8} {v['mean_seconds']:>8.3f} {v['share']:>7.1%}")
+    click.echo(f"\n{'workers':>7} {'seconds':>8} {'cand/s':>7} {'speed-up':>8}")
     base = report["scaling"][0]["seconds"]
     for r in report["scaling"]:
-        print(f"{r['workers']:>7} {r['seconds']:>8.1f} {r['candidates_per_second']:>7.2f} {base / r['seconds']:>8.2f}")
-    print(f"written: {out / 'bench_nas.json'}")
+        click.echo(f"{r['workers']:>7} {r['seconds']:>8.1f} {r['candidates_per_second']:>7.2f} {base / r['seconds']:>8.2f}")
+    click.echo(f"written: {out_dir / 'bench_nas.json'}")
 
 
 if __name__ == "__main__":

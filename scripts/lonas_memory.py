@@ -26,7 +26,6 @@ shows that the rest, too, grows with depth.
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -34,6 +33,16 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+import click
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from lpzero.benchmarks.base import Batch
+from lpzero.benchmarks.inputs import SYMBOLS, extract_inputs
+from lpzero.benchmarks.lonas import LoNASBenchmark, lonas_space, make_supernetwork
+from lpzero.files import atomic_write_json
 
 GIB, MIB = 2 ** 30, 2 ** 20
 SUBNETS = ("max", "heuristic", "min")
@@ -72,23 +81,16 @@ def _nbytes(t) -> int:
     return t.numel() * t.element_size()
 
 
+class Layer7B(LoNASBenchmark):
+    """LoNASBenchmark over an in-memory super-network: its own build_subnetwork, zc_sites and loss."""
+
+    def __init__(self, supernet, space, weights: str) -> None:  # no directory to read
+        self.name, self.space, self.weights, self._supernet = "lonas-7b-layer", space, weights, supernet
+
+
 def measure(subnet: str, weights: str, batch_size: int, seq_len: int, threads: int, layers: int = 1) -> dict:
     """One sub-network, in this (fresh) process; returns the figures as a dict of bytes."""
-    import torch
-
     torch.set_num_threads(threads)
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    from lpzero.benchmarks.base import Batch
-    from lpzero.benchmarks.inputs import SYMBOLS, extract_inputs
-    from lpzero.benchmarks.lonas import LoNASBenchmark, lonas_space, make_supernetwork
-
-    class Layer7B(LoNASBenchmark):
-        """LoNASBenchmark over an in-memory super-network: its own build_subnetwork, zc_sites and loss."""
-
-        def __init__(self, supernet, space, weights: str) -> None:
-            self.name, self.space, self.weights, self._supernet = "lonas-7b-layer", space, weights, supernet
-
     gc.collect()
     libraries = _proc_status()["VmRSS"]
     torch.manual_seed(0)
@@ -204,14 +206,13 @@ def estimate(r: dict, e: dict, layers: int = FULL_LAYERS) -> dict:
             "small": small, "rest": rest, "peak": peak}
 
 
-def _run_child(args, subnet: str) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", subnet, "--weights", args.weights,
-           "--batch", str(args.batch), "--seq-len", str(args.seq_len), "--threads", str(args.threads),
-           "--layers", str(args.layers)]
+def _run_child(subnet: str, weights: str, batch: int, seq_len: int, threads: int, layers: int) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", subnet, "--weights", weights, "--batch", str(batch),
+           "--seq-len", str(seq_len), "--threads", str(threads), "--layers", str(layers)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
-        raise SystemExit(f"measuring {subnet} failed (exit {done.returncode})")
+        raise click.ClickException(f"measuring {subnet} failed (exit {done.returncode})")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -230,16 +231,16 @@ def _table(rows: list[tuple]) -> None:
     def line(row: tuple) -> str:
         return "| " + " | ".join([row[0].ljust(width)] + [str(c).rjust(w) for c, w in zip(row[1:], cols)])
 
-    print(line(rows[0]) + " |")
-    print("|" + "|".join(["-" * (width + 2)] + ["-" * (w + 1) + ":" for w in cols]) + "|")
+    click.echo(line(rows[0]) + " |")
+    click.echo("|" + "|".join(["-" * (width + 2)] + ["-" * (w + 1) + ":" for w in cols]) + "|")
     for row in rows[1:]:
-        print(line(row) + " |")
+        click.echo(line(row) + " |")
 
 
 def report(results: list[dict]) -> None:
     r0 = results[0]
     n = r0["layers"]
-    print(f"\nLLaMA-7B shapes, {n} decoder layer(s), float32, eager attention; batch {r0['batch']} x seq "
+    click.echo(f"\nLLaMA-7B shapes, {n} decoder layer(s), float32, eager attention; batch {r0['batch']} x seq "
           f"{r0['seq_len']}; weights={r0['weights']}; torch threads {r0['threads']}; peak reset before "
           f"extract_inputs: {r0['peak_reset']}\n")
     ex = [explain(r) for r in results]
@@ -275,7 +276,7 @@ def report(results: list[dict]) -> None:
             for r in results)))
     _table(rows)
 
-    print(f"\nEstimate for the {FULL_LAYERS}-layer LLaMA-7B (non-layer part once, per-layer part, rest "
+    click.echo(f"\nEstimate for the {FULL_LAYERS}-layer LLaMA-7B (non-layer part once, per-layer part, rest "
           f"included, x {FULL_LAYERS}). Backward allocates every layer's gradient before any is read, and "
           "extract_inputs returns every layer's W and G at once, so memory grows with depth:\n")
     est = [estimate(r, e) for r, e in zip(results, ex)]
@@ -293,31 +294,33 @@ def report(results: list[dict]) -> None:
     _table(rows)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--weights", choices=("base", "lora", "both"), default="both",
-                        help="LoNASBenchmark's weights family: whose W and G are inputs (and require grad)")
-    parser.add_argument("--subnets", default=",".join(SUBNETS), help="comma-separated: max, heuristic, min")
-    parser.add_argument("--layers", type=int, default=1, help="decoder layers (2 checks the per-layer scaling)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 or 2 on a shared 2-core CPU)")
-    parser.add_argument("--json", help="also write the raw figures (bytes) to this file")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(measure(args.child, args.weights, args.batch, args.seq_len, args.threads, args.layers)))
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--seq-len", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--weights", type=click.Choice(["base", "lora", "both"]), default="both", show_default=True,
+              help="LoNASBenchmark's weights family: whose W and G are inputs (and require grad).")
+@click.option("--subnets", default=",".join(SUBNETS), show_default=True, help="Comma-separated: max, heuristic, min.")
+@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Decoder layers (2 checks the per-layer scaling).")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Torch threads (1 or 2 on a shared 2-core CPU).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the raw figures (bytes) to this file.")
+@click.option("--child", default=None, hidden=True)
+def main(batch: int, seq_len: int, weights: str, subnets: str, layers: int, threads: int, json_path: str | None,
+         child: str | None) -> None:
+    if child:
+        click.echo(json.dumps(measure(child, weights, batch, seq_len, threads, layers)))
         return
     results = []
-    for subnet in args.subnets.split(","):
+    for subnet in subnets.split(","):
         if subnet not in SUBNETS:
-            parser.error(f"unknown sub-network {subnet!r} ({', '.join(SUBNETS)})")
-        print(f"measuring {subnet} in a fresh process ...", file=sys.stderr, flush=True)
-        results.append(_run_child(args, subnet))
+            raise click.BadParameter(f"unknown sub-network {subnet!r} ({', '.join(SUBNETS)})", param_hint="--subnets")
+        click.echo(f"measuring {subnet} in a fresh process ...", err=True)
+        results.append(_run_child(subnet, weights, batch, seq_len, threads, layers))
     report(results)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    if json_path:
+        atomic_write_json(Path(json_path), results)
 
 
 if __name__ == "__main__":

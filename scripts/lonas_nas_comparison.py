@@ -13,7 +13,6 @@ Writes `comparison.csv`, `comparison.json` and `comparison.png` to --out, and pr
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -21,10 +20,11 @@ import math
 import time
 from pathlib import Path
 
+import click
 import torch
 from matplotlib.figure import Figure
 
-from lpzero.benchmarks.lonas import perplexity, window_nll, windows
+from lpzero.benchmarks.lonas import GROUND_TRUTH_FILE, perplexity, window_nll, windows
 from lpzero.executors import LocalExecutor
 from lpzero.files import atomic_write, atomic_write_json, atomic_write_text
 from lpzero.nas import EvalSettings, Evaluator, NSGASettings, proxy_spec, run_nas, run_nsga
@@ -51,45 +51,45 @@ def validation_evaluator(space: LoNASSearchSpace, val: torch.Tensor, budget: flo
     return Evaluator(evaluate_many, ("params",))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--space", default="lonas", help="lonas (lonas-mini) or lonas:DIR")
-    ap.add_argument("--proxy", required=True, help="a found best.json, or a baseline name")
-    ap.add_argument("--population", type=int, default=16)
-    ap.add_argument("--generations", type=int, default=12)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--batch-size", type=int, default=4)
-    ap.add_argument("--seq-len", type=int, default=128)
-    ap.add_argument("--val-windows", type=int, default=256, help="validation windows of (d), from the end of test")
-    ap.add_argument("--data", default=None)
-    ap.add_argument("--out", type=Path, default=Path("runs/lonas_nas"))
-    args = ap.parse_args()
-
-    path = args.space.partition(":")[2] or None
-    space = LoNASSearchSpace(args.data, path)
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--space", "space_name", default="lonas", show_default=True, help="lonas (lonas-mini) or lonas:DIR.")
+@click.option("--proxy", "proxy_text", required=True, help="A found best.json, or a baseline name.")
+@click.option("--population", type=click.IntRange(min=2), default=16, show_default=True)
+@click.option("--generations", type=click.IntRange(min=0), default=12, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--seq-len", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--val-windows", type=click.IntRange(min=1), default=256, show_default=True,
+              help="Validation windows of (d), from the end of WikiText-2 test.")
+@click.option("--data", type=click.Path(), default=None, help="Data root (default: $LPZERO_DATA, else ../shared/data).")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/lonas_nas", show_default=True)
+def main(space_name: str, proxy_text: str, population: int, generations: int, seed: int, batch_size: int,
+         seq_len: int, val_windows: int, data: str | None, out: str) -> None:
+    space = LoNASSearchSpace(data, space_name.partition(":")[2] or None)
     bench = space.bench
     heuristic = bench.space.pick("heuristic")
     budget = space.count_params(heuristic)["total"]
-    truth = json.loads((bench.path / "ground_truth.json").read_text())
-    seq_len = int(bench.base_config["max_position_embeddings"])
-    test = windows(bench.stream("test"), seq_len)
-    held_out = test[: truth["tokens"] // seq_len]
-    val = test[-args.val_windows:]
+    truth = json.loads((bench.path / GROUND_TRUTH_FILE).read_text())
+    window = int(bench.base_config["max_position_embeddings"])
+    test = windows(bench.stream("test"), window)
+    held_out = test[: truth["tokens"] // window]
+    val = test[-val_windows:]
     if len(held_out) + len(val) > len(test):
-        raise SystemExit(f"--val-windows {args.val_windows}: overlaps the {len(held_out)} held-out windows")
-    nsga = NSGASettings(args.population, args.generations, seed=args.seed)
-    settings = EvalSettings(args.batch_size, min(args.seq_len, seq_len), costs=("params",), limits={"params": budget})
-    args.out.mkdir(parents=True, exist_ok=True)
+        raise click.BadParameter(f"{val_windows}: overlaps the {len(held_out)} held-out windows", param_hint="--val-windows")
+    nsga = NSGASettings(population, generations, seed=seed)
+    settings = EvalSettings(batch_size, min(seq_len, window), costs=("params",), limits={"params": budget})
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
 
     picks = {}
-    for label, proxy_text in (("proxy", args.proxy), ("params", "num_params")):
+    for label, proxy_text in (("proxy", proxy_text), ("params", "num_params")):
         t = time.perf_counter()
-        summary = run_nas(space, proxy_spec(proxy_text), settings, nsga, args.out / label, LocalExecutor())
+        summary = run_nas(space, proxy_spec(proxy_text), settings, nsga, out_dir / label, LocalExecutor())
         picks[label] = (summary["chosen"]["config"], time.perf_counter() - t, summary["evaluated"])
     picks["heuristic"] = (heuristic, 0.0, 0)
     evaluator = validation_evaluator(space, val, budget)
     t = time.perf_counter()
-    run_nsga(space, evaluator, nsga, args.out / "validation")
+    run_nsga(space, evaluator, nsga, out_dir / "validation")
     valid = {k: r for k, r in evaluator.memo.items() if r["feasible"]}
     best = max(valid, key=lambda k: valid[k]["score"])
     picks["validation"] = (space.config(best), time.perf_counter() - t, len(evaluator.memo))
@@ -97,7 +97,7 @@ def main() -> None:
     model, lonas = bench.supernetwork(), bench.space
     rows = []
     for label, (config, seconds, evaluated) in picks.items():
-        ppl = perplexity(window_nll(model, lonas, config, held_out), seq_len)
+        ppl = perplexity(window_nll(model, lonas, config, held_out), window)
         rows.append({"search": label, "subnetwork": space.describe(config), "params": space.count_params(config)["total"],
                      "heldout_ppl": ppl, "search_seconds": seconds, "evaluated": evaluated})
     reference = next(r for r in rows if r["search"] == "validation")
@@ -109,10 +109,10 @@ def main() -> None:
     w = csv.DictWriter(text, fieldnames=list(rows[0]))
     w.writeheader()
     w.writerows(rows)
-    atomic_write_text(args.out / "comparison.csv", text.getvalue())
-    atomic_write_json(args.out / "comparison.json", {"budget_params": budget, "held_out_tokens": truth["tokens"],
+    atomic_write_text(out_dir / "comparison.csv", text.getvalue())
+    atomic_write_json(out_dir / "comparison.json", {"budget_params": budget, "held_out_tokens": truth["tokens"],
                                                      "validation_tokens": int(val.numel()), "nsga": vars(nsga),
-                                                     "proxy": args.proxy, "rows": rows})
+                                                     "proxy": proxy_text, "rows": rows})
     fig = Figure(figsize=(5, 3.5))
     ax = fig.subplots()
     for r in rows:
@@ -122,11 +122,11 @@ def main() -> None:
     ax.set_title(f"{space.name}: picks within {budget:,} parameters")
     ax.legend()
     fig.tight_layout()
-    atomic_write(args.out / "comparison.png", lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
-    print(f"budget: {budget:,} parameters (the heuristic sub-network's); held-out {truth['tokens']:,} tokens")
-    print(f"{'search':<11} {'params':>10} {'held-out ppl':>13} {'vs (d)':>8} {'seconds':>8} {'evaluated':>9}")
+    atomic_write(out_dir / "comparison.png", lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    click.echo(f"budget: {budget:,} parameters (the heuristic sub-network's); held-out {truth['tokens']:,} tokens")
+    click.echo(f"{'search':<11} {'params':>10} {'held-out ppl':>13} {'vs (d)':>8} {'seconds':>8} {'evaluated':>9}")
     for r in rows:
-        print(f"{r['search']:<11} {r['params']:>10,} {r['heldout_ppl']:>13.3f} {r['ppl_vs_validation_pick']:>+8.2%} "
+        click.echo(f"{r['search']:<11} {r['params']:>10,} {r['heldout_ppl']:>13.3f} {r['ppl_vs_validation_pick']:>+8.2%} "
               f"{r['search_seconds']:>8.1f} {r['evaluated']:>9}")
 
 

@@ -22,12 +22,12 @@ nas_comparison.png, and prints the table.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 from pathlib import Path
 
+import click
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -133,37 +133,38 @@ def draw(plots: dict[str, dict], path: Path) -> None:
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--benchmarks", default="gpt2,flexibert")
-    p.add_argument("--runs", default="runs", help="folder holding <benchmark>/best.json")
-    p.add_argument("--out", default="runs/nas_comparison")
-    p.add_argument("--jobs", type=int, default=1, help="processes scoring the found proxy")
-    args = p.parse_args()
+@click.command(help=__doc__.split("\n\n")[0])
+@click.option("--benchmarks", default="gpt2,flexibert", show_default=True)
+@click.option("--runs", type=click.Path(file_okay=False), default="runs", show_default=True,
+              help="Folder holding <benchmark>/best.json.")
+@click.option("--out", type=click.Path(file_okay=False), default="runs/nas_comparison", show_default=True)
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes scoring the found proxy.")
+def main(benchmarks: str, runs: str, out: str, jobs: int) -> None:
     torch.set_num_threads(1)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
     rows, summary, plots = [], [], {}
-    for name in args.benchmarks.split(","):
-        r, s, plot = compare(name, Path(args.runs), out, args.jobs)
+    for name in benchmarks.split(","):
+        r, s, plot = compare(name, Path(runs), out_dir, jobs)
         rows += r
         summary += s
         plots[name] = plot
-    atomic_write_text(out / "nas_comparison.csv", to_csv(rows))
-    atomic_write_text(out / "nas_comparison_summary.csv", to_csv(summary))
-    draw(plots, out / "nas_comparison.png")
+    atomic_write_text(out_dir / "nas_comparison.csv", to_csv(rows))
+    atomic_write_text(out_dir / "nas_comparison_summary.csv", to_csv(summary))
+    draw(plots, out_dir / "nas_comparison.png")
 
-    print(f"{'benchmark':<10} {'proxy':<38} {'ρ':>6} {'regret 25%':>10} {'50%':>7} {'75%':>7} {'mean':>7} "
+    click.echo(f"{'benchmark':<10} {'proxy':<38} {'ρ':>6} {'regret 25%':>10} {'50%':>7} {'75%':>7} {'mean':>7} "
           f"{'dense':>7} {'HV':>6} {'front':>7}")
     for s in summary:
         reg = [r["regret"] for r in rows if r["benchmark"] == s["benchmark"] and r["proxy"] == s["proxy"]]
-        print(f"{s['benchmark']:<10} {s['proxy']:<38} {s['spearman']:>6.3f} {reg[0]:>10.3f} {reg[1]:>7.3f} "
+        click.echo(f"{s['benchmark']:<10} {s['proxy']:<38} {s['spearman']:>6.3f} {reg[0]:>10.3f} {reg[1]:>7.3f} "
               f"{reg[2]:>7.3f} {s['mean_regret']:>7.3f} {s['mean_regret_dense']:>7.3f} {s['hypervolume_ratio']:>6.3f} "
               f"{s['front_size']:>3}/{s['n']}")
-    print("(regret: ground-truth points below the best architecture within budget, GPT-2 perplexity, FlexiBERT GLUE; "
+    click.echo("(regret: ground-truth points below the best architecture within budget, GPT-2 perplexity, FlexiBERT GLUE; "
           f"dense: mean over {DENSE} budgets spread over the range; HV: hypervolume of the proxy's front over "
           "(ground truth, parameters) / the true front's; front: size of the proxy's Pareto set)")
-    print(f"written: {out}/nas_comparison.csv, nas_comparison_summary.csv, nas_comparison.png, scores_*.json")
+    click.echo(f"written: {out_dir}/nas_comparison.csv, nas_comparison_summary.csv, nas_comparison.png, scores_*.json")
 
 
 if __name__ == "__main__":
