@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -39,7 +39,7 @@ class Recording:
 
 
 @contextlib.contextmanager
-def recording(targets: Iterable[tuple]) -> Iterator[Recording]:
+def recording(targets: Sequence[tuple]) -> Iterator[Recording]:
     """Record each module's input or output ("input"/"output") on every call.
 
     A target is (module, where) or (module, where, index): `index` picks the item of

@@ -24,6 +24,9 @@ weights: `build_model(arch_id, seed)` ignores the seed. It reads a directory bui
 `lpzero build lonas-mini` (see `benchmarks.lonas_build`) or a user's local checkpoint
 (a `save_pretrained` LLaMA directory) with an optional local peft adapter directory,
 both through transformers' and peft's own loaders.
+
+transformers and peft are imported where they are used: the `lpzero` command imports
+this module, and peft alone takes seconds to import.
 """
 from __future__ import annotations
 
@@ -33,16 +36,17 @@ import functools
 import math
 import os
 import re
-from dataclasses import asdict, dataclass
 import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Literal, Mapping
 
 import numpy as np
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
-from lpzero.files import atomic_write_json
+from lpzero.files import atomic_write, atomic_write_json
 
 from .base import Architecture, Batch, Benchmark, BenchmarkError, Site, WeightSite, ZCSites, read_json
 from .text import gpt2_tokenizer, text_lines
@@ -405,7 +409,6 @@ def export_subnetwork(model: nn.Module, space: LoNASSpace, choice: Mapping[str, 
     `mask_ffn` applied plus this adapter computes exactly the sub-network.
     """
     from peft import LoraConfig
-    from safetensors.torch import save_file
 
     choice = space.check(choice)
     out = Path(out)
@@ -431,7 +434,7 @@ def export_subnetwork(model: nn.Module, space: LoNASSpace, choice: Mapping[str, 
                         lora_dropout=0.0, bias="none", task_type="CAUSAL_LM", rank_pattern=rank_pattern,
                         alpha_pattern={k: space.lora_alpha * v / space.lora_rank for k, v in rank_pattern.items()})
     config.save_pretrained(str(out))
-    save_file(tensors, str(out / "adapter_model.safetensors"))
+    atomic_write(out / "adapter_model.safetensors", lambda tmp: save_file(tensors, str(tmp)))
     record = {"space": space.name, "choice": choice, "width": [choice[g.name] for g in space.groups],
               "groups": [g.name for g in space.groups], "ffn_widths": {str(k): v for k, v in widths.items()}}
     atomic_write_json(out / SUBNETWORK_FILE, record)

@@ -33,7 +33,7 @@ import torch
 from scipy.stats import spearmanr
 
 from lpzero.executors import Executor, LocalExecutor, TaskFailure
-from lpzero.files import atomic_write_json
+from lpzero.files import atomic_write, atomic_write_json
 
 from .base import BenchmarkError, read_json
 from .lonas import (GROUND_TRUTH_FILE, SPACE_FILE, VOCAB_FILE, LoNASSpace, Vocabulary, choice_id,
@@ -233,12 +233,11 @@ class Builder:
             if (i + 1) % 100 == 0 and i + 1 < steps:
                 trainable = {k: v for k, v in model.state_dict().items()
                              if stage == "pretrain" or ".lora_" in k}
-                tmp = checkpoint.with_suffix(".tmp")
-                torch.save({"model": trainable, "optimizer": optimizer.state_dict(),
-                            "schedule": schedule.state_dict(), "batches": batches.get_state(),
-                            "rng": rng.bit_generator.state, "step": i + 1, "loss": loss,
-                            "seconds": self._earlier_seconds + time.perf_counter() - started}, tmp)
-                tmp.replace(checkpoint)
+                state = {"model": trainable, "optimizer": optimizer.state_dict(),
+                         "schedule": schedule.state_dict(), "batches": batches.get_state(),
+                         "rng": rng.bit_generator.state, "step": i + 1, "loss": loss,
+                         "seconds": self._earlier_seconds + time.perf_counter() - started}
+                atomic_write(checkpoint, lambda tmp: torch.save(state, tmp))
         model.eval()
         checkpoint.unlink(missing_ok=True)
         return loss

@@ -580,11 +580,10 @@ def nas(ctx, space_name, proxy_text, cost_text, max_params, max_flops, max_laten
             note = (f"from the cache {store.dir}" if proxy.is_baseline else
                     f"on the cache's samples ({store.settings.samples} per tensor, {store.dir})")
     total = len(space.all_genomes() or []) or population * (generations + 1)
-    bar = tqdm(total=total, desc=f"nas {space.name}", unit="arch", mininterval=PROGRESS_INTERVAL)
-    with _executor(kw) as executor:
+    with tqdm(total=total, desc=f"nas {space.name}", unit="arch", mininterval=PROGRESS_INTERVAL) as bar, \
+            _executor(kw) as executor:
         run_nas(space, proxy, settings, nsga, out_dir, executor, resume=resume, given=given, scores_note=note,
                 progress=lambda n: bar.update(n - bar.n))
-    bar.close()
     click.echo((out_dir / "report.md").read_text())
     click.echo(f"written: {out_dir}/pareto.csv, candidates.csv, pareto.png, chosen/, front/, report.md, summary.json")
 

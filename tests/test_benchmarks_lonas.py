@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from lpzero.benchmarks import BenchmarkError, default_data_root, get_benchmark
@@ -16,7 +18,7 @@ from lpzero.benchmarks.lonas import (SPACE_PRESETS, SUBNETWORK_FILE, VOCAB_FILE,
                                      Vocabulary, choice_id, count_subnetwork_params, export_subnetwork,
                                      extract_subnetwork, lonas_space, make_supernetwork, mask_ffn, run_subnetwork,
                                      sliced_tensors)
-from lpzero.benchmarks.lonas_build import explained_spread
+from lpzero.benchmarks.lonas_build import SIZES, Builder, explained_spread
 from lpzero.cli import main
 from lpzero.proxies import BASELINES, ProxyContext
 
@@ -289,6 +291,38 @@ def test_smoke_build_resumes_and_refuses_other_settings(smoke_build):
     other = CliRunner().invoke(main, ["build", "lonas-mini", "--smoke", "--seed", "1", "--out", str(out)])
     assert other.exit_code == 2
     assert "a build with other settings" in other.output
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.mark.data
+def test_training_interrupted_after_a_checkpoint_resumes_to_the_uninterrupted_weights(tmp_path):
+    size = replace(SIZES["smoke"], pretrain_steps=130)  # one checkpoint, at step 100
+
+    def stop_at(step: int):
+        def progress(stage: str, done: int, total: int) -> None:
+            if done == step:
+                raise Interrupt
+
+        return progress
+
+    whole = Builder(tmp_path / "whole", default_data_root(), size)
+    whole.build_vocab()
+    whole.pretrain()
+    cut = Builder(tmp_path / "cut", default_data_root(), size, progress=stop_at(115))
+    cut.build_vocab()
+    with pytest.raises(Interrupt):
+        cut.pretrain()
+    assert (tmp_path / "cut" / "pretrain.checkpoint.pt").is_file()
+    steps: list[int] = []
+    Builder(tmp_path / "cut", default_data_root(), size, progress=lambda stage, done, total: steps.append(done)).pretrain()
+    assert steps[0] == 101 and steps[-1] == 130  # from the checkpoint, not from the start
+    assert not (tmp_path / "cut" / "pretrain.checkpoint.pt").exists()
+    a = load_file(str(tmp_path / "whole" / "base" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "base" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.data
