@@ -15,17 +15,13 @@ name it was opened by; `tests/fake_benchmark.py` is a complete small one
 """
 from __future__ import annotations
 
-import hashlib
-import importlib
 import json
-import importlib.util
 import os
-import sys
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from lpzero.errors import UnknownNameError
+from lpzero.registry import Registry, subclass_check
 
 from .base import (
     Architecture,
@@ -39,15 +35,6 @@ from .base import (
     resolve_data_root,
 )
 
-#: built-in name -> one-line description
-BENCHMARKS = {
-    "gpt2": "LiteTransformerSearch GPT-2 on WikiText-103, 200 architectures (lts_gpt2_wt103/)",
-    "flexibert": "FlexiBERT / NAS-Bench-BERT, 500 architectures, GLUE score (flexibert/)",
-    "lts:PATH": "any results directory in the Archai/LTS layout",
-    "lonas-mini": "LoNAS sub-networks of a tiny LLaMA super-network, held-out perplexity (lonas_mini/, built by "
-                  "`lpzero build lonas-mini`)",
-    "lonas:PATH": "a built LoNAS directory, or a local LLaMA checkpoint (with --adapter DIR)",
-}
 #: where `lpzero build lonas-mini` writes by default, and where "lonas-mini" looks after the data root
 LONAS_MINI_DIR = "lonas_mini"
 #: entry-point group through which other packages register benchmarks
@@ -58,6 +45,36 @@ class UnknownBenchmarkError(BenchmarkError, UnknownNameError):
     """A benchmark name that is neither built in, registered, nor a `module:Class`."""
 
 
+#: benchmark classes by name. The built-ins are "module:Class" text: their model modules
+#: import transformers (seconds), so they load only when a benchmark is opened.
+BENCHMARKS: Registry = Registry("benchmark", group=ENTRY_POINT_GROUP, error=BenchmarkError,
+                                unknown=UnknownBenchmarkError, check=subclass_check(Benchmark),
+                                forms=("module:Class", "file.py:Class"))
+BENCHMARKS.register("gpt2", "lpzero.benchmarks.lts:LTSBenchmark",
+                    description="LiteTransformerSearch GPT-2 on WikiText-103, 200 architectures (lts_gpt2_wt103/)")
+BENCHMARKS.register("flexibert", "lpzero.benchmarks.flexibert:FlexiBERTBenchmark",
+                    description="FlexiBERT / NAS-Bench-BERT, 500 architectures, GLUE score (flexibert/)")
+BENCHMARKS.register("lts", "lpzero.benchmarks.lts:LTSBenchmark", prefix=True,
+                    description="any results directory in the Archai/LTS layout (lts:PATH)")
+BENCHMARKS.register("lonas-mini", "lpzero.benchmarks.lonas:LoNASBenchmark",
+                    description="LoNAS sub-networks of a tiny LLaMA super-network, held-out perplexity (built by "
+                                "`lpzero build lonas-mini`)")
+BENCHMARKS.register("lonas", "lpzero.benchmarks.lonas:LoNASBenchmark", prefix=True,
+                    description="a built LoNAS directory, or a local LLaMA checkpoint with --adapter DIR (lonas:DIR)")
+
+
+def _builtin_folder(head: str, argument: str | None, name: str, data: str | os.PathLike | None) -> tuple[Path, Path]:
+    """(the built-in benchmark's folder, the data root it reads text and tokenizers from)."""
+    if head in ("gpt2", "flexibert"):
+        root = resolve_data_root(data)  # these live under the data root: it must exist
+        return root / {"gpt2": "lts_gpt2_wt103", "flexibert": "flexibert"}[head], root
+    root = resolve_data_root(data) if head == "lts" and data is not None else (
+        Path(data) if data is not None else default_data_root())
+    if head == "lonas-mini":
+        return _lonas_path(name, root), root
+    return Path(argument), root
+
+
 def get_benchmark(name: str, data: str | os.PathLike | None = None, **options: Any) -> Benchmark:
     """The benchmark called `name` (see the module docstring).
 
@@ -65,32 +82,14 @@ def get_benchmark(name: str, data: str | os.PathLike | None = None, **options: A
     `options` go to the benchmark's constructor (e.g. `hidden_size_compat=True`
     for FlexiBERT).
     """
-    # The model modules import transformers (seconds), so they load only when asked for.
-    if name.startswith("lts:"):
-        from .lts import LTSBenchmark
-
-        path = name[len("lts:"):]
-        root = resolve_data_root(data) if data is not None else default_data_root()
-        return LTSBenchmark(path, data_root=root, name=name, **options)
-    if name == "gpt2":
-        from .lts import LTSBenchmark
-
-        root = resolve_data_root(data)
-        return LTSBenchmark(root / "lts_gpt2_wt103", data_root=root, name="gpt2", **options)
-    if name == "lonas-mini" or name.startswith("lonas:"):
-        from .lonas import LoNASBenchmark
-
-        root = Path(data) if data is not None else default_data_root()
-        return LoNASBenchmark(_lonas_path(name, root), data_root=root, name=name, **options)
-    if name == "flexibert":
-        from .flexibert import FlexiBERTBenchmark
-
-        root = resolve_data_root(data)
-        return FlexiBERTBenchmark(root / "flexibert", data_root=root, **options)
-    cls = _registered(name) or (_user_class(name) if ":" in name else None)
-    if cls is None:
-        known = list(BENCHMARKS) + sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
-        raise UnknownBenchmarkError("benchmark", name, known + ["module:Class", "file.py:Class"])
+    found = BENCHMARKS.lookup(name)
+    cls = found.obj
+    if found.source == "registered":
+        head = name.partition(":")[0] if found.argument is not None else name
+        folder, root = _builtin_folder(head, found.argument, name, data)
+        if head == "flexibert":
+            return cls(folder, data_root=root, **options)
+        return cls(folder, data_root=root, name=name, **options)
     root = Path(data) if data is not None else default_data_root()
     try:
         bench = cls(data_root=root, **options)
@@ -118,6 +117,15 @@ def open_benchmark(name: str, data: str | os.PathLike | None = None, **options: 
     return _OPENED[key]
 
 
+def __getattr__(name: str) -> Any:
+    # `build_lonas_mini` on first use: the build module imports scipy.stats (most of a second)
+    if name == "build_lonas_mini":
+        from .lonas.build import build_lonas_mini
+
+        return build_lonas_mini
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _lonas_path(name: str, root: Path) -> Path:
     if name.startswith("lonas:"):
         return Path(name[len("lonas:"):])
@@ -127,50 +135,6 @@ def _lonas_path(name: str, root: Path) -> Path:
     raise BenchmarkError(f"lonas-mini is not built (looked in {root / LONAS_MINI_DIR} and ./{LONAS_MINI_DIR}): "
                          f"run `lpzero build lonas-mini` (writes ./{LONAS_MINI_DIR}), or open a built copy as "
                          "lonas:DIR")
-
-
-def _registered(name: str) -> type[Benchmark] | None:
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name == name:
-            try:
-                return _check_class(ep.load(), f"entry point {name!r}")
-            except ImportError as e:
-                raise BenchmarkError(f"entry point {name!r} ({ep.value}) cannot be imported: {e}") from None
-    return None
-
-
-def _user_class(spec: str) -> type[Benchmark]:
-    """The class named by "package.module:Class" or "path/to/file.py:Class"."""
-    where, _, attr = spec.rpartition(":")
-    if where.endswith(".py"):
-        path = Path(where).resolve()
-        if not path.is_file():
-            raise BenchmarkError(f"{path}: file not found (benchmark {spec!r})")
-        # one module per file, however often the benchmark is opened
-        name = f"lpzero_user_benchmark_{hashlib.sha1(str(path).encode()).hexdigest()[:12]}"
-        module = sys.modules.get(name)
-        if module is None:
-            module_spec = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(module_spec)
-            try:
-                module_spec.loader.exec_module(module)
-            except ImportError as e:
-                raise BenchmarkError(f"{path}: cannot be imported: {e}") from None
-            sys.modules[name] = module
-    else:
-        try:
-            module = importlib.import_module(where)
-        except ImportError as e:
-            raise BenchmarkError(f"benchmark {spec!r}: module {where!r} cannot be imported: {e}") from None
-    if not hasattr(module, attr):
-        raise BenchmarkError(f"benchmark {spec!r}: {where} has no attribute {attr!r}")
-    return _check_class(getattr(module, attr), f"benchmark {spec!r}")
-
-
-def _check_class(obj: object, what: str) -> type[Benchmark]:
-    if not (isinstance(obj, type) and issubclass(obj, Benchmark)):
-        raise BenchmarkError(f"{what} is not a subclass of lpzero.benchmarks.Benchmark")
-    return obj
 
 
 __all__ = [
@@ -185,6 +149,7 @@ __all__ = [
     "UnknownBenchmarkError",
     "WeightSite",
     "ZCSites",
+    "build_lonas_mini",
     "default_data_root",
     "get_benchmark",
     "open_benchmark",

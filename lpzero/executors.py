@@ -14,6 +14,7 @@ driver), which writes them, so where the work ran never changes what is stored.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -26,7 +27,9 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import torch
 
 from .errors import LPZeroError
+from .registry import Registry, subclass_check
 
+#: the built-in executor kinds (`EXECUTOR_KINDS` also finds entry points)
 EXECUTORS = ("local", "process", "ray")
 
 
@@ -62,6 +65,22 @@ class Executor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: intra-op threads of one task, wherever it runs: float reductions (matmuls, sums) round differently
+#: with another thread count, so results would depend on the executor and on --jobs
+TASK_THREADS = 1
+
+
+@contextlib.contextmanager
+def torch_threads(n: int = TASK_THREADS) -> Iterator[None]:
+    """Run the body with `n` torch intra-op threads, then give the caller back its own count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _call_at(index: int, fn: Callable, items: list) -> Any:
@@ -197,13 +216,33 @@ class RayExecutor(Executor):
             self.started_here = False
 
 
+#: executor kind -> its class (constructed from `ExecutorSettings`); `lpzero.executors` entry points add others
+EXECUTOR_KINDS: Registry = Registry("executor", group="lpzero.executors", check=subclass_check(Executor))
+EXECUTOR_KINDS.register("local", LocalExecutor, description="this process")
+EXECUTOR_KINDS.register("process", ProcessExecutor, description="a pool of processes on this machine (--jobs)")
+EXECUTOR_KINDS.register("ray", RayExecutor, description="Ray tasks (--ray-address, --gpus-per-task)")
+
+
+@dataclass(frozen=True)
+class ExecutorSettings:
+    """Where per-architecture work runs: `--executor`, `--jobs`, `--ray-address`, `--gpus-per-task`."""
+
+    kind: str | None = None
+    jobs: int = 1
+    ray_address: str | None = None
+    gpus_per_task: float = 0
+
+    def make(self) -> Executor:
+        """The executor these settings name (used as a context manager: `with settings.make() as ex`)."""
+        return make_executor(self.kind, self.jobs, self.ray_address, self.gpus_per_task)
+
+
 def make_executor(kind: str | None, jobs: int = 1, address: str | None = None, gpus_per_task: float = 0) -> Executor:
     """The executor `--executor KIND` names (None: local for one job, else a process pool)."""
     kind = kind or ("local" if jobs <= 1 else "process")
-    if kind == "local":
-        return LocalExecutor()
-    if kind == "process":
+    cls = EXECUTOR_KINDS.get(kind)
+    if cls is ProcessExecutor:
         return ProcessExecutor(jobs)
-    if kind == "ray":
+    if cls is RayExecutor:
         return RayExecutor(address, num_gpus=gpus_per_task)
-    raise LPZeroError(f"unknown executor {kind!r} (known: {', '.join(EXECUTORS)})")
+    return cls()

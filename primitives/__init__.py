@@ -4,16 +4,17 @@
 - `INPUTS`: the six terminals A, J, G, H, W, S and their marker types.
 - `build_primitive_set()`: the DEAP `PrimitiveSetTyped` over both; `parse_tree`
   reads a tree back from its text.
+- `op_table(name)`: an op table by name (`OP_TABLES`: "default" is `OPS`, entry points of
+  group `lpzero.ops`, `"module:ATTR"`, `"file.py:ATTR"`); `pset_of(table)` its primitive set.
 """
 from __future__ import annotations
-
-import functools
 
 from deap import gp
 
 from .ops import build_registry
 from .pset import build_primitive_set, generate_typed, op_and_type, parse_tree, tree_inputs
 from .registry import Kind, Level, Op, OpRegistry, PrimitiveError, UnknownOpError
+from .tables import DEFAULT_TABLE, OP_TABLES, op_table, op_table_path, pset_of
 from .types import FAMILIES, INPUT_SYMBOLS, INPUTS, InputSpec, Scalar
 from .values import Weighted
 
@@ -21,13 +22,13 @@ from .values import Weighted
 OPS: OpRegistry = build_registry()
 
 
-@functools.lru_cache(maxsize=1)
 def default_pset() -> gp.PrimitiveSetTyped:
-    """The primitive set of `OPS`, built on first use and shared (read trees with it)."""
-    return build_primitive_set(OPS)
+    """The primitive set of `OPS`, built on first use and shared (read trees with it): `pset_of(OPS)`."""
+    return pset_of(OPS)
 
 
 __all__ = [
+    "DEFAULT_TABLE",
     "FAMILIES",
     "INPUTS",
     "INPUT_SYMBOLS",
@@ -35,6 +36,7 @@ __all__ = [
     "Kind",
     "Level",
     "OPS",
+    "OP_TABLES",
     "Op",
     "OpRegistry",
     "PrimitiveError",
@@ -44,7 +46,10 @@ __all__ = [
     "default_pset",
     "generate_typed",
     "op_and_type",
+    "op_table",
+    "op_table_path",
     "parse_tree",
+    "pset_of",
     "tree_inputs",
     "UnknownOpError",
 ]

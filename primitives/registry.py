@@ -216,10 +216,17 @@ def probe(op: Op) -> None:
 
 
 class OpRegistry:
-    """An ordered table of ops that refuses duplicate names and probes each op it is given."""
+    """An ordered table of ops that refuses duplicate names and probes each op it is given.
 
-    def __init__(self) -> None:
+    `path` says where a new process imports the table from (`"module:ATTR"`,
+    `"path/to/file.py:ATTR"` or an `lpzero.ops` entry-point name; see `lpzero.primitives.tables`):
+    a search records it in best.json, so whoever reads the found proxy rebuilds its primitive
+    set. None for the built-in table and for a table that is not importable (a test's own).
+    """
+
+    def __init__(self, path: str | None = None) -> None:
         self._ops: dict[str, Op] = {}
+        self.path = path
 
     def add(self, op: Op) -> Op:
         """Register `op` after probing it (see `probe`); a second op of the same name is refused."""
@@ -246,6 +253,16 @@ class OpRegistry:
 
     def of_kind(self, *kinds: str) -> list[Op]:
         return [op for op in self if op.kind in kinds]
+
+    def copy(self, path: str | None = None) -> "OpRegistry":
+        """A new table with the same ops, to which more ops can be added (`path`: see the class)."""
+        table = OpRegistry(path)
+        table._ops = dict(self._ops)  # already probed: the ops are immutable
+        return table
+
+    def __repr__(self) -> str:
+        where = f" from {self.path!r}" if self.path else ""
+        return f"<OpRegistry of {len(self)} ops{where}>"
 
 
 def markdown_table(ops: OpRegistry) -> str:

@@ -1,10 +1,15 @@
-"""lpzero.primitives: the op table refuses bad declarations, and trees read back from their text."""
+"""lpzero.primitives: the op table refuses bad declarations, trees read back from their text, and op
+tables are named plugins (`op_table`), each with its primitive set (`pset_of`)."""
+from importlib.metadata import EntryPoint
+
 import pytest
 import sympy
 import torch
 
-from lpzero.primitives import (OPS, Kind, Level, OpRegistry, PrimitiveError, UnknownOpError, default_pset, parse_tree,
-                               tree_inputs)
+import lpzero.registry
+from lpzero.errors import LPZeroError
+from lpzero.primitives import (OP_TABLES, OPS, Kind, Level, OpRegistry, PrimitiveError, UnknownOpError, default_pset,
+                               op_table, op_table_path, parse_tree, pset_of, tree_inputs)
 from lpzero.primitives.registry import Op, probe
 
 
@@ -53,3 +58,49 @@ def test_a_tree_reads_back_from_its_text():
     text = "add__s(layer_sum__Lw(l1__Tw(mul__Tw(W, G))), layer_sum__La(std__Ta(A)))"
     tree = parse_tree(text, default_pset())
     assert str(tree) == text and tree_inputs(tree) == {"W", "G", "A"}
+
+
+# --- op tables as named plugins ------------------------------------------------------------
+
+#: a table of this module, as another package's entry point would name it
+EXTRA = OPS.copy()
+EXTRA.add(Op("cube", "x02", "elementwise", ("tensors", "layers", "scalar"), lambda x: x * x * x, lambda x: x**3,
+             "x^3"))
+
+
+def test_the_built_in_table_is_default_and_reads_as_no_path():
+    assert op_table() is OPS and op_table("default") is OPS and OP_TABLES.get("default") is OPS
+    assert "default" in OP_TABLES.names() and OP_TABLES.group == "lpzero.ops"
+    assert op_table_path(OPS) is None
+
+
+def test_each_table_has_its_own_primitive_set_built_once():
+    assert pset_of(OPS) is default_pset() is pset_of(OPS)
+    assert pset_of(EXTRA) is pset_of(EXTRA) and pset_of(EXTRA) is not default_pset()
+    assert str(parse_tree("layer_sum__Lw(cube__Lw(l1__Tw(W)))", pset_of(EXTRA))) == "layer_sum__Lw(cube__Lw(l1__Tw(W)))"
+    with pytest.raises(PrimitiveError):
+        parse_tree("layer_sum__Lw(cube__Lw(l1__Tw(W)))", default_pset())
+
+
+def test_a_copy_leaves_the_original_and_a_table_remembers_where_it_was_loaded_from(monkeypatch):
+    assert "cube" in EXTRA and "cube" not in OPS and len(EXTRA) == len(OPS) + 1
+    ep = EntryPoint("extra", f"{__name__}:EXTRA", "lpzero.ops")
+    monkeypatch.setattr(lpzero.registry, "entry_points", lambda group: [ep] if group == ep.group else [])
+    assert op_table("extra") is EXTRA and op_table_path(EXTRA) == "extra"
+    assert op_table(f"{__name__}:EXTRA") is EXTRA
+
+
+def test_a_table_no_new_process_could_import_is_refused():
+    with pytest.raises(PrimitiveError, match="no path a new process can import it from"):
+        op_table_path(OPS.copy())
+    assert op_table_path(OPS.copy(path="mymod:TABLE")) == "mymod:TABLE"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nosuch", "unknown op table 'nosuch' \\(known: default"),
+    ("nosuch_module_q:OPS", "module 'nosuch_module_q' cannot be imported"),
+    ("lpzero.primitives:INPUTS", "is not an op table"),
+])
+def test_an_unknown_table_is_one_line(spec, message):
+    with pytest.raises(LPZeroError, match=message):
+        op_table(spec)

@@ -1,3 +1,4 @@
+import json
 import random
 from collections import Counter
 
@@ -5,10 +6,12 @@ import sympy
 import torch
 from deap import gp
 
-from lpzero.report.export import evaluate_expression, format_expression, proxy_formula, simplify, tree_to_sympy
+from lpzero.report.export import (evaluate_expression, format_expression, found_formula, proxy_formula, simplify,
+                                  tree_to_sympy)
 from lpzero.report.protection import active_nodes, describe, guard_activity
 from lpzero.search.rps import violations
-from lpzero.primitives import INPUT_SYMBOLS, OPS, build_primitive_set, generate_typed
+from lpzero.primitives import INPUT_SYMBOLS, OPS, build_primitive_set, generate_typed, op_table, pset_of
+from lpzero.proxies.found_proxy import PRIMITIVE_SET_VERSION, FoundProxy
 from synthetic import synthetic_inputs
 
 PSET = build_primitive_set(OPS)
@@ -110,3 +113,38 @@ def test_report_names_guards_the_formula_cannot_show():
     assert "not shown in the formula" in describe([row]) and "written out" not in describe([row])
     assert "written out in the formula" in describe([{**row, "op": "exp", "subtree": "exp__Lw(W)"}])
     assert describe([{**row, "architectures": 0}]).startswith("No protected op changed a value")
+
+
+#: a module with its own op table: the built-in ops plus a protected log2 (clamped like log)
+LOG2_TABLE = '''
+from pathlib import Path
+
+import sympy
+import torch
+
+from lpzero.primitives import OPS, Op
+
+def _log2(x):
+    return torch.log2(x.clamp_min(1e-12))
+
+TABLE = OPS.copy(path=f"{Path(__file__).resolve()}:TABLE")
+TABLE.add(Op("log2", "x03", "elementwise", ("tensors", "layers", "scalar"), _log2, lambda x: sympy.log(x, 2),
+             "log base 2, clamped like log", domain="positive", guard=lambda x: x < 1e-12,
+             guarded_sympy=lambda x: sympy.log(sympy.Max(x, 1e-12), 2)))
+'''
+
+
+def test_a_found_proxy_exports_and_reports_guards_with_its_own_op_table(tmp_path):
+    (tmp_path / "log2_ops.py").write_text(LOG2_TABLE)
+    table = op_table(f"{tmp_path / 'log2_ops.py'}:TABLE")
+    text = "layer_sum__Lw(mean__Tw(log2__Tw(W)))"
+    tree = gp.PrimitiveTree.from_string(text, pset_of(table))
+    (g,) = guard_activity(tree, pset_of(table), synthetic_inputs(n_arch=3, samples=64, seed=4), table)
+    assert g.op == "log2" and g.architectures > 0  # W has negative values: the clamp is active
+    (tmp_path / "best.json").write_text(json.dumps({"tree": text, "primitive_set_version": PRIMITIVE_SET_VERSION,
+                                                    "ops": table.path, "protection": [g.to_dict()]}))
+    found = FoundProxy.load(tmp_path)
+    assert found.ops is table
+    assert found_formula(found, "text") == proxy_formula(tree, 1, "text", table, active_nodes([g.to_dict()]))
+    assert "Max(1.0e-12, theta_W)" in found_formula(found, "text")
+    assert "written out in the formula" in describe([g.to_dict()], table)

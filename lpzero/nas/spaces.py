@@ -9,22 +9,25 @@ e.g. a LoNAS checkpoint's `adapter`).
 """
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Sequence
 
-from lpzero.errors import UnknownNameError
+from lpzero.registry import Registry, subclass_check
 
 from .space import NASError, SearchSpace
 from .tabular import PREFIX as TABULAR_PREFIX
 from .tabular import TabularSpace
 
-#: name -> "module:Class" of each open space; `NAME:PATH` passes PATH to the class
-OPEN_SPACES: dict[str, str] = {
-    "lts": "lpzero.nas.lts_space:LTSSpace",
-    "gpt2": "lpzero.nas.lts_space:LTSSpace",  # the space of the gpt2 benchmark, by the benchmark's name
-    "lonas": "lpzero.nas.lonas_space:LoNASSearchSpace",
-}
+#: open spaces by name; `NAME:PATH` passes PATH to the class. Registered as "module:Class" text,
+#: imported when opened; entry points of the group `lpzero.spaces` add others.
+OPEN_SPACES: Registry = Registry("space", group="lpzero.spaces", error=NASError, check=subclass_check(SearchSpace),
+                                 forms=("tabular:BENCHMARK", "module:Class", "file.py:Class"))
+OPEN_SPACES.register("lts", "lpzero.nas.lts_space:LTSSpace", prefix=True,
+                     description="Archai's GPT-2 space, choices read from an LTS results directory")
+# the space of the gpt2 benchmark, by the benchmark's name
+OPEN_SPACES.register("gpt2", "lpzero.nas.lts_space:LTSSpace", description="the space of the gpt2 benchmark")
+OPEN_SPACES.register("lonas", "lpzero.nas.lonas_space:LoNASSearchSpace", prefix=True,
+                     description="LoNAS sub-networks of lonas-mini, or of a LoNAS directory / LLaMA checkpoint")
 #: what `--space` accepts, for help texts and errors
 SPACE_FORMS = ("lts", "gpt2", "lts:PATH", "lonas", "lonas:DIR", "tabular:BENCHMARK", "module:Class")
 
@@ -40,30 +43,15 @@ def get_space(name: str, data: str | os.PathLike | None = None, options: dict | 
         return TabularSpace(name[len(TABULAR_PREFIX):], data, options, ids)
     if ids is not None:
         raise NASError(f"space {name}: --ids and --limit select architectures of a tabular space only")
-    head, _, path = name.partition(":")
-    if head in OPEN_SPACES:
-        cls = _load(OPEN_SPACES[head])
-        try:
-            return cls(data=data, path=path or None, **(options or {}))
-        except TypeError:
-            if not options:
-                raise
-            raise NASError(f"space {name}: takes no options ({', '.join(options)})") from None
-    if options:
-        raise NASError(f"space {name}: benchmark options ({', '.join(options)}) apply to tabular and lonas spaces only")
-    if ":" in name:
-        cls = _load(name)
-        return cls(data=data, path=None)
-    raise UnknownNameError("space", name, SPACE_FORMS)
-
-
-def _load(spec: str) -> type[SearchSpace]:
-    where, _, attr = spec.rpartition(":")
+    found = OPEN_SPACES.lookup(name)
+    if found.source != "registered":
+        if options:
+            raise NASError(f"space {name}: benchmark options ({', '.join(options)}) apply to tabular and lonas "
+                           "spaces only")
+        return found.obj(data=data, path=None)
     try:
-        module = importlib.import_module(where)
-    except ImportError as e:
-        raise NASError(f"space {spec!r}: module {where!r} cannot be imported: {e}") from None
-    cls = getattr(module, attr, None)
-    if not (isinstance(cls, type) and issubclass(cls, SearchSpace)):
-        raise NASError(f"space {spec!r}: {where}.{attr} is not a subclass of lpzero.nas.SearchSpace")
-    return cls
+        return found.obj(data=data, path=found.argument or None, **(options or {}))
+    except TypeError:
+        if not options:
+            raise
+        raise NASError(f"space {name}: takes no options ({', '.join(options)})") from None

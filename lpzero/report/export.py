@@ -24,6 +24,9 @@ from lpzero.errors import UnknownNameError
 from lpzero.primitives import INPUT_SYMBOLS, OPS, Kind, Level, OpRegistry, PrimitiveError, Weighted, op_and_type
 from lpzero.primitives.symbolic import input_symbol
 from lpzero.primitives.values import safe_denominator
+from lpzero.proxies.found_proxy import FoundProxy
+
+from .protection import active_nodes
 
 FORMATS = ("latex", "pretty", "text")
 
@@ -76,6 +79,12 @@ def proxy_formula(tree: gp.PrimitiveTree, orientation: int = 1, fmt: str = "text
                   guarded: Collection[int] = ()) -> str:
     """The simplified formula of a found proxy, negated if it ranks in reverse (`guarded`: see `tree_to_sympy`)."""
     return format_expression(simplify(orientation * tree_to_sympy(tree, ops, guarded)), fmt)
+
+
+def found_formula(proxy: FoundProxy, fmt: str = "latex") -> str:
+    """The simplified formula of a found proxy (`lpzero export`), read with its own op table; the
+    guards active on its search sample are written out, as the search's report writes them."""
+    return proxy_formula(proxy.parsed, proxy.orientation, fmt, proxy.ops, active_nodes(list(proxy.protection)))
 
 
 # --- evaluating a sympy expression on Weighted inputs -------------------------------
@@ -159,5 +168,5 @@ def evaluate_expression(expr: sympy.Expr, inputs: dict[str, Weighted], ops: OpRe
     return out
 
 
-__all__ = ["FORMATS", "evaluate_expression", "format_expression", "lambdify_modules", "proxy_formula", "simplify",
-           "tree_to_sympy"]
+__all__ = ["FORMATS", "evaluate_expression", "format_expression", "found_formula", "lambdify_modules", "proxy_formula",
+           "simplify", "tree_to_sympy"]

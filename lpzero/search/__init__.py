@@ -13,10 +13,10 @@ from .genome import GenomeError, PaperGenes
 from .loop import EvolutionState, EvolveSettings, evaluate_all, identity_function, run_evolution
 from .rps import RPSLog, Violation, rps_guard, violations
 from .runs import SearchRuns, SearchSetup, evolve_on, run_seed, search_sample, select_final, split_architectures
-from .toolbox import TOOLBOXES, build_toolbox, ensure_creator
+from .toolbox import TOOLBOX_KINDS, TOOLBOXES, build_toolbox, ensure_creator, register_operator
 
 __all__ = ["EvolutionState", "EvolveSettings", "Evaluation", "FitnessEvaluator", "GenomeError", "INVALID_FITNESS",
-           "Invalid", "PaperGenes", "RPSLog", "SearchRuns", "SearchSetup", "TOOLBOXES", "Violation", "build_toolbox",
+           "Invalid", "PaperGenes", "RPSLog", "SearchRuns", "SearchSetup", "TOOLBOXES", "TOOLBOX_KINDS", "Violation", "build_toolbox",
            "correlation", "ensure_creator", "evaluate_all", "evolve_on", "identity_function", "is_valid_fitness",
-           "rps_guard", "run_evolution", "run_seed", "search_sample", "select_final", "split_architectures",
+           "register_operator", "rps_guard", "run_evolution", "run_seed", "search_sample", "select_final", "split_architectures",
            "spearman_fitness", "violations"]

@@ -4,8 +4,11 @@ Both are ordinary `deap.base.Toolbox` objects with the usual registrations, so a
 research script can re-register any of them before running the same loop::
 
     tb = build_toolbox("typed", evaluate)
-    tb.register("mutate", gp.mutNodeReplacement, pset=tb.pset)
-    tb.decorate("mutate", rps_guard(tb.rps_log))   # keep RPS on the new operator
+    register_operator(tb, "mutate", gp.mutNodeReplacement, pset=tb.pset)
+
+`register_operator` is `tb.register` plus what `build_toolbox` puts on its own `mate` and
+`mutate`: the height limit (`gp.staticLimit`) and, when the setup has RPS on, the RPS guard,
+so a re-registered operator neither grows trees without bound nor brings RPS back under `--no-rps`.
 
 Registrations: `individual`, `population(n)`, `compile`, `evaluate` (a tree ->
 an `Evaluation`, which iterates as DEAP's `(fitness,)`; a plain tuple works too),
@@ -14,7 +17,9 @@ population, paper Algorithm 1), `mate`, `mutate` (each returning a tuple of
 offspring, RPS applied as a decorator unless disabled), `map` (DEAP's default;
 register a pool's map to evaluate in parallel), `record(ind)` / `from_record(rec)`
 (an individual as JSON and back, for checkpoints). Attributes: `pset`, `ops`,
-`rps_log`, `kind`. The loop (`lpzero.search.loop`) uses nothing else.
+`rps_log`, `kind`, `rps` (RPS on), `max_height` (the height limit of `mate` and `mutate`;
+None for the paper toolbox, whose genome fixes the tree's shape). The loop
+(`lpzero.search.loop`) uses nothing else.
 
 All randomness goes through the `random` module, which the CLI seeds, as DEAP's
 own operators do.
@@ -28,7 +33,7 @@ from typing import Callable
 
 from deap import base, creator, gp
 
-from lpzero.errors import UnknownNameError
+from lpzero.registry import Registry
 from lpzero.primitives import OPS, OpRegistry, build_primitive_set, generate_typed, parse_tree
 
 from .genome import GenomeError, PaperGenes, crossover_genes, genes_to_tree, mutate_genes, random_genes
@@ -130,6 +135,62 @@ def from_record(rec: dict, pset: gp.PrimitiveSetTyped):
     return ind
 
 
+#: the operators that make offspring: limited in height and RPS-guarded
+VARIATION_OPERATORS = ("mate", "mutate")
+
+
+def register_operator(tb: base.Toolbox, alias: str, function: Callable, *args, **kwargs) -> None:
+    """`tb.register(alias, function, *args, **kwargs)`, decorated as `build_toolbox` decorates its own.
+
+    `mate` and `mutate` get the toolbox's height limit (`tb.max_height`, if not None: DEAP's
+    `gp.staticLimit` returns a parent in place of a taller offspring) and then, when
+    `tb.rps` is on, the RPS guard (`rps_guard`, counting into `tb.rps_log`). Other aliases
+    (`select`, `evaluate`, `map`) are registered as they are.
+    """
+    tb.register(alias, function, *args, **kwargs)
+    if alias not in VARIATION_OPERATORS:
+        return
+    # limit first, RPS outside it: the guard checks the offspring the limit lets through
+    if tb.max_height is not None:
+        tb.decorate(alias, gp.staticLimit(key=operator.attrgetter("height"), max_value=tb.max_height))
+    if tb.rps:
+        tb.decorate(alias, rps_guard(tb.rps_log, tb.ops))
+
+
+def typed_operators(tb: base.Toolbox, init_height: tuple[int, int], n_unary: int) -> None:
+    """The typed toolbox's operators: ramped typed trees, one-point crossover, uniform subtree mutation."""
+    tb.register("expr", generate_typed, tb.pset, init_height[0], init_height[1])
+    tb.register("individual", lambda: creator.ProxyTree(tb.expr()))
+    register_operator(tb, "mate", cx_one_point)
+    tb.register("expr_mut", generate_typed, min_=0, max_=3)
+    register_operator(tb, "mutate", gp.mutUniform, expr=tb.expr_mut, pset=tb.pset)
+
+
+def paper_operators(tb: base.Toolbox, init_height: tuple[int, int], n_unary: int) -> None:
+    """The paper toolbox's operators: fixed-shape genomes of `n_unary` unary ops per branch."""
+    pset, ops = tb.pset, tb.ops
+    tb.n_unary = n_unary
+    tb.register("individual", lambda: _retry(lambda: random_genes(n_unary, random, ops), pset, ops))
+
+    def mate(a, b):
+        kids = [_retry(lambda: crossover_genes(a.genes, b.genes, random), pset, ops) for _ in range(2)]
+        return tuple(k if k is not None else p for k, p in zip(kids, (a, b)))
+
+    def mutate(a):
+        kid = _retry(lambda: mutate_genes(a.genes, n_unary, random, ops), pset, ops)
+        return (kid if kid is not None else a,)
+
+    register_operator(tb, "mate", mate)
+    register_operator(tb, "mutate", mutate)
+
+
+#: toolbox kind -> the function registering its individual, mate and mutate (`lpzero.toolboxes` entry points
+#: add kinds); `typed` limits tree height, `paper` has fixed-shape trees
+TOOLBOX_KINDS: Registry = Registry("toolbox", group="lpzero.toolboxes")
+TOOLBOX_KINDS.register("typed", typed_operators, description="typed trees of any shape up to --max-height")
+TOOLBOX_KINDS.register("paper", paper_operators, description="the paper's fixed two-branch genome (--unary)")
+
+
 def build_toolbox(
     kind: str,
     evaluate: Callable,
@@ -142,49 +203,22 @@ def build_toolbox(
     n_unary: int = 2,
     select_fraction: float = 0.1,
 ) -> base.Toolbox:
-    """The `typed` or `paper` toolbox (see the module docstring).
+    """The `typed` or `paper` toolbox (see the module docstring), or a kind registered in `TOOLBOX_KINDS`.
 
     `pset` is the primitive set the evaluator compiles with (built from `ops` if not given):
     one set for both, so the trees the toolbox makes are the ones the evaluator reads.
     """
-    if kind not in TOOLBOXES:
-        raise UnknownNameError("toolbox", kind, TOOLBOXES)
+    add_operators = TOOLBOX_KINDS.get(kind)
     ensure_creator()
     pset = pset if pset is not None else build_primitive_set(ops)
     tb = base.Toolbox()
-    tb.kind, tb.pset, tb.ops, tb.rps_log = kind, pset, ops, RPSLog()
+    tb.kind, tb.pset, tb.ops, tb.rps_log, tb.rps = kind, pset, ops, RPSLog(), rps
+    tb.max_height = None if kind == "paper" else max_height
     tb.register("compile", gp.compile, pset=pset)
     tb.register("evaluate", evaluate)
     tb.register("select", select_from_top, fraction=select_fraction)
     tb.register("record", to_record)
     tb.register("from_record", from_record, pset=pset)
-
-    if kind == "typed":
-        tb.register("expr", generate_typed, pset, init_height[0], init_height[1])
-        tb.register("individual", lambda: creator.ProxyTree(tb.expr()))
-        tb.register("mate", cx_one_point)
-        tb.register("expr_mut", generate_typed, min_=0, max_=3)
-        tb.register("mutate", gp.mutUniform, expr=tb.expr_mut, pset=pset)
-        limit = gp.staticLimit(key=operator.attrgetter("height"), max_value=max_height)
-        tb.decorate("mate", limit)
-        tb.decorate("mutate", limit)
-    else:
-        tb.n_unary = n_unary
-        tb.register("individual", lambda: _retry(lambda: random_genes(n_unary, random, ops), pset, ops))
-
-        def mate(a, b):
-            kids = [_retry(lambda: crossover_genes(a.genes, b.genes, random), pset, ops) for _ in range(2)]
-            return tuple(k if k is not None else p for k, p in zip(kids, (a, b)))
-
-        def mutate(a):
-            kid = _retry(lambda: mutate_genes(a.genes, n_unary, random, ops), pset, ops)
-            return (kid if kid is not None else a,)
-
-        tb.register("mate", mate)
-        tb.register("mutate", mutate)
-
+    add_operators(tb, init_height, n_unary)
     tb.register("population", lambda n: _unique_population(tb, n, check_rps=rps))
-    if rps:
-        tb.decorate("mate", rps_guard(tb.rps_log, ops))
-        tb.decorate("mutate", rps_guard(tb.rps_log, ops))
     return tb
