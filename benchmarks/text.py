@@ -1,7 +1,8 @@
 """Mini-batches of real text (WikiText-2) tokenized with the shipped vocabularies.
 
-Decoders get contiguous windows of the token stream (as language-model training
-does); encoders get padded lines. Both are drawn with an explicit seeded generator,
+Decoders get contiguous windows of the GPT-2 token stream (as language-model training
+does; `lpzero.benchmarks.lonas.text` maps it into a small model's vocabulary); encoders
+get padded lines. Both are drawn with an explicit seeded generator,
 so the same seed gives the same batch.
 """
 from __future__ import annotations
@@ -47,6 +48,7 @@ def bert_tokenizer(data_root: Path):
 
 
 def text_lines(data_root: Path, split: str) -> list[str]:
+    """The lines of running text of WikiText-2 `split` (headings and blank lines dropped)."""
     path = _require(data_root / "text" / "wikitext-2" / f"{split}.txt")
     lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
     # Section headings (" = Title = ") and blank lines are not running text.
@@ -57,7 +59,8 @@ def text_lines(data_root: Path, split: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4)
-def _gpt2_stream(data_root: Path, split: str) -> torch.Tensor:
+def gpt2_stream(data_root: Path, split: str) -> torch.Tensor:
+    """WikiText-2 `split`'s running text as one stream of GPT-2 token ids (shared by the decoders)."""
     text = " ".join(text_lines(data_root, split))
     ids = gpt2_tokenizer(data_root)(text, add_special_tokens=False)["input_ids"]
     return torch.tensor(ids, dtype=torch.long)
@@ -65,7 +68,7 @@ def _gpt2_stream(data_root: Path, split: str) -> torch.Tensor:
 
 def decoder_batch(data_root: Path, seed: int, batch_size: int, seq_len: int, split: str = "valid") -> Batch:
     """`batch_size` random windows of `seq_len` GPT-2 tokens from WikiText-2."""
-    stream = _gpt2_stream(data_root, split)
+    stream = gpt2_stream(data_root, split)
     if len(stream) <= seq_len:
         raise BenchmarkError(f"wikitext-2/{split}.txt: {len(stream)} tokens, fewer than seq_len={seq_len}")
     gen = torch.Generator().manual_seed(seed)

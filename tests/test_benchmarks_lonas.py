@@ -18,9 +18,10 @@ from lpzero.benchmarks.lonas import (SPACE_PRESETS, SUBNETWORK_FILE, VOCAB_FILE,
                                      Vocabulary, choice_id, count_subnetwork_params, export_subnetwork,
                                      extract_subnetwork, lonas_space, make_supernetwork, mask_ffn, run_subnetwork,
                                      sliced_tensors)
-from lpzero.benchmarks.lonas_build import SIZES, Builder, explained_spread
+from lpzero.benchmarks.lonas.build import SIZES, Builder
 from lpzero.cli import main
 from lpzero.proxies import BASELINES, ProxyContext
+from lpzero.report.spread import explained_spread
 
 LAYERS, HIDDEN, FFN, VOCAB, RANK = 2, 32, 64, 99, 8
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from typing import Sequence
 
 import numpy as np
@@ -19,10 +20,13 @@ from conftest import FAKE_BENCHMARK
 from fake_benchmark import N_POSITIONS, VOCAB_SIZE, TinyGPT2Benchmark
 from lpzero.benchmarks.attention import register_hookable_attention
 from lpzero.errors import ResultError
-from lpzero.nas import (EvalSettings, Evaluator, NASError, NSGASettings, ProxySpec, SearchSpace, TabularSpace,
-                        budget_regret, evaluate_candidate, front_hypervolume_ratio, hypervolume_2d, pareto_mask,
-                        pick_within, run_nas, run_nsga)
-from lpzero.nas.nsga import CHECKPOINT_FILE
+from deap import base, tools
+
+from lpzero.nas import (EvalSettings, Evaluator, NASError, NSGASettings, SearchSpace, TabularSpace,
+                        budget_regret, build_nsga_toolbox, ensure_nas_creator, evaluate_candidate,
+                        front_hypervolume_ratio, hypervolume_2d, pareto_mask, pick_candidates, pick_within, proxy_spec, run_nas,
+                        run_nsga)
+from lpzero.nas.nsga import CHECKPOINT_FILE, individual_from_genome, random_genome
 
 
 class ToySpace(SearchSpace):
@@ -154,10 +158,10 @@ def test_regret_on_the_fake_benchmark():
 SMALL = NSGASettings(population=6, generations=4, seed=3)
 
 
-def _run(settings=SMALL, out=None, resume=False, memo=None, record=None):
+def _run(settings=SMALL, out=None, resume=False, memo=None, record=None, toolbox=None):
     space, calls = ToySpace(), []
     evaluator = Evaluator(toy_objectives(space, calls), ["params"], memo)
-    result = run_nsga(space, evaluator, settings, out, resume, record)
+    result = run_nsga(space, evaluator, settings, out, resume, record, toolbox=toolbox)
     return result, evaluator, calls
 
 
@@ -203,6 +207,70 @@ def test_resume_refuses_other_settings(tmp_path):
         _run(out=tmp_path, resume=True, record={"proxy": "b"})
 
 
+def test_resume_refuses_a_checkpoint_of_another_version_or_a_damaged_one(tmp_path):
+    _run(NSGASettings(population=6, generations=2, seed=3), out=tmp_path)
+    path = tmp_path / CHECKPOINT_FILE
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "version": 2}))
+    with pytest.raises(ResultError, match="checkpoint of version 2; this lpzero reads version 1"):
+        _run(out=tmp_path, resume=True)
+    path.write_text(json.dumps({**saved, "population": [[9, 9, 9, 9, 9]]}))  # no such genome in the toy space
+    with pytest.raises(ResultError, match="damaged checkpoint \\(key 'population'"):
+        _run(out=tmp_path, resume=True)
+
+
+def test_a_script_re_registers_mutate_on_the_nsga_toolbox():
+    called = Counter()
+    tb = build_nsga_toolbox(ToySpace(), SMALL)
+    default_mutate = tb.mutate
+
+    def mutate(ind):
+        called["mutate"] += 1
+        return default_mutate(ind)
+
+    tb.register("mutate", mutate)
+    result, _, _ = _run(toolbox=tb)
+    assert called["mutate"] > 0
+    assert result.population == _run()[0].population  # the same operator, wrapped: the same search
+
+
+def test_a_toolbox_made_by_hand_is_the_one_the_loop_calls():
+    space, called = ToySpace(), Counter()
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            called[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    tb = base.Toolbox()
+    tb.register("from_genome", individual_from_genome, space=space, cls=ensure_nas_creator(1)[1])
+    tb.register("genome", random_genome, space.choices())
+    tb.register("individual", tools.initIterate, tb.from_genome, tb.genome)
+    tb.register("population", counted("population", tools.initRepeat), list, tb.individual, n=6)
+    tb.register("select_parents", counted("select_parents", tools.selRandom), k=2)
+    tb.register("mate", counted("mate", tools.cxTwoPoint))
+    tb.register("mutate", counted("mutate", tools.mutUniformInt), low=0, up=[n - 1 for n in space.choices()],
+                indpb=1.0)
+    tb.register("select", counted("select", tools.selNSGA2))
+    result, evaluator, _ = _run(NSGASettings(population=6, generations=3, seed=0, crossover=1.0), toolbox=tb)
+    assert called["population"] == 1 and called["select_parents"] >= 3 * 3
+    assert called["mate"] == called["select_parents"]  # crossover 1.0: every pair of parents is mated
+    assert called["mutate"] >= 3 * 6 and called["select"] >= 1
+    assert len(result.population) == 6 and len(evaluator.memo) > 6
+
+
+def test_the_pick_is_made_before_anything_is_written():
+    rows = [{"key": k, "score": s, "params": p, "feasible": f, "on_front": False, "chosen": False}
+            for k, s, p, f in (("a", 3.0, 10, True), ("b", 5.0, 30, True), ("c", 5.0, 20, True),
+                               ("d", 9.0, 5, False), ("e", None, 1, True), ("f", 1.0, 40, True))]
+    picked = pick_candidates(rows, ["params"])
+    assert picked.chosen["key"] == "c"  # the highest score within the limits; of equal scores the cheaper
+    assert [r["key"] for r in picked.front] == ["a", "c"] and [r["key"] for r in picked.valid] == ["a", "b", "c", "f"]
+    assert [r["key"] for r in rows if r["chosen"]] == ["c"] and [r["key"] for r in rows if r["on_front"]] == ["a", "c"]
+    assert pick_candidates(rows[3:5], ["params"]).chosen is None
+
+
 def test_infeasible_candidates_only_fill_up_the_population():
     space, calls = ToySpace(), []
     plain = toy_objectives(space, calls)
@@ -226,41 +294,41 @@ def test_infeasible_candidates_only_fill_up_the_population():
 def test_a_candidate_over_the_parameter_limit_is_not_scored():
     space = TabularSpace(FAKE_BENCHMARK)
     settings = EvalSettings(2, 8, costs=("params",), limits={"params": 1000})
-    r = evaluate_candidate("tiny4", space, ProxySpec("num_params"), settings)
+    r = evaluate_candidate("tiny4", space, proxy_spec("num_params"), settings)
     assert r["feasible"] is False and r["score"] is None and r["violation"] > 0 and "build" not in r["seconds"]
 
 
 def test_flops_are_counted_and_limited():
     space = TabularSpace(FAKE_BENCHMARK)
     settings = EvalSettings(2, 8, costs=("params", "flops"), cost_seq_len=8)
-    small = evaluate_candidate("tiny0", space, ProxySpec("num_params"), settings)
-    large = evaluate_candidate("tiny4", space, ProxySpec("num_params"), settings)
+    small = evaluate_candidate("tiny0", space, proxy_spec("num_params"), settings)
+    large = evaluate_candidate("tiny4", space, proxy_spec("num_params"), settings)
     assert 0 < small["flops"] < large["flops"] and small["score"] < large["score"]
     limited = EvalSettings(2, 8, costs=("params", "flops"), limits={"flops": small["flops"]}, cost_seq_len=8)
-    assert evaluate_candidate("tiny4", space, ProxySpec("num_params"), limited)["feasible"] is False
+    assert evaluate_candidate("tiny4", space, proxy_spec("num_params"), limited)["feasible"] is False
 
 
 def test_latency_is_measured_and_limited():
     space = TabularSpace(FAKE_BENCHMARK)
     settings = EvalSettings(2, 8, costs=("params", "latency"), cost_seq_len=8)
-    r = evaluate_candidate("tiny4", space, ProxySpec("num_params"), settings)
+    r = evaluate_candidate("tiny4", space, proxy_spec("num_params"), settings)
     assert r["latency"] > 0 and r["feasible"] is True and r["score"] is not None
     limited = EvalSettings(2, 8, costs=("params", "latency"), limits={"latency": 1e-6}, cost_seq_len=8)
-    over = evaluate_candidate("tiny4", space, ProxySpec("num_params"), limited)
+    over = evaluate_candidate("tiny4", space, proxy_spec("num_params"), limited)
     assert over["feasible"] is False and over["score"] is None
 
 
 def test_a_parameter_limit_below_the_smallest_architecture_is_an_error(tmp_path):
     space = TabularSpace(FAKE_BENCHMARK)
     with pytest.raises(NASError, match="below the smallest architecture"):
-        run_nas(space, ProxySpec("num_params"), EvalSettings(2, 8, limits={"params": 10}), SMALL, tmp_path)
+        run_nas(space, proxy_spec("num_params"), EvalSettings(2, 8, limits={"params": 10}), SMALL, tmp_path)
 
 
 def test_tabular_run_picks_within_the_limit_and_reports_regret(tmp_path):
     space = TabularSpace(FAKE_BENCHMARK)
     params = {a: space.count_params({"id": a})["total"] for a in space.ids}
     limit = sorted(params.values())[3]
-    summary = run_nas(space, ProxySpec("num_params"), EvalSettings(2, 8, limits={"params": limit}), SMALL, tmp_path,
+    summary = run_nas(space, proxy_spec("num_params"), EvalSettings(2, 8, limits={"params": limit}), SMALL, tmp_path,
                       given={a: float(p) for a, p in params.items()})
     chosen = summary["chosen"]
     assert chosen["params"] == limit  # the largest that fits: the parameter count is the proxy
@@ -268,3 +336,12 @@ def test_tabular_run_picks_within_the_limit_and_reports_regret(tmp_path):
     best = max(truth[a] for a in space.ids if params[a] <= limit)
     assert summary["tabular"]["regret"] == pytest.approx(best - truth[chosen["key"]])
     assert math.isclose(summary["tabular"]["hypervolume_ratio"], summary["tabular"]["hypervolume_ratio"])
+
+
+def test_the_tabular_comparison_counts_only_candidates_with_a_ground_truth():
+    from lpzero.nas.workflow import _tabular
+
+    rows = [{"key": k, "feasible": True, "ground_truth": t, "score": s, "params": p}
+            for k, t, s, p in (("a", 1.0, 3.0, 10), ("b", None, 9.0, 5), ("c", 2.0, 1.0, 20))]
+    summary = _tabular(rows, rows, rows[0], "params")  # crashed comparing None with floats
+    assert summary["best"] == "c" and summary["regret"] == 1.0 and summary["feasible"] == 2

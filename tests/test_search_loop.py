@@ -6,13 +6,16 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-import pytest
-from deap import creator, gp, tools
+import operator
 
-from lpzero.errors import ResultError
+import pytest
+from deap import base, creator, gp, tools
+
+from lpzero.errors import LPZeroError, ResultError
+from lpzero.primitives import generate_typed
 from lpzero.search.loop import EvolutionState, EvolveSettings, _admit, identity_function, run_evolution
 from lpzero.search.rps import rps_guard
-from lpzero.search.toolbox import ensure_creator
+from lpzero.search.toolbox import cx_one_point, ensure_creator
 from synthetic import synthetic_toolbox
 
 
@@ -51,7 +54,7 @@ def test_resume_reaches_the_uninterrupted_result(tmp_path, kind):
 
 def test_resume_refuses_a_checkpoint_of_other_settings(tmp_path):
     run(tmp_path, iterations=20)
-    with pytest.raises(ResultError, match="other settings.*seed=42"):
+    with pytest.raises(ResultError, match="other settings.*settings.seed was 42 then, 7 now"):
         run(tmp_path, iterations=20, resume=True, seed=7)
     assert len(run(tmp_path, iterations=30, resume=True).log) == 30  # more iterations is a legal change
 
@@ -111,6 +114,57 @@ def test_a_custom_evaluate_returning_a_plain_tuple_works():
     tb.register("evaluate", lambda ind: (ev(ind).fitness,))
     state = run_evolution(tb, EvolveSettings(population=20, iterations=20, distinct="text"))
     assert state.population[0].fitness.values[0] > 0
+
+
+def _hand_made_toolbox(with_pset: bool = True) -> base.Toolbox:
+    """A toolbox made by hand from DEAP's parts: no RPS log, no record functions."""
+    _, ev = synthetic_toolbox()
+    ensure_creator()
+    tb = base.Toolbox()
+    if with_pset:
+        tb.pset = ev.pset  # enough to read a checkpoint's trees back
+    tb.register("expr", generate_typed, ev.pset, 2, 5)
+    tb.register("individual", tools.initIterate, creator.ProxyTree, tb.expr)
+    tb.register("population", tools.initRepeat, list, tb.individual)
+    tb.register("evaluate", ev)
+    tb.register("select", tools.selTournament, tournsize=3)
+    tb.register("mate", cx_one_point)
+    tb.register("expr_mut", generate_typed, min_=0, max_=3)
+    tb.register("mutate", gp.mutUniform, expr=tb.expr_mut, pset=ev.pset)
+    for name in ("mate", "mutate"):
+        tb.decorate(name, gp.staticLimit(key=operator.attrgetter("height"), max_value=8))
+    return tb
+
+
+def test_a_toolbox_made_by_hand_without_rps_log_or_records_runs_and_resumes(tmp_path):
+    tb = _hand_made_toolbox()
+    assert not any(hasattr(tb, name) for name in ("rps_log", "record", "from_record"))
+    settings = EvolveSettings(population=20, iterations=30, checkpoint_every=10)
+    whole = run_evolution(tb, settings, tmp_path / "whole")
+    assert whole.population[0].evaluation.valid and {r["rps_rejected"] for r in whole.log} == {0}
+    saved = json.loads((tmp_path / "whole" / "checkpoint.json").read_text())
+    assert saved["rps"] is None and saved["population"][0]["tree"] == str(whole.population[0])
+    run_evolution(_hand_made_toolbox(), EvolveSettings(population=20, iterations=15, checkpoint_every=10),
+                  tmp_path / "cut")
+    resumed = run_evolution(_hand_made_toolbox(), settings, tmp_path / "cut", resume=True)
+    assert [str(i) for i in resumed.population] == [str(i) for i in whole.population]
+    with pytest.raises(LPZeroError, match="from_record"):
+        run_evolution(_hand_made_toolbox(with_pset=False), settings, tmp_path / "cut", resume=True)
+
+
+def test_a_checkpoint_written_before_checkpoints_had_a_version_still_resumes(tmp_path):
+    whole = run(tmp_path / "whole", iterations=30)
+    run(tmp_path / "cut", iterations=20)
+    path = tmp_path / "cut" / "checkpoint.json"
+    old = json.loads(path.read_text())
+    del old["version"]
+    path.write_text(json.dumps(old))
+    resumed = run(tmp_path / "cut", iterations=30, resume=True)
+    assert [str(i) for i in resumed.population] == [str(i) for i in whole.population]
+    old["version"] = 2
+    path.write_text(json.dumps(old))
+    with pytest.raises(ResultError, match="version 2; this lpzero reads version 1"):
+        run(tmp_path / "cut", iterations=30, resume=True)
 
 
 @pytest.mark.slow

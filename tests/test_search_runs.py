@@ -8,6 +8,7 @@ from deap import tools
 
 from lpzero.errors import LPZeroError
 from lpzero.search import EvolveSettings, SearchSetup, evolve_on, run_seed, search_sample, select_final
+from lpzero.search.loop import identity_function, rank_key
 from synthetic import planted_truth, synthetic_inputs
 
 
@@ -59,6 +60,30 @@ def test_runs_of_a_search_have_their_own_seeds_and_pool_their_finalists():
     assert {run for run, _ in finalists} == {0, 1, 2}
     fitness = [ind.fitness.values[0] for _, ind in finalists]
     assert fitness == sorted(fitness, reverse=True)
+
+
+def _finalists_by_hand(runs, per_run, distinct):
+    """The finalists as they were chosen before DEAP's hall of fame: a dict of the smallest tree per proxy."""
+    identity, chosen = identity_function(distinct), {}
+    for run, state in enumerate(runs.states):
+        for ind in [ind for ind in state.population if ind.evaluation.valid][:per_run]:
+            key = identity(ind)
+            if key not in chosen or rank_key(ind) < rank_key(chosen[key][1]):
+                chosen[key] = (run, ind)
+    return sorted(chosen.values(), key=lambda pair: rank_key(pair[1]))
+
+
+@pytest.mark.parametrize("searched_with", ["ranking", "text"])
+def test_the_hall_of_fame_picks_the_trees_the_hand_written_one_picked(searched_with):
+    inputs = synthetic_inputs()
+    setup = SearchSetup(runs=3, evolve=EvolveSettings(population=12, iterations=30, distinct=searched_with))
+    runs = evolve_on(inputs, planted_truth(inputs), setup)
+    for distinct in ("ranking", "text"):
+        for per_run in (1, 5, 12):
+            expected = _finalists_by_hand(runs, per_run, distinct)
+            got = runs.finalists(per_run, distinct)
+            assert [(r, str(i), i.fitness.values) for r, i in got] == \
+                   [(r, str(i), i.fitness.values) for r, i in expected]
 
 
 def test_an_interrupted_search_of_several_runs_resumes_to_the_same_result(tmp_path):

@@ -7,10 +7,12 @@ directory or a local LLaMA checkpoint (its adapter: `DIR/adapter` if there, or t
 are scored on their inherited super-network weights. Chosen sub-networks are written as
 peft adapter directories that standard peft loads, each with `lonas_subnetwork.json`
 (its choices and FFN widths; see `lpzero.benchmarks.lonas.export_subnetwork`).
+
+Everything about the sub-networks is the benchmark's (`LoNASBenchmark.search_space()`);
+this adapter gives it the `SearchSpace` interface and NAS's errors.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,8 +21,8 @@ import torch
 from torch import nn
 
 from lpzero.benchmarks import Benchmark, open_benchmark
-from lpzero.benchmarks.lonas import LoNASBenchmark, choice_id, count_subnetwork_params, export_subnetwork
 from lpzero.benchmarks.base import BenchmarkError
+from lpzero.benchmarks.lonas import LoNASBenchmark, SubnetworkGenomes
 
 from .space import NASError, SearchSpace
 
@@ -35,15 +37,16 @@ class LoNASSearchSpace(SearchSpace):
         self.name = "lonas" if path is None else f"lonas:{path}"
         self.options = {} if adapter is None else {"adapter": str(Path(adapter).resolve())}
         self._bench: LoNASBenchmark | None = None
-        self._truth: dict[str, float] | None = None
+        self._genomes: SubnetworkGenomes | None = None
         self.bench  # opened now, so a bad path or space fails before any work
 
     def __getstate__(self) -> dict[str, Any]:
         # a worker reopens the benchmark (and loads the super-network) once per process
-        return {**self.__dict__, "_bench": None, "_truth": None}
+        return {**self.__dict__, "_bench": None, "_genomes": None}
 
     @property
     def bench(self) -> LoNASBenchmark:
+        """The LoNAS benchmark, opened once per process."""
         if self._bench is None:
             bench = open_benchmark(self.benchmark_name, self.data, **self.options)
             if not isinstance(bench, LoNASBenchmark):
@@ -51,43 +54,46 @@ class LoNASSearchSpace(SearchSpace):
             self._bench = bench
         return self._bench
 
+    @property
+    def genomes(self) -> SubnetworkGenomes:
+        """The benchmark's sub-networks as genomes (everything this space delegates to)."""
+        if self._genomes is None:
+            self._genomes = self.bench.search_space()
+        return self._genomes
+
     def choices(self) -> list[int]:
-        return [len(g.choices) for g in self.bench.space.groups]
+        return self.genomes.choices()
 
     def decode(self, genome: Sequence[int]) -> dict:
         self.check_genome(genome)
-        return self.bench.space.decode(genome)
+        return self.genomes.decode(genome)
 
     def encode(self, config: dict) -> list[int]:
         try:
-            return self.bench.space.encode(config)
+            return self.genomes.encode(config)
         except BenchmarkError as e:
             raise NASError(str(e)) from None
 
     def describe(self, config: dict) -> str:
-        return choice_id(self.bench.space, config)
+        return self.genomes.describe(config)
 
     def base_benchmark(self) -> Benchmark:
         return self.bench
 
     def build_model(self, config: dict, seed: int, device: str | torch.device = "cpu") -> nn.Module:
         """The sub-network on inherited weights (`seed` is not used)."""
-        return self.bench.build_subnetwork(config, device)
+        return self.genomes.build(config, device)
 
     def count_params(self, config: dict) -> dict[str, int]:
-        return count_subnetwork_params(self.bench.supernetwork(), self.bench.space, config)
+        return self.genomes.count_params(config)
 
     def smallest(self) -> dict:
-        return self.bench.space.pick("min")
+        return self.genomes.smallest()
 
     def ground_truth(self, config: dict) -> float | None:
         """Minus the held-out perplexity, when the benchmark's ground truth has this sub-network."""
-        if self._truth is None:  # by key, built once: the report asks for every candidate
-            archs = (self.bench.architecture(a) for a in self.bench.ids())
-            self._truth = {self.key(a.config): a.ground_truth for a in archs if not math.isnan(a.ground_truth)}
-        return self._truth.get(self.key(config))
+        return self.genomes.ground_truth(config)
 
     def write(self, configs: Sequence[dict], out: Path) -> list[Path]:
         """`subnetwork_<k>/`: a peft adapter (rank_pattern) and `lonas_subnetwork.json` per sub-network."""
-        return [export_subnetwork(self.bench.supernetwork(), self.bench.space, config, Path(out) / f"subnetwork_{k}")
-                for k, config in enumerate(configs)]
+        return self.genomes.export(configs, out)

@@ -8,29 +8,44 @@ first: Deb's constraint handling). Architectures are identified by their decoded
 (`SearchSpace.key`): a population never holds two genomes of one architecture, and no
 architecture is scored twice (the `Evaluator`'s memo).
 
+The operators are a DEAP `base.Toolbox` (`build_nsga_toolbox`), and the loop calls
+nothing else, so a research script can re-register any of them, or pass a toolbox made
+by hand to `run_nsga`. Registrations: `from_genome(genome)` (an individual of a list of
+genes, with its architecture's key and a fresh fitness), `genome()` (random genes),
+`individual()` (`tools.initIterate` of the two), `population()` (distinct architectures),
+`select_parents(population)` (two parents), `mate(a, b)`, `mutate(a)` (each returning a
+tuple, as DEAP's operators do; applied to clones, so they may work in place) and
+`select(individuals, k)` (`tools.selNSGA2`, on the feasible ones).
+
 All randomness is Python's `random` module, as DEAP's operators draw from it; it is
-seeded with `seed`, and its state is saved in the checkpoint written after every
-generation, so `resume` continues to exactly the result an uninterrupted run gives.
+seeded with `seed`, and its state is saved in the checkpoint (`lpzero.checkpoint`)
+written after every generation, so `resume` continues to exactly the result an
+uninterrupted run gives.
 """
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
-from deap import base, tools
+from deap import base, creator, tools
 
-from lpzero.errors import ResultError
-from lpzero.files import atomic_write_json
+from lpzero.checkpoint import (Checkpoint, CheckpointFormat, random_state, random_state_from_json, read_checkpoint,
+                               require_same, write_checkpoint)
 
 from .space import NASError, SearchSpace
 
 CHECKPOINT_FILE = "checkpoint.json"
 CHECKPOINT_VERSION = 1
+#: the checkpoint of a search (NSGA-II or an exhaustive pass, which saves no population or random state)
+NAS_CHECKPOINT = CheckpointFormat("lpzero nas", CHECKPOINT_VERSION,
+                                  ("record", "generation", "population", "random_state", "log", "memo"))
+#: what a resume may change: more generations, and the path the proxy was read from (a found proxy is
+#: its tree, orientation and op table, a hand-designed one its name and orientation)
+MAY_CHANGE = ("nsga.generations", "proxy.source")
 #: tries to breed an offspring whose architecture is not already in the population
 BREED_TRIES = 20
 
@@ -86,11 +101,6 @@ class Evaluator:
         return (float(r["score"]),) + tuple(float(r[c]) for c in self.costs)
 
 
-def fitness_class(n_costs: int) -> type:
-    """A DEAP fitness maximising the score and minimising `n_costs` costs (made per run, not at import)."""
-    return type(f"NASFitness{n_costs}", (base.Fitness,), {"weights": (1.0,) + (-1.0,) * n_costs})
-
-
 class Individual(list):
     """A genome with its architecture's key, DEAP fitness, and constraint standing."""
 
@@ -101,36 +111,110 @@ class Individual(list):
     rank: int = 0
 
 
+def ensure_nas_creator(n_costs: int) -> tuple[type, type]:
+    """DEAP's fitness (score up, `n_costs` costs down) and individual classes, created once in
+    `deap.creator` (never at import time) as `NASFitness<n>` and `NASIndividual<n>`."""
+    fitness, individual = f"NASFitness{n_costs}", f"NASIndividual{n_costs}"
+    if not hasattr(creator, fitness):
+        creator.create(fitness, base.Fitness, weights=(1.0,) + (-1.0,) * n_costs)
+    if not hasattr(creator, individual):
+        creator.create(individual, Individual, fitness=getattr(creator, fitness))
+    return getattr(creator, fitness), getattr(creator, individual)
+
+
+def fitness_class(n_costs: int) -> type:
+    """The DEAP fitness maximising the score and minimising `n_costs` costs (`ensure_nas_creator`)."""
+    return ensure_nas_creator(n_costs)[0]
+
+
 @dataclass
 class NSGAResult:
     population: list[list[int]]
     log: list[dict]
 
 
+def individual_from_genome(genome: Iterable[int], space: SearchSpace, cls: type) -> Individual:
+    """An individual of class `cls` holding `genome`, keyed by its decoded architecture, with a fresh fitness."""
+    ind = cls(genome)
+    ind.key = space.key(space.decode(ind))
+    return ind
+
+
+def random_genome(choices: Sequence[int]) -> list[int]:
+    """One uniformly random choice per gene."""
+    return [random.randrange(n) for n in choices]
+
+
+def distinct_population(individual: Callable[[], Individual], n: int, tries: int = BREED_TRIES) -> list[Individual]:
+    """Up to `n` individuals of distinct architectures (keys), from at most `n * tries` draws."""
+    population: dict[str, Individual] = {}
+    for _ in range(n * tries):
+        if len(population) == n:
+            break
+        ind = individual()
+        population.setdefault(ind.key, ind)
+    return list(population.values())
+
+
+def _better(a: Individual, b: Individual) -> Individual:
+    """Binary tournament: feasible first, then less violation, lower Pareto rank, larger crowding distance."""
+    if a.feasible != b.feasible:
+        return a if a.feasible else b
+    if not a.feasible:
+        return a if a.violation <= b.violation else b
+    if a.rank != b.rank:
+        return a if a.rank < b.rank else b
+    return a if a.fitness.crowding_dist >= b.fitness.crowding_dist else b
+
+
+def constrained_tournament(population: list[Individual]) -> list[Individual]:
+    """Two parents, each the better of two random members (`_better`: Deb's constraint handling)."""
+    if len(population) < 2:
+        return [population[0], population[0]]
+    a, b = random.sample(population, 2)
+    c, d = random.sample(population, 2)
+    return [_better(a, b), _better(c, d)]
+
+
+def build_nsga_toolbox(space: SearchSpace, settings: NSGASettings, n_costs: int = 1) -> base.Toolbox:
+    """The NSGA-II operators on `space` as a DEAP toolbox (see the module docstring).
+
+    `population()` draws `settings.population` distinct architectures; fitness has the score
+    and `n_costs` costs. Each gene mutates with probability 1 / genome length.
+    """
+    choices = space.choices()
+    if any(n < 1 for n in choices):
+        raise NASError(f"space {space.name}: a gene has no choices")
+    _, individual_class = ensure_nas_creator(n_costs)
+    tb = base.Toolbox()
+    tb.register("from_genome", individual_from_genome, space=space, cls=individual_class)
+    tb.register("genome", random_genome, choices)
+    tb.register("individual", tools.initIterate, tb.from_genome, tb.genome)
+    tb.register("population", distinct_population, tb.individual, settings.population)
+    tb.register("select_parents", constrained_tournament)
+    tb.register("mate", tools.cxUniform, indpb=0.5)
+    tb.register("mutate", tools.mutUniformInt, low=0, up=[n - 1 for n in choices], indpb=1.0 / len(choices))
+    tb.register("select", tools.selNSGA2)
+    return tb
+
+
 def run_nsga(space: SearchSpace, evaluator: Evaluator, settings: NSGASettings, out: Path | None = None,
              resume: bool = False, run_record: dict | None = None,
-             progress: Callable[[int, int], None] | None = None) -> NSGAResult:
+             progress: Callable[[int, int], None] | None = None, toolbox: base.Toolbox | None = None) -> NSGAResult:
     """NSGA-II on `space`; checkpoints to `out/checkpoint.json` after each generation when `out` is given.
 
     `run_record` (JSON-able) describes everything else that decides the result (space, proxy,
     costs, limits, batch); a resumed run must have the same. `progress(generation, evaluated)`
-    is called after each generation (0 = the initial population).
+    is called after each generation (0 = the initial population). `toolbox`: the operators
+    (`build_nsga_toolbox(space, settings, len(evaluator.costs))` if not given).
     """
-    fitness = fitness_class(len(evaluator.costs))
-    choices = space.choices()
-    if any(n < 1 for n in choices):
-        raise NASError(f"space {space.name}: a gene has no choices")
+    if toolbox is None:
+        toolbox = build_nsga_toolbox(space, settings, len(evaluator.costs))
     record = {"nsga": asdict(settings), "space": space.name, **(run_record or {})}
     checkpoint = None if out is None else Path(out) / CHECKPOINT_FILE
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
     log: list[dict] = []
-
-    def make(genome: Sequence[int]) -> Individual:
-        ind = Individual(genome)
-        ind.key = space.key(space.decode(ind))
-        ind.fitness = fitness()
-        return ind
 
     def score(inds: list[Individual]) -> int:
         state = random.getstate()  # a task that draws from `random` in this process must not shift the search
@@ -140,34 +224,40 @@ def run_nsga(space: SearchSpace, evaluator: Evaluator, settings: NSGASettings, o
             _assess(ind, evaluator)
         return new
 
+    def save(generation: int, population: list[Individual]) -> None:
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, record, evaluator.memo, generation=generation,
+                            population=[list(i) for i in population], log=log, rng_state=random_state())
+
     if resume and checkpoint is not None and checkpoint.is_file():
         saved = load_checkpoint(checkpoint, record)
         evaluator.memo.update(saved["memo"])
-        log = saved["log"]
-        random.setstate(_state_from_json(saved["random_state"]))
-        population = [make(g) for g in saved["population"]]
+        log = saved.read("log", list)
+        rstate = saved.read("random_state", random_state_from_json)
+        start = saved.read("generation", int) + 1
+        random.setstate(rstate)
+        population = saved.read("population", lambda genomes: [toolbox.from_genome(g) for g in genomes])
         score(population)
-        population = _select(population, settings.population)  # ranks and crowding distances, as saved
-        start = saved["generation"] + 1
+        population = _survivors(toolbox, population, settings.population)  # ranks and crowding distances, as saved
     else:
         random.seed(settings.seed)
         t = time.perf_counter()
-        population = _initial(space, settings.population, make)
+        population = toolbox.population()
         new = score(population)
-        population = _select(population, settings.population)
+        population = _survivors(toolbox, population, settings.population)
         log.append(_log_row(0, population, evaluator, new, time.perf_counter() - t))
-        _save(checkpoint, record, 0, population, evaluator, log)
+        save(0, population)
         if progress:
             progress(0, len(evaluator.memo))
         start = 1
 
     for gen in range(start, settings.generations + 1):
         t = time.perf_counter()
-        offspring = _breed(population, settings, choices, make)
+        offspring = _breed(toolbox, population, settings)
         new = score(offspring)
-        population = _select(population + offspring, settings.population)
+        population = _survivors(toolbox, population + offspring, settings.population)
         log.append(_log_row(gen, population, evaluator, new, time.perf_counter() - t))
-        _save(checkpoint, record, gen, population, evaluator, log)
+        save(gen, population)
         if progress:
             progress(gen, len(evaluator.memo))
     return NSGAResult([list(i) for i in population], log)
@@ -184,61 +274,32 @@ def _assess(ind: Individual, evaluator: Evaluator) -> None:
         ind.violation = float(r["violation"]) if r["feasible"] is False else math.inf
 
 
-def _initial(space: SearchSpace, size: int, make: Callable) -> list[Individual]:
-    choices = space.choices()
-    population: dict[str, Individual] = {}
-    for _ in range(size * BREED_TRIES):
-        if len(population) == size:
-            break
-        ind = make([random.randrange(n) for n in choices])
-        population.setdefault(ind.key, ind)
-    return list(population.values())
-
-
-def _better(a: Individual, b: Individual) -> Individual:
-    """Binary tournament: feasible first, then less violation, lower Pareto rank, larger crowding distance."""
-    if a.feasible != b.feasible:
-        return a if a.feasible else b
-    if not a.feasible:
-        return a if a.violation <= b.violation else b
-    if a.rank != b.rank:
-        return a if a.rank < b.rank else b
-    return a if a.fitness.crowding_dist >= b.fitness.crowding_dist else b
-
-
-def _breed(population: list[Individual], settings: NSGASettings, choices: list[int],
-           make: Callable) -> list[Individual]:
+def _breed(toolbox: base.Toolbox, population: list[Individual], settings: NSGASettings) -> list[Individual]:
+    """`settings.population` offspring of architectures not in `population` (nor twice), if so many are found."""
     taken = {i.key for i in population}
-    up = [n - 1 for n in choices]
-    indpb = 1.0 / len(choices)
     offspring: list[Individual] = []
     for _ in range(settings.population * BREED_TRIES):
         if len(offspring) >= settings.population:
             break
-        if len(population) >= 2:
-            a, b = random.sample(population, 2)
-            c, d = random.sample(population, 2)
-            p1, p2 = _better(a, b), _better(c, d)
-        else:
-            p1 = p2 = population[0]
-        c1, c2 = list(p1), list(p2)
+        p1, p2 = toolbox.select_parents(population)
+        c1, c2 = toolbox.clone(p1), toolbox.clone(p2)
         if random.random() < settings.crossover:
-            tools.cxUniform(c1, c2, 0.5)
+            c1, c2 = toolbox.mate(c1, c2)
         for child in (c1, c2):
             if random.random() < settings.mutation:
-                tools.mutUniformInt(child, low=0, up=up, indpb=indpb)
-            ind = make(child)
+                (child,) = toolbox.mutate(child)
+            ind = toolbox.from_genome(child)  # the variation changed the genes: a new key, a fresh fitness
             if ind.key not in taken and len(offspring) < settings.population:
                 taken.add(ind.key)
                 offspring.append(ind)
     return offspring
 
 
-def _select(individuals: list[Individual], size: int) -> list[Individual]:
-    """The next parents: NSGA-II on the feasible, then the least violating infeasible ones."""
+def _survivors(toolbox: base.Toolbox, individuals: list[Individual], size: int) -> list[Individual]:
+    """The next parents: `toolbox.select` (NSGA-II) on the feasible, then the least violating infeasible ones."""
     feasible = [i for i in individuals if i.feasible]
     infeasible = sorted((i for i in individuals if not i.feasible), key=lambda i: i.violation)
-    chosen = tools.selNSGA2(feasible, size) if len(feasible) > size else feasible
+    chosen = toolbox.select(feasible, size) if len(feasible) > size else feasible
     # ranks and crowding distances of the survivors, for the next tournaments
     for rank, front in enumerate(tools.sortNondominated(chosen, len(chosen))):
         tools.emo.assignCrowdingDist(front)
@@ -257,54 +318,27 @@ def _log_row(gen: int, population: list[Individual], evaluator: Evaluator, new: 
     return row
 
 
-def _state_to_json(state: tuple) -> list:
-    version, internal, gauss = state
-    return [version, list(internal), gauss]
+def _json_object(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise TypeError(f"a JSON object, not {type(value).__name__}")
+    return value
 
 
-def _state_from_json(state: list) -> tuple:
-    version, internal, gauss = state
-    return version, tuple(internal), gauss
+def save_checkpoint(path: Path, record: dict, memo: dict[str, dict], *, generation: int = 0,
+                    population: list[list[int]] | None = None, log: list[dict] | None = None,
+                    rng_state: list | None = None) -> None:
+    """Write a search's checkpoint: its `record`, the scores so far (`memo`), and for NSGA-II the
+    generation, population, log and `random` state (`lpzero.checkpoint.random_state()`)."""
+    write_checkpoint(path, NAS_CHECKPOINT, {"record": record, "generation": generation,
+                                            "population": population or [], "random_state": rng_state,
+                                            "log": log or [], "memo": memo})
 
 
-def _save(path: Path | None, record: dict, generation: int, population: list[Individual], evaluator: Evaluator,
-          log: list[dict]) -> None:
-    if path is None:
-        return
-    atomic_write_json(path, {"version": CHECKPOINT_VERSION, "record": record, "generation": generation,
-                             "population": [list(i) for i in population],
-                             "random_state": _state_to_json(random.getstate()), "log": log,
-                             "memo": evaluator.memo}, indent=None)
-
-
-def load_checkpoint(path: Path, record: dict | None = None) -> dict:
-    """A checkpoint, checked; with `record`, ResultError unless the run it belongs to had the same settings
-    (the number of generations may grow)."""
-    try:
-        saved = json.loads(Path(path).read_text())
-    except json.JSONDecodeError as e:
-        raise ResultError(f"{path}: malformed JSON (line {e.lineno}): {e.msg}") from None
-    keys = ("version", "record", "generation", "population", "random_state", "log", "memo")
-    if not isinstance(saved, dict) or any(k not in saved for k in keys):
-        raise ResultError(f"{path}: not an lpzero nas checkpoint")
-    if saved["version"] != CHECKPOINT_VERSION:
-        raise ResultError(f"{path}: checkpoint version {saved['version']}, this lpzero reads {CHECKPOINT_VERSION}")
+def load_checkpoint(path: Path, record: dict | None = None) -> Checkpoint:
+    """A search's checkpoint, checked; with `record`, ResultError unless the run it belongs to had the same
+    record (the number of generations may grow)."""
+    saved = read_checkpoint(path, NAS_CHECKPOINT)
+    saved.read("memo", _json_object)  # every caller reads the scores: a damaged memo is named here
     if record is not None:
-        differ = _differences(saved["record"], json.loads(json.dumps(record)))
-        if differ:
-            raise ResultError(f"{path}: --resume with other settings than the checkpoint's ({', '.join(differ)}); "
-                              "use another --out or the same settings")
+        require_same(path, saved.read("record", _json_object), record, MAY_CHANGE)
     return saved
-
-
-def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
-    out = []
-    for k in sorted(set(saved) | set(now)):
-        if prefix + k == "nsga.generations":
-            continue
-        a, b = saved.get(k), now.get(k)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out += _differences(a, b, f"{prefix}{k}.")
-        elif a != b:
-            out.append(f"{prefix}{k}: {a!r} then, {b!r} now")
-    return out

@@ -5,7 +5,10 @@ of the population, applies `toolbox.mate` (probability `crossover`) and
 `toolbox.mutate` (probability `mutation`), evaluates the first offspring with
 `toolbox.evaluate` through `toolbox.map`, and keeps the best `population` distinct
 proxies. The loop touches nothing but the toolbox, so a research script can
-re-register any of these operators.
+re-register any of these operators, or make a toolbox by hand: it needs `individual`,
+`population(n)`, `evaluate`, `select`, `mate` and `mutate` (plus DEAP's own `clone` and
+`map`); `rps_log` (RPS counts), `record` and `from_record` (the checkpoint's form of an
+individual) are optional.
 
 The variation step is written out rather than DEAP's `algorithms.varAnd`:
 Algorithm 1 makes one child per iteration from two parents, and `varAnd` would
@@ -22,33 +25,42 @@ paper's random-search baseline).
 
 Per-iteration statistics are DEAP's `tools.Statistics` in a `tools.Logbook`. The
 loop state (population, iteration, `random` state, counters, logbook) is written
-as JSON every `checkpoint_every` iterations; `resume=True` continues from it and
-reaches the same result as an uninterrupted run.
+as a versioned JSON checkpoint (`lpzero.checkpoint`) every `checkpoint_every`
+iterations; `resume=True` continues from it and reaches the same result as an
+uninterrupted run.
 """
 from __future__ import annotations
 
 import csv
-import json
 import random
 import statistics
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 from deap import base, tools
 
-from lpzero.errors import LPZeroError, ResultError, UnknownNameError
-from lpzero.files import atomic_write, atomic_write_json
+from lpzero.checkpoint import (CheckpointFormat, random_state, random_state_from_json, read_checkpoint,
+                               require_same, write_checkpoint)
+from lpzero.errors import LPZeroError, UnknownNameError
+from lpzero.files import atomic_write
 
 from .fitness import Evaluation
+from .toolbox import from_record, to_record
 
 #: settings a resumed run may change (all others must match the checkpoint's)
 RESUMABLE_CHANGES = ("iterations", "checkpoint_every")
+#: the same, as `differences` names them in a checkpoint's record
+MAY_CHANGE = tuple(f"settings.{k}" for k in RESUMABLE_CHANGES)
 LOG_FIELDS = ("run", "iteration", "best", "median", "invalid", "rps_rejected", "seconds")
 CHECKPOINT = "checkpoint.json"
 DISTINCT = ("ranking", "text")
+#: the loop's checkpoint; files written before checkpoints had a version are version 1
+EVOLVE_CHECKPOINT = CheckpointFormat("lpzero evolve", 1, ("settings", "context", "iteration", "population", "invalid",
+                                                          "rps", "log", "seconds", "random_state"), unversioned=1)
 
 
 @dataclass
@@ -108,53 +120,52 @@ def statistics_of_fitness() -> tools.Statistics:
     return stats
 
 
-def _json_state(rs) -> list:
-    version, internal, gauss = rs
-    return [version, list(internal), gauss]
+def _recorder(toolbox: base.Toolbox) -> Callable:
+    """`toolbox.record`, or `to_record` for a toolbox made by hand without one."""
+    return getattr(toolbox, "record", to_record)
+
+
+def _reader(toolbox: base.Toolbox) -> Callable:
+    """`toolbox.from_record`, or `from_record` on `toolbox.pset` for a toolbox made by hand without one."""
+    if hasattr(toolbox, "from_record"):
+        return toolbox.from_record
+    if hasattr(toolbox, "pset"):
+        return partial(from_record, pset=toolbox.pset)
+    raise LPZeroError("resuming needs the toolbox's `from_record` (or its `pset`) to read the saved population; "
+                      "register one, or start afresh")
 
 
 def save_checkpoint(path: Path, toolbox: base.Toolbox, state: EvolutionState, settings: EvolveSettings,
                     context: dict | None = None) -> None:
-    data = {
+    """Write the loop's state to `path` (atomically, with the current `random` state)."""
+    record = _recorder(toolbox)
+    rps = getattr(toolbox, "rps_log", None)
+    write_checkpoint(path, EVOLVE_CHECKPOINT, {
         "settings": asdict(settings),
         "context": context or {},
         "iteration": state.iteration,
-        "population": [toolbox.record(ind) for ind in state.population],
+        "population": [record(ind) for ind in state.population],
         "invalid": dict(state.invalid),
-        "rps": toolbox.rps_log.to_dict(),
+        "rps": rps.to_dict() if rps is not None else None,
         "log": state.log,
         "seconds": state.seconds,
-        "random_state": _json_state(random.getstate()),
-    }
-    atomic_write_json(path, data, indent=None)
+        "random_state": random_state(),
+    })
 
 
-def _differences(saved: dict, now: dict, ignore: tuple[str, ...] = ()) -> list[str]:
-    """`key=saved value` for each key whose value differs (long values are named, not printed)."""
-    out = []
-    for key in sorted(set(saved) | set(now)):
-        if key in ignore or saved.get(key) == now.get(key):
-            continue
-        value = repr(saved.get(key))
-        out.append(f"{key}={value}" if len(value) <= 40 else f"{key} (another value)")
-    return out
+def _record_now(settings: EvolveSettings, context: dict) -> dict:
+    """What a checkpoint's `settings` and `context` are compared with (see `require_same`)."""
+    return {"settings": asdict(settings), "context": context}
 
 
 def check_checkpoint(path: Path, settings: EvolveSettings, context: dict, unknown: tuple[str, ...] = ()) -> None:
     """ResultError if the checkpoint at `path` was written with other settings or context; keys in
     `unknown` (not computed yet, e.g. a fingerprint of inputs still to be cached) are not compared.
     Lets a command refuse a resume before its expensive work."""
-    try:
-        data = json.loads(path.read_text())
-        saved_context = {k: v for k, v in data.get("context", {}).items() if k not in unknown and k in context}
-        changed = (_differences(data["settings"], asdict(settings), RESUMABLE_CHANGES)
-                   + _differences(saved_context, context))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise ResultError(f"{path}: damaged checkpoint ({type(e).__name__}: {e}); delete it or start afresh "
-                          "without --resume") from None
-    if changed:
-        raise ResultError(f"{path}: written with other settings ({', '.join(changed)}); resume with those, or "
-                          "start afresh without --resume")
+    saved = read_checkpoint(path, EVOLVE_CHECKPOINT)
+    saved_context = saved.read("context", lambda c: {k: v for k, v in c.items() if k not in unknown and k in context})
+    require_same(path, {"settings": saved["settings"], "context": saved_context}, _record_now(settings, context),
+                 MAY_CHANGE)
 
 
 def load_checkpoint(path: Path, toolbox: base.Toolbox, settings: EvolveSettings,
@@ -164,23 +175,20 @@ def load_checkpoint(path: Path, toolbox: base.Toolbox, settings: EvolveSettings,
     ResultError if the file is damaged, or was written with other settings or another
     context (fitness sample, cache, split: whatever the caller says the run depends on).
     """
-    try:
-        data = json.loads(path.read_text())
-        changed = (_differences(data["settings"], asdict(settings), RESUMABLE_CHANGES)
-                   + _differences(data.get("context", {}), context or {}))
-        if changed:
-            raise ResultError(f"{path}: written with other settings ({', '.join(changed)}); resume with "
-                              "those, or start afresh without --resume")
-        version, internal, gauss = data["random_state"]
-        population = [toolbox.from_record(r) for r in data["population"]]
-        logbook = tools.Logbook()
-        logbook.extend(data["log"])
-        state = EvolutionState(population, data["iteration"], Counter(data["invalid"]), logbook, data["seconds"])
-        toolbox.rps_log.restore(data["rps"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise ResultError(f"{path}: damaged checkpoint ({type(e).__name__}: {e}); delete it or start afresh "
-                          "without --resume") from None
-    random.setstate((version, tuple(internal), gauss))
+    saved = read_checkpoint(path, EVOLVE_CHECKPOINT)
+    require_same(path, {"settings": saved["settings"], "context": saved["context"]},
+                 _record_now(settings, context or {}), MAY_CHANGE)
+    rstate = saved.read("random_state", random_state_from_json)
+    read = _reader(toolbox)
+    population = saved.read("population", lambda records: [read(r) for r in records])
+    logbook = tools.Logbook()
+    saved.read("log", logbook.extend)
+    state = EvolutionState(population, saved.read("iteration", int), saved.read("invalid", Counter), logbook,
+                           saved.read("seconds", float))
+    rps = getattr(toolbox, "rps_log", None)
+    if rps is not None and saved["rps"] is not None:  # a run without an RPS log saved none
+        saved.read("rps", rps.restore)
+    random.setstate(rstate)
     return state
 
 
@@ -262,6 +270,9 @@ def run_evolution(
 
     `context` (JSON values) is what the run depends on besides `settings` (the fitness
     sample, the cache); it is saved in the checkpoint, and a resume with another refused.
+    `toolbox` may be made by hand (see the module docstring): without `rps_log` the log's
+    `rps_rejected` is 0, without `record`/`from_record` individuals are saved as their tree
+    and fitness (`lpzero.search.toolbox.to_record`).
     """
     ckpt = out_dir / CHECKPOINT if out_dir is not None else None
     identity = identity_function(settings.distinct)
@@ -274,6 +285,7 @@ def run_evolution(
         state = _initial_state(toolbox, settings, identity)
 
     stats = statistics_of_fitness()
+    rps = getattr(toolbox, "rps_log", None)  # a toolbox made by hand may have no RPS
     members = {identity(ind): ind for ind in reversed(state.population)}
     started = time.perf_counter() - state.seconds
     while state.iteration < settings.iterations:
@@ -293,7 +305,7 @@ def run_evolution(
         state.seconds = time.perf_counter() - started
         record = stats.compile(state.population)
         state.logbook.record(iteration=state.iteration, best=record["best"], median=record["median"],
-                             invalid=sum(state.invalid.values()), rps_rejected=toolbox.rps_log.rejected,
+                             invalid=sum(state.invalid.values()), rps_rejected=rps.rejected if rps is not None else 0,
                              seconds=round(state.seconds, 3))
         if progress is not None:
             progress(state.iteration, record["best"])

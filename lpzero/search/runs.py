@@ -5,7 +5,7 @@ and a held-out part; fitness is computed on `sample` architectures drawn from th
 search part only. Algorithm 1 runs `runs` times on that sample (seeds derived from
 the search's seed); the fittest trees of every run compete in the final selection,
 on the whole search part. The held-out part is for the report
-(`lpzero.report.run_search`) and is never read here.
+(`lpzero.report.evolve.run_search`) and is never read here.
 """
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
-from deap import base, gp
+from deap import base, gp, tools
 
 from lpzero.errors import LPZeroError, UnknownNameError
-from lpzero.primitives import OPS, OpRegistry, Weighted, build_primitive_set
+from lpzero.primitives import OPS, OpRegistry, Weighted, build_primitive_set, op_table
 
 from .fitness import INVALID_FITNESS, FitnessEvaluator
 from .loop import EvolutionState, EvolveSettings, identity_function, rank_key, run_evolution
@@ -106,17 +106,25 @@ class SearchRuns:
         """(run, tree) of the `per_run` fittest valid proxies of every run, fittest first.
 
         A proxy several runs found (same ranking of the sample, or same text) is listed
-        once, as its smallest tree.
+        once, as its smallest tree (of equal trees, the earliest run's). The trees are
+        copies, as a DEAP hall of fame holds them.
         """
         identity = identity_function(distinct)
-        chosen: dict = {}
-        for run, state in enumerate(self.states):
-            valid = [ind for ind in state.population if ind.evaluation.valid]
-            for ind in valid[:per_run]:
-                key = identity(ind)
-                if key not in chosen or rank_key(ind) < rank_key(chosen[key][1]):
-                    chosen[key] = (run, ind)
-        return sorted(chosen.values(), key=lambda pair: rank_key(pair[1]))
+        # best first (parsimony among equally fit), so of similar proxies the hall of fame keeps the
+        # first it sees, the smallest; a stable sort leaves equal trees in run order
+        pool = sorted(((run, ind) for run, state in enumerate(self.states)
+                       for ind in [ind for ind in state.population if ind.evaluation.valid][:per_run]),
+                      key=lambda pair: rank_key(pair[1]))
+        if not pool:
+            return []
+        # room for all: the hall of fame only merges similar proxies, it drops no distinct one
+        hof = tools.HallOfFame(len(pool), similar=lambda a, b: identity(a) == identity(b))
+        hof.update([ind for _, ind in pool])
+        run_of: dict = {}
+        for run, ind in pool:
+            run_of.setdefault(identity(ind), run)
+        # DEAP orders by fitness alone; ties go smaller tree first, as everywhere in the search
+        return sorted(((run_of[identity(ind)], ind) for ind in hof), key=lambda pair: rank_key(pair[1]))
 
 
 def fingerprint(*arrays: object) -> str:
@@ -134,11 +142,13 @@ def setup_context(setup: SearchSetup) -> dict:
 
 def evolve_on(inputs: Mapping[str, Weighted], truth: np.ndarray, setup: SearchSetup, out: Path | None = None,
               resume: bool = False, progress: Callable[[int, float], None] | None = None,
-              customize: Callable[[base.Toolbox], None] | None = None, ops: OpRegistry = OPS,
+              customize: Callable[[base.Toolbox], None] | None = None, ops: OpRegistry | str | None = None,
               context: dict | None = None) -> SearchRuns:
     """`setup.runs` runs of Algorithm 1 with fitness on `inputs`/`truth` (the search sample).
 
-    One primitive set, built once, serves the evaluator and every run's toolbox. Run r is
+    `ops` is the op table (an `OpRegistry`, or a name `lpzero.primitives.op_table` reads;
+    default: the built-in `OPS`). One primitive set of it, built once, serves the evaluator
+    and every run's toolbox (its own, not the shared `pset_of`: a script may change it). Run r is
     seeded `run_seed(seed, r)` and checkpoints into `out/run_<r>/`. The runs share one
     evaluator, so a proxy any run has scored costs the others nothing. `customize(toolbox)`,
     if given, may re-register DEAP operators on each run's toolbox before its loop.
@@ -146,8 +156,11 @@ def evolve_on(inputs: Mapping[str, Weighted], truth: np.ndarray, setup: SearchSe
     `context`, the search settings and a fingerprint of the fitness data; `resume` refuses a
     checkpoint that differs in any of them.
     """
+    ops = op_table(ops)
     context = {**(context or {}), **setup_context(setup),
                "fitness_data": fingerprint(truth, *(inputs[s].values for s in sorted(inputs)))}
+    if ops is not OPS:  # a resume with another op table is refused; the built-in one's checkpoints say nothing
+        context["ops"] = ops.path
     pset = build_primitive_set(ops)
     runs = SearchRuns(FitnessEvaluator(pset, inputs, truth), pset)
     best_so_far = INVALID_FITNESS

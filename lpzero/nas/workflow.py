@@ -6,9 +6,11 @@ searched with NSGA-II (`lpzero.nas.nsga`). Candidates are scored on an executor
 every generation, or every `CHUNK` architectures of an exhaustive pass), so `resume`
 continues where a run stopped.
 
-Outputs in `out`: `pareto.csv` (the front), `candidates.csv` (every scored candidate),
-`pareto.png`, `chosen/` (the highest-scoring architecture within the limits, in the
-space's own format), `front/` (the front's architectures), `report.md`, `summary.json`,
+Once scored, `pick_candidates` decides: the Pareto front of the candidates within the
+limits and the chosen one (the highest score within the limits); `_write_outputs` only
+writes what it decided. Outputs in `out`: `pareto.csv` (the front), `candidates.csv`
+(every scored candidate), `pareto.png`, `chosen/` (the chosen architecture, in the space's
+own format), `front/` (the front's architectures), `report.md`, `summary.json`,
 `checkpoint.json`.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -26,11 +28,11 @@ from scipy.stats import rankdata
 from lpzero.cache import InputCache
 from lpzero.executors import Executor, LocalExecutor, TaskFailure
 from lpzero.files import atomic_write_json, atomic_write_text
-from lpzero.primitives import default_pset, parse_tree
+from lpzero.proxies import FoundProxy, Proxy
 from lpzero.search import FitnessEvaluator
 
-from .evaluate import EvalSettings, ProxySpec, evaluate_candidate
-from .nsga import CHECKPOINT_FILE, CHECKPOINT_VERSION, Evaluator, NSGASettings, load_checkpoint, run_nsga
+from .evaluate import EvalSettings, evaluate_candidate
+from .nsga import CHECKPOINT_FILE, Evaluator, NSGASettings, load_checkpoint, run_nsga, save_checkpoint
 from .pareto import front_hypervolume_ratio, pareto_mask
 from .report import plot_pareto, report_markdown, write_csv
 from .space import NASError, SearchSpace
@@ -42,21 +44,21 @@ SUMMARY_FILE = "summary.json"
 log = logging.getLogger("lpzero")
 
 
-def cached_scores(cache: InputCache, ids: Sequence[str], proxy: ProxySpec) -> dict[str, float]:
+def cached_scores(cache: InputCache, ids: Sequence[str], proxy: Proxy) -> dict[str, float]:
     """Proxy scores of a benchmark's architectures from a filled cache.
 
     A baseline's value is the one the cache stored (computed from the full model); a found
-    proxy's tree is evaluated on the cached samples (what the search's fitness reads).
+    proxy's tree is evaluated on the cached samples (what the search's fitness reads), with
+    the primitive set of its own op table.
     """
-    if proxy.is_baseline:
+    if not isinstance(proxy, FoundProxy):
         return {a: proxy.orientation * float(cache.info(a)["baselines"][proxy.name]) for a in ids}
-    pset = default_pset()
-    evaluator = FitnessEvaluator(pset, cache.load(list(ids)), np.zeros(len(ids)))
-    values = evaluator.scores(parse_tree(proxy.tree, pset))
+    evaluator = FitnessEvaluator(proxy.pset, cache.load(list(ids)), np.zeros(len(ids)))
+    values = evaluator.scores(proxy.parsed)
     return {a: proxy.orientation * float(v) for a, v in zip(ids, values)}
 
 
-def scorer(space: SearchSpace, proxy: ProxySpec | None, settings: EvalSettings, executor: Executor,
+def scorer(space: SearchSpace, proxy: Proxy | None, settings: EvalSettings, executor: Executor,
            given: dict[str, float] | None = None,
            on_result: Callable[[str], None] | None = None) -> Callable[[list[str]], dict[str, dict]]:
     """`evaluate_many(keys)` for an `Evaluator`: each key's `evaluate_candidate` on `executor`.
@@ -84,7 +86,7 @@ def scorer(space: SearchSpace, proxy: ProxySpec | None, settings: EvalSettings, 
     return evaluate_many
 
 
-def run_nas(space: SearchSpace, proxy: ProxySpec, settings: EvalSettings, nsga: NSGASettings, out: Path,
+def run_nas(space: SearchSpace, proxy: Proxy, settings: EvalSettings, nsga: NSGASettings, out: Path,
             executor: Executor | None = None, resume: bool = False, given: dict[str, float] | None = None,
             scores_note: str = "exact", progress: Callable[[int], None] | None = None) -> dict:
     """Search `space` for architectures with a high proxy score and low costs; write the outputs to `out`.
@@ -129,7 +131,8 @@ def run_nas(space: SearchSpace, proxy: ProxySpec, settings: EvalSettings, nsga: 
                   f"(crossover {nsga.crossover}, mutation {nsga.mutation})")
         run_nsga(space, evaluator, nsga, out, resume, record)
     seconds = time.perf_counter() - t
-    return _write_outputs(space, proxy, settings, evaluator, out, search, scores_note, counts["new"], seconds)
+    picked = pick_candidates(candidate_rows(space, evaluator, settings.costs), settings.costs)
+    return _write_outputs(space, proxy, settings, picked, out, search, scores_note, counts["new"], seconds)
 
 
 def _exhaustive(space: SearchSpace, genomes: list[list[int]], evaluator: Evaluator, checkpoint: Path, resume: bool,
@@ -140,15 +143,25 @@ def _exhaustive(space: SearchSpace, genomes: list[list[int]], evaluator: Evaluat
     todo = [k for k in keys if k not in evaluator.memo]
     for start in range(0, len(todo), CHUNK):
         evaluator.evaluate(todo[start:start + CHUNK])
-        # the same layout as the NSGA-II checkpoint, with no population or random state
-        atomic_write_json(checkpoint, {"version": CHECKPOINT_VERSION, "record": record, "generation": 0,
-                                       "population": [], "random_state": None, "log": [], "memo": evaluator.memo},
-                          indent=None)
+        save_checkpoint(checkpoint, record, evaluator.memo)  # no population or random state: nothing is drawn
 
 
-def _write_outputs(space: SearchSpace, proxy: ProxySpec, settings: EvalSettings, evaluator: Evaluator, out: Path,
-                   search: str, scores_note: str, new: int, seconds: float) -> dict:
-    costs = list(settings.costs)
+@dataclass
+class Pick:
+    """What a search decided: every scored candidate (a row each), the Pareto front, the chosen one."""
+
+    #: one per scored candidate; `on_front` and `chosen` say what was decided about it
+    rows: list[dict]
+    #: the rows within the limits with a valid score
+    valid: list[dict]
+    #: the front's rows, by the first cost, then the score (highest first)
+    front: list[dict]
+    #: the highest score within the limits (ties: the lower first cost, then the key); None if no row is valid
+    chosen: dict | None
+
+
+def candidate_rows(space: SearchSpace, evaluator: Evaluator, costs: Sequence[str]) -> list[dict]:
+    """A row per scored candidate (the `Evaluator`'s memo, in scoring order), nothing decided yet."""
     rows = []
     for key, r in evaluator.memo.items():
         config = space.config(key)
@@ -158,14 +171,29 @@ def _write_outputs(space: SearchSpace, proxy: ProxySpec, settings: EvalSettings,
                      "ground_truth": space.ground_truth(config),
                      "seconds": round(sum(r.get("seconds", {}).values()), 4),
                      "on_front": False, "chosen": False})
+    return rows
+
+
+def pick_candidates(rows: list[dict], costs: Sequence[str]) -> Pick:
+    """The front (score up, `costs` down) of the valid rows and the chosen one; marks both in the rows."""
+    costs = list(costs)
     valid = [r for r in rows if r["feasible"] and r["score"] is not None]
+    chosen = None
     if valid:
         mask = pareto_mask([r["score"] for r in valid], [[r[c] for c in costs] for r in valid])
         for r, m in zip(valid, mask):
             r["on_front"] = bool(m)
-        best = min(valid, key=lambda r: (-r["score"], r[costs[0]], r["key"]))
-        best["chosen"] = True
+        chosen = min(valid, key=lambda r: (-r["score"], r[costs[0]], r["key"]))
+        chosen["chosen"] = True
     front = sorted((r for r in valid if r["on_front"]), key=lambda r: (r[costs[0]], -r["score"]))
+    return Pick(rows, valid, front, chosen)
+
+
+def _write_outputs(space: SearchSpace, proxy: Proxy, settings: EvalSettings, picked: Pick, out: Path,
+                   search: str, scores_note: str, new: int, seconds: float) -> dict:
+    """Write what `pick_candidates` decided; NASError (after candidates.csv and summary.json) if nothing was chosen."""
+    costs = list(settings.costs)
+    rows, valid, front, chosen = picked.rows, picked.valid, picked.front, picked.chosen
     write_csv(out / "candidates.csv", rows, costs)
     write_csv(out / "pareto.csv", front, costs)
     n_failed = sum(1 for r in rows if r["error"] and r["feasible"])
@@ -176,11 +204,10 @@ def _write_outputs(space: SearchSpace, proxy: ProxySpec, settings: EvalSettings,
         "candidates_per_second": new / seconds if seconds > 0 else 0.0,
         "front": [r["key"] for r in front], "chosen": None, "chosen_files": [], "tabular": None,
     }
-    if not valid:
+    if chosen is None:
         atomic_write_json(out / SUMMARY_FILE, summary)
         raise NASError(f"space {space.name}: none of the {len(rows)} candidates scored is within the limits "
                        "with a valid score (see candidates.csv)")
-    chosen = next(r for r in valid if r["chosen"])
     summary["chosen"] = {k: chosen[k] for k in ("key", "architecture", "config", "score", *costs, "ground_truth")}
     summary["chosen_files"] = [str(p.relative_to(out)) for p in space.write([chosen["config"]], out / "chosen")]
     space.write([r["config"] for r in front], out / "front")
@@ -193,8 +220,12 @@ def _write_outputs(space: SearchSpace, proxy: ProxySpec, settings: EvalSettings,
 
 
 def _tabular(rows: list[dict], valid: list[dict], chosen: dict, cost: str) -> dict:
-    """The pick against the ground truth: regret within the limits, its rank, the front's hypervolume."""
-    feasible = [r for r in rows if r["feasible"]]
+    """The pick against the ground truth: regret within the limits, its rank, the front's hypervolume.
+
+    Only candidates with a ground truth count (a LoNAS space measured a few hundred of its sub-networks).
+    """
+    feasible = [r for r in rows if r["feasible"] and r["ground_truth"] is not None]
+    valid = [r for r in valid if r["ground_truth"] is not None]
     best = max(feasible, key=lambda r: r["ground_truth"])
     truth = np.array([r["ground_truth"] for r in feasible])
     rank = int(len(feasible) - rankdata(truth, method="max")[feasible.index(chosen)] + 1)

@@ -2,7 +2,7 @@
 
 No sub-network accuracies of LoNAS were ever released, so the benchmark is made here,
 in four stages, each resumable (a finished stage is skipped; training stages keep a
-checkpoint; evaluation keeps every finished sub-network):
+checkpoint, `training.py`; evaluation keeps every finished sub-network):
 
 1. vocab: the most frequent GPT-2 tokens of WikiText-2 valid (the rest map to one
    unknown token), so a tiny model is not mostly embedding.
@@ -17,11 +17,13 @@ checkpoint; evaluation keeps every finished sub-network):
    evaluated (up to all of it). The first against the second half of the text is
    recorded too: it also measures how much the ranking depends on the text's topics.
 
-Everything is drawn from one seed; the same seed and size give the same files.
+Everything is drawn from one seed; the same seed and size give the same files. What the
+ground truth's spread is made of is an analysis of the finished build, not a stage:
+`lpzero.report.spread.record_spread` adds it to `ground_truth.json`.
 """
 from __future__ import annotations
 
-import math
+import functools
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -31,16 +33,21 @@ from typing import Callable
 import numpy as np
 import torch
 from scipy.stats import spearmanr
+from torch import nn
 
-from lpzero.executors import Executor, LocalExecutor, TaskFailure
-from lpzero.files import atomic_write, atomic_write_json
+from lpzero.executors import Executor, LocalExecutor, TaskFailure, torch_threads
+from lpzero.files import atomic_write_json
 
-from .base import BenchmarkError, read_json
-from .lonas import (GROUND_TRUTH_FILE, SPACE_FILE, VOCAB_FILE, LoNASSpace, Vocabulary, choice_id,
-                    count_subnetwork_params, load_base, lonas_space, make_supernetwork, perplexity, quiet_loading,
-                    run_subnetwork, token_stream, window_nll, windows)
-from .text import gpt2_tokenizer
+from ..base import BenchmarkError, read_json
+from ..text import gpt2_tokenizer
+from .benchmark import GROUND_TRUTH_FILE, SPACE_FILE
+from .slicing import count_subnetwork_params, run_subnetwork
+from .space import Choice, LoNASSpace, choice_id, lonas_space
+from .supernetwork import load_base, make_supernetwork, new_llama, quiet_loading
+from .text import VOCAB_FILE, Vocabulary, perplexity, token_stream, window_nll, windows
+from .training import TrainingPlan, train
 
+#: the build's settings and each finished stage's facts (what `lpzero build` prints)
 BUILD_FILE = "build.json"
 #: windows per block of the split-half reliability (16 x 128 tokens: a few paragraphs)
 RELIABILITY_BLOCK = 16
@@ -78,7 +85,8 @@ SIZES = {
                        n_subnetworks=8, eval_windows=16, min_reliability=0.0),
 }
 
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
+#: a build's progress callback: (stage, done, total)
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -137,10 +145,12 @@ class Builder:
     # --- stages ------------------------------------------------------------------------------------
 
     def space(self) -> LoNASSpace:
+        """The build's space: LoNAS's ratios at this size."""
         return lonas_space(self.size.num_layers, self.size.intermediate_size, self.size.lora_rank,
                            self.size.lora_alpha, name="lonas-mini")
 
     def build_vocab(self) -> dict:
+        """Stage vocab: the most frequent GPT-2 tokens of WikiText-2 valid, in `base/lpzero_vocab.json`."""
         stream = token_stream(self.data_root, "valid", None)
         counts = Counter(stream.tolist())
         # ties broken by token id, so the vocabulary does not depend on dict order
@@ -154,32 +164,24 @@ class Builder:
     def _vocabulary(self) -> Vocabulary:
         return Vocabulary.read(self.out / "base" / VOCAB_FILE)
 
-    def _model_config(self):
-        from transformers import LlamaConfig
-
-        s = self.size
-        return LlamaConfig(vocab_size=self._vocabulary().size, hidden_size=s.hidden_size,
-                           intermediate_size=s.intermediate_size, num_hidden_layers=s.num_layers,
-                           num_attention_heads=s.num_heads, num_key_value_heads=s.num_heads,
-                           max_position_embeddings=s.seq_len, tie_word_embeddings=False,
-                           attn_implementation="eager")
-
     def pretrain(self) -> dict:
-        from transformers import LlamaForCausalLM
-
+        """Stage pretrain: a tiny LLaMA trained on WikiText-2 valid, saved in `base/`."""
+        s = self.size
         torch.manual_seed(self.seed)
-        model = LlamaForCausalLM(self._model_config()).to(self.device)
+        model = new_llama(self._vocabulary().size, s.hidden_size, s.intermediate_size, s.num_layers, s.num_heads,
+                          s.seq_len).to(self.device)
         params = list(model.parameters())
-        loss = self._train("pretrain", model, params, self.size.pretrain_steps, self.size.pretrain_lr,
+        loss = self._train("pretrain", model, params, s.pretrain_steps, s.pretrain_lr,
                            lambda batch, rng: model(input_ids=batch, labels=batch).loss)
         with quiet_loading():
             model.save_pretrained(str(self.out / "base"), safe_serialization=True)
         return {"params": sum(p.numel() for p in params), "final_loss": round(loss, 4)}
 
-    def _base(self):
+    def _base(self) -> nn.Module:
         return load_base(self.out / "base", self.device)
 
     def train_supernet(self) -> dict:
+        """Stage supernet: LoRA on the frozen base, one random sub-network per step, saved in `adapter/`."""
         space = self.space()
         torch.manual_seed(self.seed + 1)
         model = make_supernetwork(self._base(), space)
@@ -188,59 +190,25 @@ class Builder:
         def step(batch: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
             return run_subnetwork(model, space, space.sample(rng), input_ids=batch, labels=batch).loss
 
-        loss = self._train("supernet", model, params, self.size.supernet_steps, self.size.supernet_lr, step)
+        # the base is frozen: a checkpoint keeps the LoRA weights only
+        loss = self._train("supernet", model, params, self.size.supernet_steps, self.size.supernet_lr, step,
+                           saved=lambda name: ".lora_" in name)
         with quiet_loading():
             model.save_pretrained(str(self.out / "adapter"), safe_serialization=True)
         atomic_write_json(self.out / SPACE_FILE, space.to_json())
         return {"lora_params": sum(p.numel() for p in params), "final_loss": round(loss, 4)}
 
-    def _train(self, stage: str, model: torch.nn.Module, params: list, steps: int, lr: float,
-               loss_of: Callable[[torch.Tensor, np.random.Generator], torch.Tensor]) -> float:
-        """AdamW with a cosine schedule on random windows of WikiText-2 valid; checkpointed every 100 steps."""
-        stream = token_stream(self.data_root, "valid", self._vocabulary())
+    def _train(self, stage: str, model: nn.Module, params: list, steps: int, lr: float,
+               loss_of: Callable[[torch.Tensor, np.random.Generator], torch.Tensor],
+               saved: Callable[[str], bool] = lambda name: True) -> float:
+        """`training.train` on WikiText-2 valid, checkpointed in `<stage>.checkpoint.pt`; the final loss."""
         s = self.size
-        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda i: min(1.0, (i + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps)))
-        batches = torch.Generator().manual_seed(self.seed + 10)
-        rng = np.random.default_rng(self.seed + 20)
-        checkpoint = self.out / f"{stage}.checkpoint.pt"
-        start, loss = 0, float("nan")
-        started = time.perf_counter()
-        if checkpoint.is_file():
-            state = torch.load(checkpoint, map_location=self.device, weights_only=False)
-            model.load_state_dict(state["model"], strict=False)
-            optimizer.load_state_dict(state["optimizer"])
-            schedule.load_state_dict(state["schedule"])
-            batches.set_state(state["batches"])
-            rng.bit_generator.state = state["rng"]
-            start, loss = state["step"], state["loss"]
-            self._earlier_seconds = state.get("seconds", 0.0)
-        model.train()
-        for i in range(start, steps):
-            starts = torch.randint(0, len(stream) - s.seq_len - 1, (s.batch_size,), generator=batches)
-            batch = torch.stack([stream[j: j + s.seq_len] for j in starts.tolist()]).to(self.device)
-            value = loss_of(batch, rng)
-            optimizer.zero_grad(set_to_none=True)
-            value.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            schedule.step()
-            loss = value.item()
-            if not math.isfinite(loss):
-                raise BenchmarkError(f"{stage}: the training loss became {loss} at step {i}")
-            self._tick(stage, i + 1, steps)
-            if (i + 1) % 100 == 0 and i + 1 < steps:
-                trainable = {k: v for k, v in model.state_dict().items()
-                             if stage == "pretrain" or ".lora_" in k}
-                state = {"model": trainable, "optimizer": optimizer.state_dict(),
-                         "schedule": schedule.state_dict(), "batches": batches.get_state(),
-                         "rng": rng.bit_generator.state, "step": i + 1, "loss": loss,
-                         "seconds": self._earlier_seconds + time.perf_counter() - started}
-                atomic_write(checkpoint, lambda tmp: torch.save(state, tmp))
-        model.eval()
-        checkpoint.unlink(missing_ok=True)
-        return loss
+        plan = TrainingPlan(stage, steps, lr, s.seq_len, s.batch_size, self.seed, self.device)
+        stream = token_stream(self.data_root, "valid", self._vocabulary())
+        result = train(model, params, loss_of, stream, plan, self.out / f"{stage}.checkpoint.pt", saved,
+                       on_step=lambda done: self._tick(stage, done, steps))
+        self._earlier_seconds = result.earlier_seconds  # a resumed stage's time before the interruption
+        return result.loss
 
     def subnetworks(self, space: LoNASSpace) -> dict[str, dict[str, int]]:
         """max, heuristic, min, then `n_subnetworks` distinct random sub-networks (seeded)."""
@@ -257,7 +225,7 @@ class Builder:
         return chosen
 
     def ground_truth(self) -> dict:
-        """Held-out perplexity of every sub-network; more text until the split halves agree."""
+        """Stage ground_truth: held-out perplexity of every sub-network; more text until the split halves agree."""
         space = self.space()
         model = make_supernetwork(self._base(), space, self.out / "adapter").eval()
         held_out = windows(token_stream(self.data_root, "test", self._vocabulary()), self.size.seq_len)
@@ -290,11 +258,10 @@ class Builder:
             ppl = perplexity(nll[key][:n_windows], self.size.seq_len)
             entries[key] = {"choice": choice, "ppl": ppl, "id": choice_id(space, choice),
                             "params": count_subnetwork_params(model, space, choice)}
-        spread = explained_spread(space, {k: (subs[k], entries[k]["ppl"]) for k in subs if k.startswith("sub")})
         contiguous = self._split_half(nll, n_windows, n_windows // 2)
         result = {"metric": "held-out perplexity, WikiText-2 test", "tokens": tokens,
                   "split_half_spearman": reliability, "first_vs_second_half_spearman": contiguous,
-                  "spread": spread, "subnetworks": entries}
+                  "subnetworks": entries}
         atomic_write_json(self.out / GROUND_TRUTH_FILE, result)
         partial_path.unlink(missing_ok=True)
         return {"subnetworks": len(entries), "tokens": tokens, "split_half_spearman": round(reliability, 4),
@@ -320,69 +287,36 @@ class WindowTask:
     """Held-out windows [start, stop) of one sub-network, to evaluate."""
 
     key: str
-    choice: dict
+    choice: Choice
     start: int
     stop: int
 
 
-#: (build directory, device, adapter file's mtime) -> (super-network, space, held-out windows) in this process
-_LOADED: dict[tuple, tuple] = {}
+@functools.lru_cache(maxsize=1)
+def load_evaluation(out: str, data_root: str, seq_len: int, device: str,
+                    adapter_stamp: int) -> tuple[nn.Module, LoNASSpace, torch.Tensor]:
+    """A build's super-network, space and held-out windows, loaded once per process.
+
+    `adapter_stamp` (the adapter file's mtime) is part of the cache key only: a rebuilt
+    adapter is loaded again. One entry: a worker evaluates one build at a time.
+    """
+    folder = Path(out)
+    space = LoNASSpace.from_json(read_json(folder / SPACE_FILE), str(folder / SPACE_FILE))
+    model = make_supernetwork(load_base(folder / "base", device), space, folder / "adapter").eval()
+    vocabulary = Vocabulary.read(folder / "base" / VOCAB_FILE)
+    return model, space, windows(token_stream(Path(data_root), "test", vocabulary), seq_len)
 
 
 def evaluate_windows(task: WindowTask, out: str, data_root: str, seq_len: int, device: str) -> list[float]:
     """Summed NLL of each of a sub-network's held-out windows: an executor task.
 
     One torch thread wherever it runs, as the cache's tasks, so the ground truth does not
-    depend on the executor; each process loads the super-network once.
+    depend on the executor; each process loads the super-network once (`load_evaluation`).
     """
-    folder = Path(out)
-    key = (out, device, (folder / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns)
-    if key not in _LOADED:
-        space = LoNASSpace.from_json(read_json(folder / SPACE_FILE), str(folder / SPACE_FILE))
-        model = make_supernetwork(load_base(folder / "base", device), space, folder / "adapter").eval()
-        vocabulary = Vocabulary.read(folder / "base" / VOCAB_FILE)
-        _LOADED.clear()
-        _LOADED[key] = (model, space, windows(token_stream(Path(data_root), "test", vocabulary), seq_len))
-    model, space, held_out = _LOADED[key]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    stamp = (Path(out) / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns
+    model, space, held_out = load_evaluation(out, data_root, seq_len, device, stamp)
+    with torch_threads():
         return window_nll(model, space, task.choice, held_out[task.start: task.stop], device)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def explained_spread(space: LoNASSpace, truth: dict[str, tuple[dict, float]]) -> dict:
-    """How much of the spread of log-perplexity the groups explain, as R² of additive models.
-
-    `groups`: each group alone (its between-choice sum of squares over the total);
-    `families`: the additive model of a family's groups (e.g. every layer's FFN width);
-    `additive`: all groups together; `residual` = 1 - additive (interactions and noise).
-    Shares of single groups can sum to a little more than the family's: in a finite sample
-    the groups' choices are not exactly independent.
-    """
-    if len(truth) < 2:
-        return {"groups": {}, "families": {}, "additive": float("nan"), "residual": float("nan")}
-    values = np.log([ppl for _, ppl in truth.values()])
-    choices = [choice for choice, _ in truth.values()]
-
-    def r2(groups: list) -> float:
-        columns = [np.ones(len(values))]
-        for g in groups:
-            picks = np.array([c[g.name] for c in choices])
-            columns += [(picks == v).astype(float) for v in g.choices[1:]]
-        design = np.stack(columns, axis=1)
-        fitted = design @ np.linalg.lstsq(design, values, rcond=None)[0]
-        total = float(((values - values.mean()) ** 2).sum())
-        return 1.0 - float(((values - fitted) ** 2).sum()) / total if total > 0 else 0.0
-
-    families: dict[str, list] = {}
-    for g in space.groups:
-        families.setdefault(g.family, []).append(g)
-    additive = r2(list(space.groups))
-    return {"groups": {g.name: r2([g]) for g in space.groups},
-            "families": {name: r2(groups) for name, groups in families.items()},
-            "additive": additive, "residual": 1.0 - additive}
 
 
 def build_lonas_mini(out: Path, data_root: Path, smoke: bool = False, seed: int = 0, device: str = "cpu",
@@ -394,4 +328,4 @@ def build_lonas_mini(out: Path, data_root: Path, smoke: bool = False, seed: int 
 
 
 __all__ = ["BUILD_FILE", "BuildSize", "Builder", "SIZES", "WindowTask", "build_lonas_mini", "evaluate_windows",
-           "explained_spread"]
+           "load_evaluation"]

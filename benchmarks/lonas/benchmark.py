@@ -1,0 +1,293 @@
+"""`LoNASBenchmark`: the sub-networks of one LoNAS super-network, scored on their inherited weights.
+
+It reads a directory built by `lpzero build lonas-mini` (`lpzero.benchmarks.lonas.build`)
+or a user's local checkpoint (a `save_pretrained` LLaMA directory) with an optional
+local peft adapter directory, both through transformers' and peft's own loaders.
+`search_space()` gives its sub-networks as genomes, for a NAS search.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..base import Architecture, Batch, Benchmark, BenchmarkError, Site, WeightSite, ZCSites, read_json
+from ..text import gpt2_tokenizer
+from .export import export_subnetwork
+from .slicing import WeightFamily, count_subnetwork_params, extract_subnetwork, in_family
+from .space import LONAS_ALPHA, LONAS_RANK, SPACE_PRESETS, Choice, LoNASSpace, choice_id, lonas_space
+from .supernetwork import decoder_layers, inner_model, load_base, make_supernetwork
+from .text import VOCAB_FILE, Vocabulary, token_stream
+
+#: file names of a built LoNAS directory (beside `base/` and `adapter/`)
+SPACE_FILE, GROUND_TRUTH_FILE = "space.json", "ground_truth.json"
+#: what an architecture id of a ground-truth file may contain
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+class LoNASBenchmark(Benchmark):
+    """Sub-networks of one LoNAS super-network, scored on their inherited weights.
+
+    `path` is a built LoNAS directory (`base/`, `adapter/`, `space.json`,
+    `ground_truth.json`) or a local LLaMA checkpoint directory (config.json and
+    weights; then `adapter` names an optional peft adapter directory, `space` a
+    preset name or space.json, `ground_truth` an optional ground_truth.json).
+    Without a ground truth the architectures are the max, heuristic and min
+    sub-networks with ground truth NaN: `lpzero nas` can search, `rank` cannot.
+
+    Which weights are proxy inputs (W, G) is `weights`: "both" (default; base and
+    LoRA matrices, each paired with its own gradient), "base" or "lora".
+    """
+
+    raw_metric = "test_ppl"
+    paper_batch_size = 16
+    paper_seq_len = 128
+    default_batch_size = 4
+    default_seq_len = 128
+
+    def __init__(self, path: str | os.PathLike, data_root: str | os.PathLike | None = None, name: str = "lonas",
+                 adapter: str | os.PathLike | None = None, space: str | None = None,
+                 ground_truth: str | os.PathLike | None = None, weights: WeightFamily = "both") -> None:
+        self.name = name
+        self.path = Path(path)
+        self.data_root = Path(data_root) if data_root is not None else None
+        if not self.path.is_dir():
+            raise BenchmarkError(f"{self.path}: LoNAS directory not found")
+        if weights not in ("base", "lora", "both"):
+            raise BenchmarkError(f"weights={weights!r}: expected base, lora or both")
+        self.weights = weights
+        built = (self.path / "base").is_dir()
+        self.base_path = self.path / "base" if built else self.path
+        if adapter is None and built and (self.path / "adapter").is_dir():
+            adapter = self.path / "adapter"
+        self.adapter_path = None if adapter is None else Path(adapter)
+        base_config = read_json(self.base_path / "config.json")
+        missing = [k for k in ("num_hidden_layers", "intermediate_size", "vocab_size") if k not in base_config]
+        if missing or base_config.get("model_type", "llama") != "llama":
+            raise BenchmarkError(f"{self.base_path / 'config.json'}: not a LLaMA config "
+                                 f"(model_type {base_config.get('model_type')!r}, missing {missing})")
+        self.base_config = base_config
+        self.space = self._read_space(space, base_config, built)
+        gt_path = Path(ground_truth) if ground_truth is not None else self.path / GROUND_TRUTH_FILE
+        if ground_truth is not None or gt_path.is_file():
+            self._truth = self._read_ground_truth(gt_path)
+        else:  # a checkpoint without ground truth: its named sub-networks, for nas and info
+            self._truth = {p: (self.space.pick(p), math.nan) for p in ("max", "heuristic", "min")}
+        self._supernet: nn.Module | None = None
+        vocab_path = self.base_path / VOCAB_FILE
+        self.vocabulary = Vocabulary.read(vocab_path) if vocab_path.is_file() else None
+        self.default_seq_len = min(self.paper_seq_len, self.max_seq_len())
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _read_space(self, space: str | None, base_config: dict, built: bool) -> LoNASSpace:
+        where = self.path / SPACE_FILE
+        if space is None and built:
+            return LoNASSpace.from_json(read_json(where), str(where))
+        if space in SPACE_PRESETS:
+            found = SPACE_PRESETS[space]
+        elif space is not None:
+            found = LoNASSpace.from_json(read_json(Path(space)), space)
+        else:
+            rank, alpha = LONAS_RANK, LONAS_ALPHA
+            if self.adapter_path is not None:
+                cfg = read_json(self.adapter_path / "adapter_config.json")
+                rank, alpha = int(cfg.get("r", rank)), int(cfg.get("lora_alpha", alpha))
+            found = lonas_space(int(base_config["num_hidden_layers"]), int(base_config["intermediate_size"]), rank,
+                                alpha)
+        if (found.num_layers, found.intermediate_size) != (base_config.get("num_hidden_layers"),
+                                                           base_config.get("intermediate_size")):
+            raise BenchmarkError(f"space {found.name!r} is for {found.num_layers} layers of FFN width "
+                                 f"{found.intermediate_size}; {self.base_path} has {base_config.get('num_hidden_layers')}"
+                                 f" of {base_config.get('intermediate_size')}")
+        return found
+
+    def _read_ground_truth(self, path: Path) -> dict[str, tuple[Choice, float]]:
+        data = read_json(path)
+        subs = data.get("subnetworks") if isinstance(data, dict) else None
+        if not isinstance(subs, dict) or not subs:
+            raise BenchmarkError(f"{path}: expected {{'subnetworks': {{id: {{'choice': ..., 'ppl': ...}}}}}}")
+        truth = {}
+        for arch_id, entry in subs.items():
+            if not _ID_PATTERN.fullmatch(arch_id) or not isinstance(entry, dict):
+                raise BenchmarkError(f"{path}: bad entry {arch_id!r}")
+            ppl = entry.get("ppl")
+            if not isinstance(ppl, (int, float)) or not math.isfinite(ppl) or ppl < 1:
+                raise BenchmarkError(f"{path}: {arch_id} has ppl {ppl!r} (a perplexity is finite and >= 1)")
+            try:
+                choice = self.space.check(entry.get("choice", {}))
+            except BenchmarkError as e:
+                raise BenchmarkError(f"{path}: {arch_id}: {e}") from None
+            truth[arch_id] = (choice, float(ppl))
+        return truth
+
+    def search_space(self) -> SubnetworkGenomes:
+        """Every sub-network of the space (not only the ground truth's), as genomes: what a NAS search reads."""
+        return SubnetworkGenomes(self)
+
+    def supernetwork(self) -> nn.Module:
+        """The super-network (loaded once per benchmark object), on the CPU, in eval mode."""
+        if self._supernet is None:
+            model = make_supernetwork(load_base(self.base_path), self.space, self.adapter_path)
+            self._supernet = model.eval()
+        return self._supernet
+
+    # --- Benchmark interface -----------------------------------------------------------------
+
+    def max_seq_len(self) -> int:
+        return int(self.base_config.get("max_position_embeddings", self.paper_seq_len))
+
+    def ids(self) -> list[str]:
+        return list(self._truth)
+
+    def check_id(self, arch_id: str) -> None:
+        if arch_id not in self._truth:
+            raise BenchmarkError(f"{self.name}: unknown sub-network id {arch_id!r}")
+
+    def choice(self, arch_id: str) -> Choice:
+        self.check_id(arch_id)
+        return dict(self._truth[arch_id][0])
+
+    def architecture(self, arch_id: str) -> Architecture:
+        """The sub-network's choices; ground truth minus held-out perplexity."""
+        self.check_id(arch_id)
+        choice, ppl = self._truth[arch_id]
+        return Architecture(arch_id, dict(choice), -ppl, ppl)
+
+    def build_model(self, arch_id: str, seed: int = 0, device: str | torch.device = "cpu") -> nn.Module:
+        """The sub-network on inherited super-network weights (`seed` is not used: nothing is random)."""
+        return self.build_subnetwork(self.choice(arch_id), device)
+
+    def build_subnetwork(self, choice: Mapping[str, int], device: str | torch.device = "cpu") -> nn.Module:
+        """Any sub-network of the space (views of the super-network's storage on the CPU)."""
+        sub = extract_subnetwork(self.supernetwork(), self.space, choice, self.weights).eval()
+        # J is the gradient at the embedding's output: make that output a leaf that wants a
+        # gradient, rather than computing the whole embedding table's gradient
+        inner_model(sub).model.embed_tokens.register_forward_hook(_output_wants_grad)
+        return sub if torch.device(device).type == "cpu" else sub.to(device)
+
+    def count_params(self, arch_id: str) -> dict[str, int]:
+        """base / lora / nonembedding / total parameters of the sub-network."""
+        return count_subnetwork_params(self.supernetwork(), self.space, self.choice(arch_id))
+
+    def make_batch(self, seed: int, batch_size: int | None = None, seq_len: int | None = None) -> Batch:
+        """Random windows of WikiText-2 valid (the text the super-network was trained on)."""
+        stream = self.stream("valid")
+        seq_len = seq_len or self.default_seq_len
+        if len(stream) <= seq_len:
+            raise BenchmarkError(f"wikitext-2/valid.txt: {len(stream)} tokens, fewer than seq_len={seq_len}")
+        gen = torch.Generator().manual_seed(seed)
+        starts = torch.randint(0, len(stream) - seq_len, (batch_size or self.default_batch_size,), generator=gen)
+        return Batch(torch.stack([stream[s: s + seq_len] for s in starts.tolist()]))
+
+    def stream(self, split: str) -> torch.Tensor:
+        """WikiText-2 `split` in this model's token ids."""
+        if self.data_root is None:
+            raise BenchmarkError(f"{self.name}: no data root for the text")
+        vocab_size = int(self.base_config["vocab_size"])
+        if self.vocabulary is None and vocab_size < len(gpt2_tokenizer(self.data_root)):
+            raise BenchmarkError(f"{self.base_path}: vocabulary of {vocab_size} tokens and no {VOCAB_FILE} mapping "
+                                 "GPT-2 token ids into it")
+        if self.vocabulary is not None and self.vocabulary.size > vocab_size:
+            raise BenchmarkError(f"{self.base_path / VOCAB_FILE}: {self.vocabulary.size} tokens, more than the "
+                                 f"model's {vocab_size}")
+        return token_stream(self.data_root, split, self.vocabulary)
+
+    def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
+        """Mean next-token cross-entropy."""
+        device = next(model.parameters()).device
+        ids = batch.input_ids.to(device)
+        return model(input_ids=ids, labels=ids).loss
+
+    def zc_sites(self, model: nn.Module) -> ZCSites:
+        """Where the proxy inputs live in a sub-network; B = batch, T = tokens, per layer i:
+
+        - embedding: `embed_tokens`; J is the gradient w.r.t. its output [B, T, D].
+        - activations (A): the input of `mlp.down_proj`, act(gate(x)) * up(x) [B, T, width_i].
+        - heads (H): the input of `self_attn.o_proj`, the heads' outputs concatenated [B, T, D].
+        - softmax (S): the attention probabilities [B, heads, T, T] (eager attention's second output).
+        - weights (W, G): per layer, in module order, the base weight of q, k, v, o, gate, up,
+          down (family "base") and lora_A, lora_B of the six adapted modules (family "lora");
+          `self.weights` says which families are read. Each is paired with its own gradient.
+        """
+        layers = decoder_layers(model)
+        inner = inner_model(model)
+        activations, heads, softmax, weights = [], [], [], []
+        for i, layer in enumerate(layers):
+            activations.append(Site(i, layer.mlp.down_proj, "input", f"L{i}.mlp.down_proj.input"))
+            heads.append(Site(i, layer.self_attn.o_proj, "input", f"L{i}.self_attn.o_proj.input"))
+            softmax.append(Site(i, layer.self_attn, "output", f"L{i}.self_attn.probs", output_index=1))
+            for pname, p in layer.named_parameters():
+                if pname.endswith("weight") and p.dim() == 2 and in_family(pname, self.weights):
+                    weights.append(WeightSite(i, f"L{i}.{pname.replace('.default', '')}", p))
+        return ZCSites(inner.model.embed_tokens, activations, heads, softmax, weights)
+
+
+class SubnetworkGenomes:
+    """A LoNAS benchmark's sub-networks as genomes: gene i is the index of group i's choice.
+
+    Every genome is a distinct sub-network; candidates are built and counted on the
+    benchmark's super-network, and written as peft adapters (`export_subnetwork`).
+    """
+
+    def __init__(self, bench: LoNASBenchmark) -> None:
+        self.bench = bench
+        self._truth: dict[tuple, float] | None = None
+
+    @property
+    def space(self) -> LoNASSpace:
+        """The benchmark's space (the groups and their choices)."""
+        return self.bench.space
+
+    def choices(self) -> list[int]:
+        """The number of choices of each gene."""
+        return [len(g.choices) for g in self.space.groups]
+
+    def decode(self, genome: Sequence[int]) -> Choice:
+        """The sub-network a genome codes."""
+        return self.space.decode(genome)
+
+    def encode(self, choice: Mapping[str, int]) -> list[int]:
+        """The genome of a sub-network (BenchmarkError outside the space)."""
+        return self.space.encode(choice)
+
+    def describe(self, choice: Mapping[str, int]) -> str:
+        """The sub-network's short stable name (`choice_id`)."""
+        return choice_id(self.space, choice)
+
+    def smallest(self) -> Choice:
+        """The sub-network with the fewest parameters."""
+        return self.space.pick("min")
+
+    def count_params(self, choice: Mapping[str, int]) -> dict[str, int]:
+        """base / lora / nonembedding / total parameters of the sub-network."""
+        return count_subnetwork_params(self.bench.supernetwork(), self.space, choice)
+
+    def build(self, choice: Mapping[str, int], device: str | torch.device = "cpu") -> nn.Module:
+        """The sub-network on inherited super-network weights."""
+        return self.bench.build_subnetwork(choice, device)
+
+    def ground_truth(self, choice: Mapping[str, int]) -> float | None:
+        """Minus the held-out perplexity, where the benchmark's ground truth has this sub-network."""
+        if self._truth is None:  # built once: a report asks for every candidate
+            archs = (self.bench.architecture(a) for a in self.bench.ids())
+            self._truth = {_key(a.config): a.ground_truth for a in archs if not math.isnan(a.ground_truth)}
+        return self._truth.get(_key(choice))
+
+    def export(self, choices: Sequence[Mapping[str, int]], out: Path) -> list[Path]:
+        """`out/subnetwork_<k>/`: a peft adapter and `lonas_subnetwork.json` per sub-network."""
+        return [export_subnetwork(self.bench.supernetwork(), self.space, choice, Path(out) / f"subnetwork_{k}")
+                for k, choice in enumerate(choices)]
+
+
+def _key(choice: Mapping[str, int]) -> tuple:
+    return tuple(sorted(choice.items()))
+
+
+def _output_wants_grad(module: nn.Module, args: tuple, output: torch.Tensor) -> torch.Tensor:
+    return output if output.requires_grad or not torch.is_grad_enabled() else output.detach().requires_grad_()

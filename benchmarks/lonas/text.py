@@ -1,0 +1,95 @@
+"""LoNAS's text: WikiText-2 in a model's token ids, held-out windows, and perplexity on them.
+
+Tokens are GPT-2's (`lpzero.benchmarks.text`); a small model's `Vocabulary` keeps the
+most frequent of them and maps the rest to one unknown token.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from ..base import BenchmarkError, read_json
+from ..text import gpt2_stream, gpt2_tokenizer
+from .slicing import run_subnetwork
+from .space import LoNASSpace
+
+#: the vocabulary file of a model directory (absent: the model reads GPT-2 ids as they are)
+VOCAB_FILE = "lpzero_vocab.json"
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """A model's vocabulary as GPT-2 token ids: `kept[i]` is new id i; every other GPT-2 id maps to `unk`."""
+
+    kept: tuple[int, ...]
+
+    @property
+    def unk(self) -> int:
+        """The id every GPT-2 token outside `kept` maps to."""
+        return len(self.kept)
+
+    @property
+    def size(self) -> int:
+        """Number of ids, the unknown token's included."""
+        return len(self.kept) + 1
+
+    def lookup(self, source_size: int) -> torch.Tensor:
+        """GPT-2 id -> id in this vocabulary, as a table for `source_size` GPT-2 ids."""
+        table = torch.full((source_size,), self.unk, dtype=torch.long)
+        table[torch.tensor(self.kept, dtype=torch.long)] = torch.arange(len(self.kept))
+        return table
+
+    def to_json(self) -> dict:
+        """The vocabulary as `lpzero_vocab.json` stores it (`read` reads it back)."""
+        return {"source": "gpt2", "unk": self.unk, "kept": list(self.kept)}
+
+    @classmethod
+    def read(cls, path: Path) -> "Vocabulary":
+        """The vocabulary in `path` (a `to_json` file); BenchmarkError if malformed."""
+        data = read_json(path)
+        if not isinstance(data, dict) or data.get("source") != "gpt2" or not isinstance(data.get("kept"), list):
+            raise BenchmarkError(f"{path}: expected {{'source': 'gpt2', 'kept': [GPT-2 token ids]}}")
+        return cls(tuple(int(i) for i in data["kept"]))
+
+
+@functools.lru_cache(maxsize=8)
+def token_stream(data_root: Path, split: str, vocabulary: Vocabulary | None) -> torch.Tensor:
+    """WikiText-2 `split` as one stream of token ids (GPT-2's, mapped into `vocabulary` if given)."""
+    ids = gpt2_stream(data_root, split)
+    if vocabulary is None:
+        return ids
+    return vocabulary.lookup(len(gpt2_tokenizer(data_root)))[ids]
+
+
+def windows(stream: torch.Tensor, seq_len: int, limit: int | None = None) -> torch.Tensor:
+    """Consecutive non-overlapping windows [n, seq_len] of a token stream (at most `limit`)."""
+    n = (len(stream) - 1) // seq_len
+    if limit is not None:
+        n = min(n, limit)
+    if n < 1:
+        raise BenchmarkError(f"{len(stream)} tokens: fewer than one window of {seq_len}")
+    return stream[: n * seq_len].view(n, seq_len)
+
+
+@torch.no_grad()
+def window_nll(model: nn.Module, space: LoNASSpace, choice: Mapping[str, int], token_windows: torch.Tensor,
+               device: str | torch.device = "cpu", chunk: int = 32) -> list[float]:
+    """Summed next-token NLL of each window [n, T] under the sub-network `choice` (tokens 2..T predicted)."""
+    out = []
+    for part in token_windows.split(chunk):
+        part = part.to(device)
+        logits = run_subnetwork(model, space, choice, input_ids=part).logits[:, :-1].float()
+        losses = nn.functional.cross_entropy(logits.transpose(1, 2), part[:, 1:], reduction="none")
+        out += losses.sum(dim=1).tolist()
+    return out
+
+
+def perplexity(nll: list[float], seq_len: int) -> float:
+    """Perplexity from the summed NLLs of windows of `seq_len` tokens (seq_len - 1 predictions each)."""
+    return math.exp(sum(nll) / (len(nll) * (seq_len - 1)))
