@@ -157,3 +157,19 @@ def test_an_interrupt_stops_a_parallel_build_promptly_and_keeps_what_is_done(tmp
     cache = InputCache(CacheSettings(FAKE_BENCHMARK, batch_size=8, seq_len=64, samples=64), tmp_path)
     done = [p.stem for p in cache.dir.glob("*.safetensors")]
     assert done and all(cache.info(a)["arch_id"] == a for a in done)  # every kept file is whole
+
+
+def breaks_on_tiny4(ctx) -> float:
+    """A user's proxy (file.py:ATTR) that fails on one architecture."""
+    if ctx.arch_id == "tiny4":
+        raise RuntimeError("no layer to read")
+    return 1.0
+
+
+def test_a_proxy_that_raises_fails_its_architecture_and_the_others_are_stored(tmp_path):
+    broken = f"{Path(__file__).resolve()}:breaks_on_tiny4"
+    cache = cache_at(tmp_path)
+    with pytest.raises(CacheError, match="1 of 2 architecture.*tiny4: .*no layer to read"):
+        cache.compute(IDS, baselines=["num_params", broken])
+    assert cache.info("tiny1")["baselines"][broken] == 1.0
+    assert cache.missing(IDS, [broken]) == ["tiny4"]

@@ -1,4 +1,6 @@
 """lpzero.cache.store: contents, resume, invalidation, serial = parallel (on the fake benchmark)."""
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -6,6 +8,7 @@ from safetensors.torch import load_file
 from conftest import FAKE_BENCHMARK
 from lpzero.cache import CacheSettings, InputCache
 from lpzero.errors import CacheError
+from lpzero.proxies import BASELINES, ProxyContext
 
 IDS = ["tiny1", "tiny4"]
 
@@ -60,3 +63,29 @@ def test_serial_and_parallel_builds_are_bitwise_identical(tmp_path):
         for k in x:
             assert torch.equal(x[k], y[k]), (a, k)
         assert serial.info(a)["baselines"] == parallel.info(a)["baselines"]
+
+
+def parameters_and_a_half(ctx: ProxyContext) -> float:
+    """A user's proxy, named to the cache as file.py:ATTR."""
+    return 1.5 * sum(p.numel() for p in ctx.model().parameters())
+
+
+def test_a_proxy_named_by_path_is_computed_and_stored_under_that_name(tmp_path):
+    mine = f"{Path(__file__).resolve()}:parameters_and_a_half"
+    cache = InputCache(settings(), tmp_path)
+    assert cache.compute(IDS, baselines=["num_params", mine]) == IDS
+    for a in IDS:
+        stored = cache.info(a)["baselines"]
+        assert stored[mine] == 1.5 * stored["num_params"] and cache.info(a)["seconds"][mine] >= 0
+    assert cache.missing(IDS, baselines=[mine]) == []
+
+
+def test_stored_baselines_are_the_proxies_on_the_caches_own_batch(tmp_path):
+    # bitwise: the cache scores the proxies as a fresh context does, after extracting the inputs
+    s = settings()
+    cache = InputCache(s, tmp_path)
+    names = ["grad_norm", "lpzero_gpt2", "synflow"]
+    cache.compute(IDS[:1], baselines=names)
+    bench = s.open_benchmark()
+    ctx = ProxyContext(bench, IDS[0], s.model_seed, bench.make_batch(s.batch_seed, s.batch_size, s.seq_len))
+    assert cache.info(IDS[0])["baselines"] == {n: BASELINES[n](ctx) for n in names}

@@ -50,3 +50,66 @@ def test_split_ids_keeps_the_selection_order_and_refuses_strangers():
     assert split_ids(GOOD, "all", ["b", "c"]) == ["b", "c"]
     with pytest.raises(ResultError, match="outside the selection: c"):
         split_ids(GOOD, "heldout", ["a", "b"])
+
+
+# --- lpzero.report.rank: scoring exactly, one model per architecture ----------------------
+
+RANK_IDS = ["tiny0", "tiny3", "tiny4"]
+
+
+def rank_settings():
+    from lpzero.cache import CacheSettings
+
+    # by module, so that monkeypatching fake_benchmark.TinyGPT2Benchmark reaches it
+    return CacheSettings("fake_benchmark:TinyGPT2Benchmark", batch_size=2, seq_len=16, samples=64)
+
+
+def test_score_exactly_builds_one_model_per_architecture_for_all_its_proxies(monkeypatch):
+    from fake_benchmark import TinyGPT2Benchmark
+    from lpzero.proxies import BASELINES, ProxyContext
+    from lpzero.proxies.found_proxy import FoundProxy
+    from lpzero.report.rank import score_exactly
+
+    builds = []
+    build = TinyGPT2Benchmark.build_model
+    monkeypatch.setattr(TinyGPT2Benchmark, "build_model",
+                        lambda self, *a, **k: builds.append(a) or build(self, *a, **k))
+    found = FoundProxy.from_best({**GOOD, "tree": "layer_sum__Lw(frobenius__Tw(G))", "orientation": -1}, name="found")
+    proxies = [BASELINES["num_params"], BASELINES["grad_norm"], found]
+    s = rank_settings()
+    results = score_exactly(proxies, s, RANK_IDS, "cpu")
+    assert list(results) == ["num_params", "grad_norm", "found"] and len(builds) == len(RANK_IDS)
+    bench = s.open_benchmark()
+    for i, a in enumerate(RANK_IDS):  # each as it scores alone, bitwise
+        batch = bench.make_batch(s.batch_seed, s.batch_size, s.seq_len)
+        assert [results[p.name][i].value for p in proxies] == [p.score(ProxyContext(bench, a, s.model_seed, batch))
+                                                               for p in proxies]
+    assert results["found"][0].value < 0  # oriented
+
+
+def test_pass_free_and_found_proxies_keep_their_rank_functions():
+    from lpzero.proxies import BASELINES, ProxyContext
+    from lpzero.proxies.found_proxy import FoundProxy
+    from lpzero.report.rank import rank_pass_free, score_exactly, score_found_exactly
+
+    s = rank_settings()
+    values, seconds = rank_pass_free(["num_params", "decoder_params"], s, RANK_IDS, "cpu")
+    exact = score_exactly([BASELINES["num_params"], BASELINES["decoder_params"]], s, RANK_IDS, "cpu")
+    assert values == [[r.value for r in exact[n]] for n in ("num_params", "decoder_params")]
+    assert len(seconds) == 2 and all(len(x) == len(RANK_IDS) for x in seconds)
+    best = [GOOD, {**GOOD, "tree": "layer_sum__Lw(frobenius__Tw(G))"}]
+    scores, per_arch = score_found_exactly(best, s, RANK_IDS, "cpu")
+    bench = s.open_benchmark()
+    batch = bench.make_batch(s.batch_seed, s.batch_size, s.seq_len)
+    assert scores == [[FoundProxy.from_best(b).score(ProxyContext(bench, a, s.model_seed, batch)) for a in RANK_IDS]
+                      for b in best]
+    assert len(per_arch) == len(RANK_IDS) and all(t > 0 for t in per_arch)
+
+
+def test_score_exactly_refuses_two_proxies_of_one_name():
+    from lpzero.errors import LPZeroError
+    from lpzero.proxies import BASELINES
+    from lpzero.report.rank import score_exactly
+
+    with pytest.raises(LPZeroError, match="distinct names"):
+        score_exactly([BASELINES["snip"], BASELINES["snip"]], rank_settings(), RANK_IDS, "cpu")

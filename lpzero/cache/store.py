@@ -35,10 +35,10 @@ from safetensors.torch import save_file
 
 from lpzero.benchmarks import Benchmark, BenchmarkError, open_benchmark
 from lpzero.errors import CacheError
-from lpzero.executors import Executor, TaskFailure, make_executor
+from lpzero.executors import TASK_THREADS, Executor, TaskFailure, make_executor, torch_threads
 from lpzero.files import atomic_write, atomic_write_json
 from lpzero.primitives import Weighted
-from lpzero.proxies import BASELINES, ProxyContext, six_inputs
+from lpzero.proxies import HAND_DESIGNED, ProxyContext, score_proxies, six_inputs
 
 from .sampling import arch_seed, sample_inputs, stack_stored
 
@@ -50,10 +50,9 @@ class DamagedEntry(CacheError):
 
 #: bump when extraction or sampling changes what is stored
 EXTRACTION_VERSION = "3"
-#: intra-op threads per architecture, whatever `jobs` is: float reductions (matmuls,
-#: sums) round differently with another thread count, so a cache built serially and one
-#: built in parallel would differ in the last bits, and so would the searches on them
-CACHE_THREADS = 1
+#: intra-op threads per architecture, whatever `jobs` is (`lpzero.executors.TASK_THREADS`): a cache
+#: built serially and one built in parallel are bitwise the same, and so are the searches on them
+CACHE_THREADS = TASK_THREADS
 
 
 def default_cache_root() -> Path:
@@ -143,16 +142,6 @@ def _entry_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 @dataclass(frozen=True)
 class EntryTask:
     """What one architecture still needs: its inputs (unless stored) and the baselines it lacks."""
@@ -165,9 +154,13 @@ class EntryTask:
 def compute_entry(task: EntryTask, settings: CacheSettings, device: str) -> tuple[dict | None, dict]:
     """Run in a worker: build the model once, extract and sample the inputs if needed, score the baselines.
 
-    Returns (stored tensors or None, {"baselines": ..., "seconds": ...}); the driver writes them.
+    A baseline is any name `HAND_DESIGNED` answers (registered, entry point, `module:ATTR`),
+    stored under that name. A baseline that raises fails the architecture; a non-finite
+    value is stored as it is. Returns (stored tensors or None, {"baselines": ..., "seconds": ...});
+    the driver writes them.
     """
-    with _torch_threads(CACHE_THREADS):
+    proxies = [HAND_DESIGNED.get(name) for name in task.baselines]
+    with torch_threads(CACHE_THREADS):
         bench = settings.open_benchmark()
         batch = bench.make_batch(settings.batch_seed, settings.batch_size, settings.seq_len).to(device)
         # The inputs are extracted from the proxies' shared model, so LPZero's own proxies reuse them.
@@ -177,9 +170,9 @@ def compute_entry(task: EntryTask, settings: CacheSettings, device: str) -> tupl
             t0 = time.perf_counter()
             stored = sample_inputs(six_inputs(ctx), settings.samples, arch_seed(task.arch_id, settings.model_seed))
             seconds["inputs"] = time.perf_counter() - t0
-        for name in task.baselines:
-            value, seconds[name] = ctx.timed(BASELINES[name].fn)
-            values[name] = float(value)
+        results = score_proxies(proxies, ctx, strict=True)
+        for name, proxy in zip(task.baselines, proxies):
+            values[name], seconds[name] = results[proxy.name].value, results[proxy.name].seconds
     return stored, {"baselines": values, "seconds": seconds}
 
 

@@ -20,11 +20,10 @@ from torch.utils.benchmark import Timer
 from torch.utils.flop_counter import FlopCounterMode
 
 from lpzero.benchmarks import Batch, Benchmark
-from lpzero.benchmarks.inputs import extract_inputs
 from lpzero.errors import UnknownNameError
-from lpzero.primitives import default_pset, parse_tree, tree_inputs
-from lpzero.proxies import BASELINES, ProxyContext, score_tree
-from lpzero.report import load_best
+from lpzero.executors import torch_threads
+from lpzero.proxies import HAND_DESIGNED, Proxy, ProxyContext, score_proxies
+from lpzero.proxies import FoundProxy
 
 from .space import NASError, SearchSpace
 
@@ -34,38 +33,17 @@ COSTS = ("params", "flops", "latency")
 COST_LABELS = {"params": "parameters", "flops": "FLOPs (one forward pass)", "latency": "latency (ms)"}
 
 
-@dataclass(frozen=True)
-class ProxySpec:
-    """The proxy a search maximises: a baseline by name, or a found proxy's tree (from best.json)."""
-
-    name: str
-    tree: str | None = None
-    orientation: int = 1
-    #: the benchmark a found proxy was found on (its sign and scale belong to it)
-    found_on: str | None = None
-    source: str = ""
-
-    @property
-    def is_baseline(self) -> bool:
-        return self.tree is None
-
-    def record(self) -> dict:
-        """What checkpoints and reports store about the proxy."""
-        return {"name": self.name, "tree": self.tree, "orientation": self.orientation, "source": self.source}
-
-
-def proxy_spec(text: str) -> ProxySpec:
-    """`--proxy`: a path to a found `best.json` (or its folder), or a baseline name (`-name`: negated)."""
+def proxy_spec(text: str) -> Proxy:
+    """`--proxy`: a found `best.json` (or its folder) as a `FoundProxy` named `found:<folder>`, read
+    with the op table it records; or a hand-designed proxy's name (`-name`: negated)."""
     path = Path(text)
     if path.suffix == ".json" or path.is_dir() or path.is_file():
-        best = load_best(path)
-        name = path.parent.name if path.suffix == ".json" else path.name
-        return ProxySpec(name or "found", best["tree"], best.get("orientation", 1), best.get("benchmark"), str(path))
+        return FoundProxy.load(path)
     negated = text.startswith("-")
     name = text[1:] if negated else text
-    if name not in BASELINES:
-        raise UnknownNameError("proxy (a best.json path or a baseline)", text, list(BASELINES))
-    return ProxySpec(name, None, -1 if negated else 1, None, "baseline")
+    if name not in HAND_DESIGNED and ":" not in name:
+        raise UnknownNameError("proxy (a best.json path or a baseline)", text, HAND_DESIGNED.names())
+    return HAND_DESIGNED.get(name).oriented(-1 if negated else 1)
 
 
 @dataclass(frozen=True)
@@ -134,7 +112,7 @@ def violation(costs: dict, limits: dict) -> float:
     return total
 
 
-def evaluate_candidate(key: str, space: SearchSpace, proxy: ProxySpec | None, settings: EvalSettings) -> dict:
+def evaluate_candidate(key: str, space: SearchSpace, proxy: Proxy | None, settings: EvalSettings) -> dict:
     """One candidate's costs and proxy score, as a dict, computed on one torch thread.
 
     One thread wherever it runs (a process pool's workers run one), so a run's scores do not
@@ -144,17 +122,14 @@ def evaluate_candidate(key: str, space: SearchSpace, proxy: ProxySpec | None, se
     needed cost (`params`, `flops`, `latency`), `feasible`, `violation`, `error` (why the
     score is missing) and `seconds` per stage: `params`, `build`, `flops`, `latency`, `pass`
     (the forward, and backward if the proxy needs gradients, that extracts the inputs),
-    `proxy` (the proxy's arithmetic).
+    `proxy` (the proxy's arithmetic). `proxy` is any `Proxy` (a `FoundProxy`, a hand-designed
+    one), scored by `lpzero.proxies.score_proxies` on the candidate's model.
     """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads():
         return _evaluate(key, space, proxy, settings)
-    finally:
-        torch.set_num_threads(threads)
 
 
-def _evaluate(key: str, space: SearchSpace, proxy: ProxySpec | None, settings: EvalSettings) -> dict:
+def _evaluate(key: str, space: SearchSpace, proxy: Proxy | None, settings: EvalSettings) -> dict:
     config = space.config(key)
     seconds: dict[str, float] = {}
     out: dict[str, Any] = {"score": None, "feasible": True, "violation": 0.0, "error": None, "seconds": seconds}
@@ -201,20 +176,17 @@ def _over(out: dict, settings: EvalSettings) -> bool:
     return not out["feasible"]
 
 
-def _score(bench: Benchmark, key: str, model: nn.Module, batch: Batch, proxy: ProxySpec, settings: EvalSettings,
+def _score(bench: Benchmark, key: str, model: nn.Module, batch: Batch, proxy: Proxy, settings: EvalSettings,
            seconds: dict) -> float:
-    t = time.perf_counter()
-    if proxy.is_baseline:
-        ctx = ProxyContext(bench, key, settings.model_seed, batch, settings.device)
-        ctx.shared("model", lambda: model)  # the model built above, not a second one
-        value = BASELINES[proxy.name](ctx)
-        seconds["pass"] = time.perf_counter() - t  # a baseline's pass and arithmetic are not separable
-        return proxy.orientation * float(value)
-    pset = default_pset()
-    tree = parse_tree(proxy.tree, pset)
-    inputs = extract_inputs(bench, model, batch, tree_inputs(tree))
-    seconds["pass"] = time.perf_counter() - t
-    t = time.perf_counter()
-    value = score_tree(tree, inputs, settings.device, pset)
-    seconds["proxy"] = time.perf_counter() - t
-    return proxy.orientation * float(value)
+    """`proxy`'s score (oriented) of the candidate whose model is built already; its stages into `seconds`.
+
+    `pass`: the shared work the proxy read (the forward, and backward if it needs gradients,
+    that records or extracts its inputs); `proxy`: the rest (its arithmetic, and the passes
+    a proxy runs by itself, e.g. grasp's second-order one).
+    """
+    ctx = ProxyContext(bench, key, settings.model_seed, batch, settings.device)
+    ctx.shared("model", lambda: model)  # the model built above, not a second one
+    result = score_proxies([proxy], ctx, strict=True)[proxy.name]
+    seconds["pass"] = result.pass_seconds
+    seconds["proxy"] = result.seconds - result.pass_seconds
+    return result.value

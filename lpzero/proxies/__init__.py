@@ -1,11 +1,19 @@
-"""Hand-designed zero-cost proxies: the baselines LPZero is compared against.
+"""Zero-cost proxies: the hand-designed baselines LPZero is compared against, and scoring any proxy.
 
-Each baseline is a plain function `fn(ctx: ProxyContext) -> float`, registered
-once in `BASELINES`; one module per family: `gradient` (one forward/backward of the
-shared model), `synflow` (its own |p| model), `forward` (activations, attention
-maps, the embedding gradient), `size` (parameter counts), `found` (the LPZero
-paper's discovered proxies); `context` holds the shared context and pass. A proxy sees an architecture only through the `Benchmark`
-interface: `build_model`, `loss` (the scalar of the one backward pass) and
+Every proxy is a `Proxy` (`base`): a name, an orientation and `score(ctx)` on a
+`ProxyContext` (`context`: one architecture on one mini-batch, the work its proxies
+share, the one recorded forward/backward pass). `score_proxies` (`scoring`) scores a
+list of proxies on one architecture; cache, rank and nas all call it.
+
+Each hand-designed proxy is a plain function `fn(ctx: ProxyContext) -> float`,
+registered where it is defined with `@hand_designed` into `HAND_DESIGNED`
+(`hand_designed`; `BASELINES` is the same registry); one module per family:
+`gradient` (one forward/backward of the shared model), `synflow` (its own |p| model),
+`forward` (activations, attention maps, the embedding gradient), `size` (parameter
+counts), `paper` (the LPZero paper's discovered proxies). `inputs` extracts the six
+proxy inputs of a context and scores a proxy tree on them. A proxy sees an
+architecture only through the `Benchmark` interface: `build_model`, `loss` (the
+scalar of the one backward pass) and
 `zc_sites` (where embedding, activations, heads, softmax maps and block weights
 live). "Block linear layers" below means the modules that own the `zc_sites`
 weights; on the LiteTransformerSearch GPT-2 these are exactly the Conv1D layers
@@ -73,80 +81,22 @@ proxy's docstring says so):
 """
 from __future__ import annotations
 
-import inspect
-from dataclasses import dataclass
-from typing import Callable
-
+# the family modules register their proxies (`@hand_designed`) when imported here
+from . import forward, gradient, paper, size, synflow  # noqa: F401
+from .base import Proxy
 from .context import RECIPES, ProxyContext, SharedPass, default_recipe, shared_pass
-from .forward import activation_distance, attention_confidence, jacobian_cosine, softmax_confidence
-from .found import (LPZERO_FLEXIBERT_TREE, LPZERO_LLAMA_TREE, lpzero_flexibert, lpzero_gpt2,
-                    lpzero_llama, score_tree, six_inputs)
-from .gradient import eznas, fisher, grad_norm, grasp, head_importance, snip, synaptic_diversity, synaptic_saliency
-from .size import decoder_params, num_params
-from .synflow import logsynflow, synflow
+from .found_proxy import FoundProxy
+from .hand_designed import HAND_DESIGNED, TABLE_ORDER, HandDesigned, ProxyRegistry, hand_designed
+from .inputs import SIX_INPUTS, declare_inputs, proxy_inputs, score_tree, six_inputs
+from .paper import LPZERO_FLEXIBERT_TREE, LPZERO_LLAMA_TREE
+from .scoring import ProxyResult, score_proxies
 
+#: the hand-designed proxies by name (the registry `HAND_DESIGNED`, under its former name)
+BASELINES = HAND_DESIGNED
+#: a hand-designed proxy (its former name)
+Baseline = HandDesigned
 
-@dataclass(frozen=True)
-class Baseline:
-    """A named baseline proxy.
-
-    `expressible` is the proxy as a per-layer formula over the six proxy inputs
-    (A, J, G, H, W, S) and the primitive ops (the per-layer values summed over
-    layers) when it lies in LPZero's search space, else None; `doc` ends with a
-    "Search space:" line giving the reason or the caveats.
-    """
-
-    name: str
-    fn: Callable[[ProxyContext], float]
-    doc: str
-    expressible: str | None
-    #: computed without a forward or backward pass (a parameter count): `rank` needs no cache for it
-    pass_free: bool = False
-
-    def __call__(self, ctx: ProxyContext) -> float:
-        return float(self.fn(ctx))
-
-
-def _baseline(fn: Callable[[ProxyContext], float], expressible: str | None, note: str,
-              pass_free: bool = False) -> Baseline:
-    doc = inspect.getdoc(fn) or ""
-    where = f"{expressible}; {note}" if expressible else f"not expressible: {note}"
-    return Baseline(fn.__name__, fn, f"{doc}\n\nSearch space: {where}", expressible, pass_free)
-
-
-BASELINES: dict[str, Baseline] = {
-    b.name: b
-    for b in (
-        _baseline(synaptic_diversity, None, "the nuclear norm is not a primitive."),
-        _baseline(synaptic_saliency, "layer_sum__Lw(l1__Tw(mul__Tw(W, G)))", 'recipe "lpzero" only (all block weights).'),
-        _baseline(head_importance, None, "no primitive selects layers by their number of rows."),
-        _baseline(
-            activation_distance,
-            None,
-            'needs a token-pair kernel; recipe "lpzero" reads linear-layer outputs, not an input.',
-        ),
-        _baseline(jacobian_cosine, None, "pairwise cosines between features are not primitives."),
-        _baseline(snip, "layer_sum__Lw(l1__Tw(mul__Tw(W, G)))", "all block weights, whatever the recipe."),
-        _baseline(grasp, None, "needs a Hessian-gradient product."),
-        _baseline(grad_norm, "layer_sum__Lw(frobenius__Tw(G))", "exactly (the norm is taken per weight matrix)."),
-        _baseline(fisher, None, "needs linear-layer outputs and their gradients."),
-        _baseline(synflow, None, "needs a second network with absolute-valued weights."),
-        _baseline(logsynflow, None, "needs a second network with absolute-valued weights."),
-        _baseline(num_params, None, "a parameter count, not a function of the inputs' values.", pass_free=True),
-        _baseline(decoder_params, None, "a parameter count, not a function of the inputs' values.", pass_free=True),
-        _baseline(
-            attention_confidence,
-            None,
-            "needs a max over tokens, and it reads linear-layer outputs, not one of the six inputs.",
-        ),
-        _baseline(softmax_confidence, None, "over S, but a max over the head axis is not a primitive."),
-        _baseline(eznas, None, "sign and log-determinant are not primitives."),
-        _baseline(lpzero_gpt2, None, "its z-score normalisation is not one of the 20 primitives."),
-        _baseline(lpzero_flexibert, LPZERO_FLEXIBERT_TREE, "exactly, as a typed tree."),
-        _baseline(lpzero_llama, LPZERO_LLAMA_TREE, "exactly, as a typed tree."),
-    )
-}
-
-
-__all__ = ["BASELINES", "Baseline", "LPZERO_FLEXIBERT_TREE", "LPZERO_LLAMA_TREE", "ProxyContext", "RECIPES",
-           "SharedPass", "default_recipe", "score_tree", "shared_pass", "six_inputs"]
+__all__ = ["BASELINES", "Baseline", "FoundProxy", "HAND_DESIGNED", "HandDesigned", "LPZERO_FLEXIBERT_TREE", "LPZERO_LLAMA_TREE",
+           "Proxy", "ProxyContext", "ProxyRegistry", "ProxyResult", "RECIPES", "SIX_INPUTS", "SharedPass",
+           "TABLE_ORDER", "declare_inputs", "default_recipe", "hand_designed", "proxy_inputs", "score_proxies",
+           "score_tree", "shared_pass", "six_inputs"]

@@ -35,7 +35,7 @@ def default_recipe(benchmark: Benchmark) -> str:
 
 @dataclass
 class ProxyContext:
-    """One architecture on one mini-batch: everything a baseline needs.
+    """One architecture on one mini-batch: everything a proxy needs.
 
     Proxies that only read the network share one model via `model()`; they must
     leave it as they found it (no `.grad`, no hooks). Proxies that change weights
@@ -55,6 +55,9 @@ class ProxyContext:
     _pass_seconds: dict = field(default_factory=dict, init=False, repr=False)
     _pass_needs: dict = field(default_factory=dict, init=False, repr=False)
     _used: set = field(default_factory=set, init=False, repr=False)
+    #: six-input symbols the context's proxies declared (`lpzero.proxies.inputs.declare_inputs`): one
+    #: extraction then serves them all
+    declared_inputs: set = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.recipe is None:
@@ -93,12 +96,20 @@ class ProxyContext:
             outer, self._used = self._used, set()
             before = sum(self._pass_seconds.values())
             start = time.perf_counter()
-            self._passes[name] = compute()
+            try:
+                self._passes[name] = compute()
+            except BaseException:
+                self._used = outer | self._used  # a failed pass leaves the reader's record as it was
+                raise
             nested = sum(self._pass_seconds.values()) - before  # e.g. the model built inside a pass
             self._pass_seconds[name] = time.perf_counter() - start - nested
             self._pass_needs[name], self._used = self._used, outer
         self._used |= {name} | self._pass_needs[name]
         return self._passes[name]
+
+    def has_shared(self, name: str) -> bool:
+        """Whether the shared work `name` is done (`shared` would not compute it again)."""
+        return name in self._passes
 
     def timed(self, fn: Callable[["ProxyContext"], float]) -> tuple[float, float]:
         """(fn(self), seconds fn would take alone on a fresh context).
@@ -107,13 +118,19 @@ class ProxyContext:
         shared pass it read, whether it computed that pass or found it done, so a
         proxy's cost does not depend on the order proxies are run in.
         """
+        value, seconds, _ = self.timed_parts(fn)
+        return value, seconds
+
+    def timed_parts(self, fn: Callable[["ProxyContext"], float]) -> tuple[float, float, float]:
+        """(fn(self), seconds fn would take alone, the part of them spent in the shared passes it read)."""
         self._used = set()
         before = sum(self._pass_seconds.values())
         start = time.perf_counter()
         value = fn(self)
         elapsed = time.perf_counter() - start
         computed_now = sum(self._pass_seconds.values()) - before
-        return value, elapsed - computed_now + sum(self._pass_seconds[n] for n in self._used)
+        passes = sum(self._pass_seconds[n] for n in self._used)
+        return value, elapsed - computed_now + passes, passes
 
     def inputs(self) -> Batch:
         """The mini-batch on the context's device."""

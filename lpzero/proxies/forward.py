@@ -6,8 +6,11 @@ from typing import Iterable
 import torch
 
 from .context import ProxyContext, linear_layers, recipe_weights, shared_pass
+from .hand_designed import hand_designed
 
 
+@hand_designed("activation_distance",
+                note='needs a token-pair kernel; recipe "lpzero" reads linear-layer outputs, not an input.')
 def activation_distance(ctx: ProxyContext) -> float:
     """Activation distance: token-pair sign agreement of hidden features.
 
@@ -38,6 +41,8 @@ def _mean_max_over_dim1(tensors: Iterable[torch.Tensor]) -> float:
     return sum(float(t.double().max(dim=1).values.mean()) for t in tensors)
 
 
+@hand_designed("attention_confidence",
+                note="needs a max over tokens, and it reads linear-layer outputs, not one of the six inputs.")
 def attention_confidence(ctx: ProxyContext) -> float:
     """Attention (head) confidence: sum over linear-layer outputs of mean(max over dim 1).
 
@@ -54,6 +59,7 @@ def attention_confidence(ctx: ProxyContext) -> float:
     return _mean_max_over_dim1(run.outputs_of([layer for layer, _ in mixer]))
 
 
+@hand_designed("softmax_confidence", note="over S, but a max over the head axis is not a primitive.")
 def softmax_confidence(ctx: ProxyContext) -> float:
     """Softmax confidence: sum over attention maps S of mean(max over dim 1).
 
@@ -80,6 +86,7 @@ def softmax_confidence(ctx: ProxyContext) -> float:
     return _mean_max_over_dim1(maps)
 
 
+@hand_designed("jacobian_cosine", note="pairwise cosines between features are not primitives.")
 def jacobian_cosine(ctx: ProxyContext) -> float:
     """Jacobian cosine: 1 - mean over feature pairs of |cos|^(1/20), halved.
 

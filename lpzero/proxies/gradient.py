@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from .context import ProxyContext, as_matrix, clear_grads, forward_loss, recipe_weights, shared_pass
+from .hand_designed import hand_designed
 
 
 def _sum_abs_weight_times_grad(ctx: ProxyContext, part: str | None = None, min_rows: int = 0) -> float:
@@ -17,6 +18,9 @@ def _sum_abs_weight_times_grad(ctx: ProxyContext, part: str | None = None, min_r
     )
 
 
+@hand_designed("snip",
+                expressible="layer_sum__Lw(l1__Tw(mul__Tw(W, G)))",
+                note="all block weights, whatever the recipe.")
 def snip(ctx: ProxyContext) -> float:
     """SNIP: sum over block weights of |W * dL/dW|.
 
@@ -26,6 +30,9 @@ def snip(ctx: ProxyContext) -> float:
     return _sum_abs_weight_times_grad(ctx)
 
 
+@hand_designed("synaptic_saliency",
+                expressible="layer_sum__Lw(l1__Tw(mul__Tw(W, G)))",
+                note='recipe "lpzero" only (all block weights).')
 def synaptic_saliency(ctx: ProxyContext) -> float:
     """Synaptic saliency: sum of |W * dL/dW| over block weights.
 
@@ -40,6 +47,7 @@ def synaptic_saliency(ctx: ProxyContext) -> float:
 HEAD_IMPORTANCE_MIN_ROWS = 128
 
 
+@hand_designed("head_importance", note="no primitive selects layers by their number of rows.")
 def head_importance(ctx: ProxyContext) -> float:
     """Attention head importance: sum of |W * dL/dW| over weights with >= 128 rows.
 
@@ -53,12 +61,16 @@ def head_importance(ctx: ProxyContext) -> float:
     return _sum_abs_weight_times_grad(ctx, part="mixer", min_rows=HEAD_IMPORTANCE_MIN_ROWS)
 
 
+@hand_designed("grad_norm",
+                expressible="layer_sum__Lw(frobenius__Tw(G))",
+                note="exactly (the norm is taken per weight matrix).")
 def grad_norm(ctx: ProxyContext) -> float:
     """GradNorm: sum over block weights of the Frobenius norm of dL/dW."""
     run = shared_pass(ctx)
     return sum(float(run.grad(s).double().norm()) for s in run.sites.weights)
 
 
+@hand_designed("synaptic_diversity", note="the nuclear norm is not a primitive.")
 def synaptic_diversity(ctx: ProxyContext) -> float:
     """Synaptic diversity: sum of ||W||_nuc * ||dL/dW||_nuc over block weights.
 
@@ -85,6 +97,7 @@ def _nuclear_norm(t: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().sum()
 
 
+@hand_designed("eznas", note="sign and log-determinant are not primitives.")
 def eznas(ctx: ProxyContext) -> float:
     """EZNAS: sum over block weights of sigmoid(log|det(sign(G) sign(G)^T)|).
 
@@ -112,6 +125,7 @@ def eznas(ctx: ProxyContext) -> float:
     return total
 
 
+@hand_designed("grasp", note="needs a Hessian-gradient product.")
 def grasp(ctx: ProxyContext) -> float:
     """GraSP: -sum over block weights of W * (H g), g = dL/dW, H = d2L/dW2.
 
@@ -137,6 +151,7 @@ def grasp(ctx: ProxyContext) -> float:
     )
 
 
+@hand_designed("fisher", note="needs linear-layer outputs and their gradients.")
 def fisher(ctx: ProxyContext) -> float:
     """Fisher: per output channel k of each linear layer, 0.5 * mean_n (a_nk * dL/da_nk)^2.
 

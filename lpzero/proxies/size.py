@@ -4,8 +4,10 @@ from __future__ import annotations
 from torch import nn
 
 from .context import ProxyContext, linear_layers
+from .hand_designed import hand_designed
 
 
+@hand_designed("num_params", note="a parameter count, not a function of the inputs' values.", pass_free=True)
 def num_params(ctx: ProxyContext) -> float:
     """Number of parameters of the whole model (tied weights counted once)."""
     return float(sum(p.numel() for p in ctx.model().parameters()))
@@ -16,6 +18,7 @@ def _is_norm_layer(module: nn.Module) -> bool:
     return name.endswith("LayerNorm") or name.endswith("RMSNorm")
 
 
+@hand_designed("decoder_params", note="a parameter count, not a function of the inputs' values.", pass_free=True)
 def decoder_params(ctx: ProxyContext) -> float:
     """Non-embedding ("decoder") parameters.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from .context import ProxyContext, forward_loss, grad_of
+from .hand_designed import hand_designed
 
 
 def _synflow_grads(ctx: ProxyContext) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -20,6 +21,7 @@ def _compute_synflow_grads(ctx: ProxyContext) -> list[tuple[torch.Tensor, torch.
     return [(s.param.detach(), grad_of(s)) for s in ctx.benchmark.zc_sites(model).weights]
 
 
+@hand_designed("synflow", note="needs a second network with absolute-valued weights.")
 def synflow(ctx: ProxyContext) -> float:
     """Synflow: sum of |W * dR/dW| on a float64 copy whose parameters are all |p|.
 
@@ -34,6 +36,7 @@ def synflow(ctx: ProxyContext) -> float:
     return sum(float((w * g).abs().sum()) for w, g in _synflow_grads(ctx))
 
 
+@hand_designed("logsynflow", note="needs a second network with absolute-valued weights.")
 def logsynflow(ctx: ProxyContext) -> float:
     """LogSynflow: sum of |W| * |log|dR/dW||, same network and objective as `synflow`.
 
