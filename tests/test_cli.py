@@ -12,8 +12,10 @@ import torch
 from click.testing import CliRunner
 
 import lpzero.benchmarks
+import lpzero.registry
 from conftest import FAKE_BENCHMARK
-from lpzero.cli import QUICK, main
+from lpzero.cli import main
+from lpzero.commands.evolve import QUICK
 
 #: every tensor of the fake models is at most 4 x 16 x 192 = 12,288 elements: stored whole
 WHOLE = ["--samples", "12288"]
@@ -62,7 +64,7 @@ def test_a_benchmark_class_opens_by_module_name():
 
 def test_a_benchmark_opens_by_entry_point(monkeypatch):
     ep = EntryPoint("tiny", "fake_benchmark:TinyGPT2Benchmark", lpzero.benchmarks.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(lpzero.benchmarks, "entry_points", lambda group: [ep] if group == ep.group else [])
+    monkeypatch.setattr(lpzero.registry, "entry_points", lambda group: [ep] if group == ep.group else [])
     assert json.loads(invoke("info", "tiny", "--json").output)["benchmark"] == "tiny"
 
 
@@ -238,7 +240,7 @@ def test_rank_scores_a_found_proxy_exactly_as_the_search_did_on_whole_tensors(se
     invoke("rank", FAKE_BENCHMARK, "--cache-dir", cache, *WHOLE, "--proxies", "num_params", "--proxy",
            out / "best.json", "--out", tmp_path / "rank")
     rows = json.loads((tmp_path / "rank/rank.json").read_text())
-    assert [row["proxy"] for row in rows] == ["num_params", "run"]
+    assert [row["proxy"] for row in rows] == ["num_params", "found:run"]
     assert all(set(row) == {"proxy", "spearman", "kendall", "seconds_per_arch", "n"} for row in rows)
     # the cache kept every element, so rebuilding the models must give the search's own figure
     assert rows[1]["spearman"] == pytest.approx(best["whole"]["spearman"], abs=1e-9)
@@ -343,7 +345,7 @@ def test_rank_builds_each_model_once_for_all_found_proxies(searched, tmp_path, m
            "--proxy", tmp_path / "a/best.json", "--proxy", tmp_path / "b/best.json", "--out", tmp_path / "rank",
            "--no-plots")
     rows = json.loads((tmp_path / "rank/rank.json").read_text())
-    assert [r["proxy"] for r in rows] == ["a", "b"] and rows[0]["spearman"] == rows[1]["spearman"]
+    assert [r["proxy"] for r in rows] == ["found:a", "found:b"] and rows[0]["spearman"] == rows[1]["spearman"]
     assert len(builds) == 6  # one model per architecture, not one per proxy
 
 

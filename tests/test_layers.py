@@ -1,4 +1,5 @@
-"""The package's imports go one way: primitives -> benchmarks -> proxies -> cache -> search -> report -> nas -> cli.
+"""The package's imports go one way: errors, files, executors, checkpoint, registry -> primitives -> benchmarks
+-> proxies -> cache -> search -> report -> nas -> cli.
 
 Parses every module of the installed package (primitives/ and benchmarks/ are
 installed as lpzero.primitives and lpzero.benchmarks) and fails on an import of a
@@ -19,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"lpzero": "lpzero", "primitives": "lpzero.primitives", "benchmarks": "lpzero.benchmarks"}
 #: layer of each module, by the longest matching prefix; lower layers never import higher ones
 LAYERS = {
-    "lpzero.errors": 0, "lpzero.files": 0, "lpzero.executors": 0,
+    "lpzero.errors": 0, "lpzero.files": 0, "lpzero.executors": 0, "lpzero.checkpoint": 0, "lpzero.registry": 0,
     "lpzero.primitives": 1,
     "lpzero.benchmarks": 2,
     "lpzero.proxies": 3,
@@ -27,7 +28,7 @@ LAYERS = {
     "lpzero.search": 5,
     "lpzero.report": 6,
     "lpzero.nas": 7,
-    "lpzero.cli": 8,
+    "lpzero.cli": 8, "lpzero.commands": 8,
     "lpzero": 9,  # the package's own __init__ imports nothing
 }
 
@@ -83,7 +84,7 @@ MODULES = _modules()
 def test_the_installed_package_is_these_folders():
     assert Path(lpzero.__file__).resolve().parent == ROOT / "lpzero"
     assert "lpzero.primitives.registry" in MODULES and "lpzero.benchmarks.base" in MODULES
-    assert "lpzero.search.loop" in MODULES and "lpzero.report.run" in MODULES and "lpzero.nas.run" in MODULES
+    assert "lpzero.search.loop" in MODULES and "lpzero.report.evolve" in MODULES and "lpzero.nas.workflow" in MODULES
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

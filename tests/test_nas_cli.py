@@ -99,3 +99,22 @@ def test_a_malformed_best_json_is_named(tmp_path):
     bad.write_text("{not json")
     result = invoke("--space", TABULAR, "--proxy", bad, "--out", tmp_path / "nas", ok=False)
     assert result.exit_code == 2 and f"{bad}: malformed JSON" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--max-params", "nan"], "--max-params nan: a limit must be a finite number"),
+    (["--cost", "params,params"], "a cost is named twice"),
+    (["--cost-seq-len", "500"], "--cost-seq-len 500: the models of"),
+])
+def test_limits_and_costs_that_mean_nothing_are_refused_before_work(tmp_path, args, message):
+    result = invoke("--space", TABULAR, "--proxy", "num_params", "--out", tmp_path / "nas", "--batch-size", "2",
+                    "--seq-len", "8", *args, ok=False)
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "nas").exists()  # refused before anything was written
+
+
+def test_a_resume_may_read_the_same_found_proxy_by_its_folder(tmp_path, found):
+    out = tmp_path / "nas"
+    invoke("--space", TABULAR, "--proxy", found, "--out", out, *SMALL)
+    again = invoke("--space", TABULAR, "--proxy", found.parent, "--out", out, "--resume", *SMALL)
+    assert "Traceback" not in again.output

@@ -1,0 +1,89 @@
+"""Which benchmark, with which options, and which of its architectures: what every command opens first.
+
+`BenchmarkRequest` is the part of a command's settings that names the benchmark
+(`BENCH`, `--data`, `--hidden-size-compat`, `--adapter`) and the architectures
+(`--limit`, `--ids`); `open()` and `select_ids()` check all of it before any work.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from lpzero.errors import LPZeroError
+
+from . import get_benchmark
+from .base import Benchmark
+
+#: seed of the `--limit N` subset, the same for every command, so `rank --limit N` meets `evolve --limit N`
+LIMIT_SEED = 0
+
+
+@dataclass(frozen=True)
+class BenchmarkRequest:
+    """A benchmark by name, its options, and the architectures a command works on."""
+
+    name: str
+    data: str | None = None
+    #: FlexiBERT only: build every model at hidden size 256, as the original proxy code did
+    hidden_size_compat: bool = False
+    #: lonas:CHECKPOINT only: a local peft adapter directory of the super-network
+    adapter: str | None = None
+    #: only N architectures, a seeded subset (the same for every command)
+    limit: int | None = None
+    #: comma-separated architecture ids
+    ids: str | None = None
+
+    def options(self) -> dict:
+        """The options the benchmark's constructor takes (what a cache's key records)."""
+        options: dict = {}
+        if self.hidden_size_compat:
+            if self.name != "flexibert":
+                raise LPZeroError("--hidden-size-compat applies to the flexibert benchmark only")
+            options["hidden_size_compat"] = True
+        if self.adapter is not None:
+            if not self.name.startswith("lonas:"):
+                raise LPZeroError("--adapter applies to lonas:CHECKPOINT benchmarks only")
+            options["adapter"] = self.adapter
+        return options
+
+    def open(self) -> Benchmark:
+        """The benchmark, opened (a missing or malformed one is an error now)."""
+        return get_benchmark(self.name, self.data, **self.options())
+
+    def selects(self) -> bool:
+        """Whether `--limit` or `--ids` narrows the architectures."""
+        return self.limit is not None or self.ids is not None
+
+    def select_ids(self, bench: Benchmark) -> list[str]:
+        """The architectures `--ids` or `--limit` select (all of them by default), each checked."""
+        all_ids = bench.ids()
+        if self.ids is not None:
+            chosen = [i.strip() for i in self.ids.split(",") if i.strip()]
+            if not chosen:
+                raise LPZeroError(f"--ids {self.ids!r} names no architecture")
+            for i in chosen:
+                bench.check_id(i)
+            return list(dict.fromkeys(chosen))
+        if self.limit is not None and self.limit < len(all_ids):
+            keep = set(random.Random(LIMIT_SEED).sample(all_ids, self.limit))
+            return [a for a in all_ids if a in keep]
+        return all_ids
+
+
+def describe(bench: Benchmark) -> dict:
+    """What `lpzero info` shows: every architecture with our builder's parameter counts, and a summary."""
+    archs = bench.architectures()
+    rows = [{"id": a.id, "ground_truth": a.ground_truth, "raw": a.raw, "params": bench.count_params(a.id),
+             "reference_params": a.reference_params} for a in archs]
+    known = [a.raw for a in archs if a.raw == a.raw]  # NaN: an architecture without ground truth
+    totals = [r["params"]["total"] for r in rows]
+    with_reference = [r for r in rows if r["reference_params"]]
+    matching = sum(1 for r in with_reference if all(r["params"].get(k) == v for k, v in r["reference_params"].items()))
+    return {
+        "benchmark": bench.name, "architectures": rows, "raw_metric": bench.raw_metric,
+        "ground_truth_range": (min(known), max(known)) if known else None,
+        "params_range": (min(totals), max(totals)),
+        "reference_match": (matching, len(rows)) if with_reference else None,
+        "default_batch": (bench.default_batch_size, bench.default_seq_len),
+        "paper_batch": (bench.paper_batch_size, bench.paper_seq_len),
+    }

@@ -1,0 +1,83 @@
+"""`lpzero evolve --benchmark BENCH`: the search (paper Algorithm 1), every setting an option."""
+from __future__ import annotations
+
+import click
+
+from lpzero.report.evolve import EvolveRequest, evolve as run_evolve
+from lpzero.search import TOOLBOXES, EvolveSettings, SearchSetup
+from lpzero.search.loop import DISTINCT
+from lpzero.search.runs import FINAL_SELECTIONS
+
+from .options import (StageBars, benchmark_options, benchmark_request, cache_options, cache_request, default,
+                      executor_settings, quick)
+
+#: settings of `lpzero evolve --quick` (explicit options still win)
+QUICK = {"batch_size": 2, "seq_len": 64, "iterations": 300, "baselines": "num_params,decoder_params,grad_norm"}
+
+
+def _evolve(name: str):
+    return default(EvolveSettings, name)
+
+
+def _setup(name: str):
+    return default(SearchSetup, name)
+
+
+@click.command()
+@click.option("--benchmark", default="gpt2", show_default=True)
+@click.option("--toolbox", "toolbox_kind", type=click.Choice(TOOLBOXES), default=_setup("toolbox"), show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Output directory (default: runs/<benchmark>).")
+@click.option("--population", type=click.IntRange(min=2), default=_evolve("population"), show_default=True)
+@click.option("--iterations", type=click.IntRange(min=0), default=_evolve("iterations"), show_default=True)
+@click.option("--crossover", type=click.FloatRange(0, 1), default=_evolve("crossover"), show_default=True)
+@click.option("--mutation", type=click.FloatRange(0, 1), default=_evolve("mutation"), show_default=True)
+@click.option("--top", "top_fraction", type=click.FloatRange(0, 1, min_open=True),
+              default=_evolve("top_fraction"), show_default=True, help="Parent pool: top fraction.")
+@click.option("--sample", type=click.IntRange(min=2), default=_setup("sample"), show_default=True,
+              help="Architectures fitness is computed on.")
+@click.option("--holdout", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=_setup("holdout"), show_default=True, help="Fraction held out from the search.")
+@click.option("--seed", type=int, default=_evolve("seed"), show_default=True)
+@click.option("--runs", "n_runs", type=click.IntRange(min=1), default=_setup("runs"), show_default=True,
+              help="Independent runs of the loop (seeded from --seed; 1 = the paper's single run); the final "
+                   "selection picks among the hall-of-fame trees of all runs.")
+@click.option("--unary", "n_unary", type=click.IntRange(min=1), default=_setup("n_unary"), show_default=True,
+              help="Unary ops per branch (paper toolbox).")
+@click.option("--max-height", type=click.IntRange(min=2), default=_setup("max_height"), show_default=True,
+              help="Tree height limit (typed toolbox).")
+@click.option("--no-rps", is_flag=True, help="Switch the rule-based pruning strategy off (ablation).")
+@click.option("--distinct", type=click.Choice(DISTINCT), default=_evolve("distinct"), show_default=True,
+              help="Population members differ in how they rank the sample (ranking) or only as trees (text).")
+@click.option("--final-selection", type=click.Choice(FINAL_SELECTIONS), default=_setup("final_selection"),
+              show_default=True,
+              help="Found proxy: the hall-of-fame tree with the best ρ on the whole search part, or the fittest.")
+@click.option("--random-search", is_flag=True, help="Random search instead of evolution (baseline).")
+@click.option("--resume", is_flag=True, help="Continue from the checkpoints in --out.")
+@click.option("--baselines", default="all", show_default=True, help="Hand-designed proxies to compare against.")
+@click.option("--quick", "is_quick", is_flag=True,
+              help=f"A first run in minutes: {QUICK['batch_size']} x {QUICK['seq_len']} batch, {QUICK['iterations']} "
+                   f"iterations, baselines {QUICK['baselines']} (explicit options still win).")
+@benchmark_options
+@cache_options
+@click.pass_context
+def evolve(ctx: click.Context, benchmark: str, is_quick: bool, **kw) -> None:
+    """Search for a proxy with genetic programming (paper Algorithm 1)."""
+    if is_quick:
+        quick(ctx, kw, QUICK)
+    setup = SearchSetup(
+        toolbox=kw.pop("toolbox_kind"), sample=kw.pop("sample"), holdout=kw.pop("holdout"), rps=not kw.pop("no_rps"),
+        n_unary=kw.pop("n_unary"), max_height=kw.pop("max_height"), final_selection=kw.pop("final_selection"),
+        runs=kw.pop("n_runs"),
+        evolve=EvolveSettings(population=kw.pop("population"), iterations=kw.pop("iterations"),
+                              crossover=kw.pop("crossover"), mutation=kw.pop("mutation"),
+                              top_fraction=kw.pop("top_fraction"), seed=kw.pop("seed"),
+                              random_search=kw.pop("random_search"), distinct=kw.pop("distinct")),
+    )
+    request = EvolveRequest(benchmark_request(benchmark, kw), executor=executor_settings(kw), setup=setup,
+                            baselines=kw.pop("baselines"), out=kw.pop("out"), resume=kw.pop("resume"),
+                            cache=cache_request(kw))
+    with StageBars() as bars:
+        out, _ = run_evolve(request, bars)
+    click.echo((out / "report.md").read_text())
+    click.echo(f"written: {out}/best.json, hall_of_fame.json, log.csv, evolution.png, report.md")

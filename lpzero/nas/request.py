@@ -1,0 +1,135 @@
+"""What `lpzero nas` is asked, checked before any work, and turned into one `run_nas` call.
+
+`NASRequest` is the command's one settings object. `pick(request)` opens the space and
+the proxy, checks the options against each other (tabular-only options on an open
+space, an adapter on a non-LoNAS space, limits and costs), decides where scores come
+from, and runs the search (`lpzero.nas.workflow.run_nas`):
+
+- an open space (LTS, LoNAS, `module:Class`): every candidate is built and scored exactly;
+- a tabular space with a found proxy: exactly from the models, or from the cache's samples
+  with `cached_scores` (what the search's fitness read);
+- a tabular space with a hand-designed proxy: from the cache (a parameter count, directly).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lpzero.benchmarks.selection import BenchmarkRequest
+from lpzero.cache.request import CacheRequest, Progress, fill_cache, no_progress
+from lpzero.errors import LPZeroError
+from lpzero.executors import ExecutorSettings
+from lpzero.proxies import FoundProxy
+from lpzero.report.rank import rank_pass_free
+
+from .evaluate import COSTS, EvalSettings, proxy_spec
+from .nsga import NSGASettings
+from .spaces import get_space
+from .tabular import PREFIX as TABULAR_PREFIX
+from .workflow import cached_scores, run_nas
+
+log = logging.getLogger("lpzero")
+
+
+@dataclass(frozen=True)
+class NASRequest:
+    """Everything `lpzero nas` is told.
+
+    `space.name` is the `--space` text; its other fields are the benchmark options
+    (`--data`, `--adapter`, `--hidden-size-compat`) and, for a tabular space only, the
+    architecture selection (`--limit`, `--ids`).
+    """
+
+    space: BenchmarkRequest
+    #: a found proxy (best.json or its folder), or a hand-designed proxy's name (-NAME negates it)
+    proxy: str
+    costs: tuple[str, ...] = ("params",)
+    #: cost -> upper limit
+    limits: dict = field(default_factory=dict)
+    #: sequence length of the FLOPs and latency pass (None: the benchmark's default)
+    cost_seq_len: int | None = None
+    nsga: NSGASettings = field(default_factory=NSGASettings)
+    cache: CacheRequest = field(default_factory=CacheRequest)
+    executor: ExecutorSettings = field(default_factory=ExecutorSettings)
+    #: tabular: score a found proxy on the cache's samples instead of building every model
+    cached_scores: bool = False
+    #: output folder (None: runs/nas/<space>)
+    out: str | None = None
+    resume: bool = False
+
+    def checked_costs(self) -> tuple[tuple[str, ...], dict]:
+        """(costs, limits), refused in one line when a cost repeats or a limit is not a number."""
+        if len(set(self.costs)) != len(self.costs):
+            raise LPZeroError(f"--cost {','.join(self.costs)}: a cost is named twice")
+        for name, value in self.limits.items():
+            if not math.isfinite(value):
+                raise LPZeroError(f"--max-{name} {value}: a limit must be a finite number")
+        return self.costs, dict(self.limits)
+
+
+def _open_space(request: NASRequest):
+    """The space and the benchmark options it was opened with (tabular-only options refused elsewhere)."""
+    name, given = request.space.name, request.space
+    if name.startswith(TABULAR_PREFIX):
+        bench_request = BenchmarkRequest(name[len(TABULAR_PREFIX):], given.data, given.hidden_size_compat,
+                                         given.adapter, given.limit, given.ids)
+        bench = bench_request.open() if given.selects() else None
+        ids = bench_request.select_ids(bench) if bench is not None else None
+        options = bench_request.options()
+        return get_space(name, given.data, options, ids), options
+    if given.hidden_size_compat:
+        raise LPZeroError("--hidden-size-compat applies to a tabular:flexibert space only")
+    if given.selects():
+        raise LPZeroError("--limit and --ids select architectures of a tabular space only")
+    if request.cached_scores:
+        raise LPZeroError("--cached-scores applies to a tabular space only (an open space's candidates are not cached)")
+    options: dict = {}
+    if given.adapter is not None:
+        if not name.startswith("lonas:"):
+            raise LPZeroError("--adapter applies to lonas:CHECKPOINT spaces only")
+        options = {"adapter": given.adapter}
+    return get_space(name, given.data, options), options
+
+
+def pick(request: NASRequest, progress: Progress = no_progress) -> Path:
+    """Run the architecture search `request` describes; returns the output folder."""
+    proxy = proxy_spec(request.proxy)  # a malformed best.json fails before any work
+    costs, limits = request.checked_costs()
+    space, options = _open_space(request)
+    base = space.base_benchmark()
+    longest = base.max_seq_len()
+    if request.cost_seq_len is not None and longest is not None and request.cost_seq_len > longest:
+        raise LPZeroError(f"--cost-seq-len {request.cost_seq_len}: the models of {base.name} have {longest} positions")
+    if proxy.found_on not in (None, base.name):
+        log.warning("%s was found on %r, used here on %r", proxy.source, proxy.found_on, base.name)
+    store = request.cache.open(base, options, request.space.data)
+    s = store.settings
+    settings = EvalSettings(s.batch_size, s.seq_len, s.batch_seed, s.model_seed, request.cache.device, costs, limits,
+                            request.cost_seq_len or base.default_seq_len)
+    out = Path(request.out) if request.out else Path("runs") / "nas" / space.name.replace(":", "_").replace("/", "_")
+    out.mkdir(parents=True, exist_ok=True)  # before any work: an unwritable --out fails now
+    given, note = None, f"exact ({settings.batch_size} x {settings.seq_len} batch, model seed {settings.model_seed})"
+    found = isinstance(proxy, FoundProxy)
+    if space.name.startswith(TABULAR_PREFIX) and (not found or request.cached_scores):
+        ids = space.ids
+        if not found and proxy.pass_free:
+            with request.executor.make() as executor:
+                values, _ = rank_pass_free([proxy.name], s, ids, request.cache.device, executor)
+            given = {a: proxy.orientation * v for a, v in zip(ids, values[0])}
+            note = "exact (a parameter count)"
+        else:
+            fill_cache(store, ids, [] if found else [proxy.name], request.executor, request.cache.device, progress)
+            given = cached_scores(store, ids, proxy)
+            note = (f"on the cache's samples ({s.samples} per tensor, {store.dir})" if found else
+                    f"from the cache {store.dir}")
+    total = len(space.all_genomes() or []) or request.nsga.population * (request.nsga.generations + 1)
+    stage = f"nas {space.name}"
+    with request.executor.make() as executor:
+        run_nas(space, proxy, settings, request.nsga, out, executor, resume=request.resume, given=given,
+                scores_note=note, progress=lambda n: progress(stage, n, total))
+    return out
+
+
+__all__ = ["COSTS", "NASRequest", "pick"]
