@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -292,6 +293,18 @@ def test_smoke_build_resumes_and_refuses_other_settings(smoke_build):
     other = CliRunner().invoke(main, ["build", "lonas-mini", "--smoke", "--seed", "1", "--out", str(out)])
     assert other.exit_code == 2
     assert "a build with other settings" in other.output
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_a_smoke_build_never_takes_the_real_builds_folder(smoke_build, tmp_path, monkeypatch):
+    out, _ = smoke_build
+    shutil.copytree(out, tmp_path / "lonas_mini_smoke")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["build", "lonas-mini", "--smoke"])  # resumes the copy: nothing to do
+    assert result.exit_code == 0, result.output
+    assert "built in lonas_mini_smoke" in result.output and "open it as lonas:lonas_mini_smoke" in result.output
+    assert not (tmp_path / "lonas_mini").exists()
 
 
 class Interrupt(Exception):

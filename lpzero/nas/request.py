@@ -104,8 +104,7 @@ def pick(request: NASRequest, progress: Progress = no_progress) -> Path:
         raise LPZeroError(f"--cost-seq-len {request.cost_seq_len}: the models of {base.name} have {longest} positions")
     if proxy.found_on not in (None, base.name):
         log.warning("%s was found on %r, used here on %r", proxy.source, proxy.found_on, base.name)
-    store = request.cache.open(base, options, request.space.data)
-    s = store.settings
+    s = request.cache.settings(base, options, request.space.data)  # the batch candidates are scored on
     settings = EvalSettings(s.batch_size, s.seq_len, s.batch_seed, s.model_seed, request.cache.device, costs, limits,
                             request.cost_seq_len or base.default_seq_len)
     out = Path(request.out) if request.out else Path("runs") / "nas" / space.name.replace(":", "_").replace("/", "_")
@@ -120,6 +119,7 @@ def pick(request: NASRequest, progress: Progress = no_progress) -> Path:
             given = {a: proxy.orientation * v for a, v in zip(ids, values[0])}
             note = "exact (a parameter count)"
         else:
+            store = request.cache.open(base, options, request.space.data)
             fill_cache(store, ids, [] if found else [proxy.name], request.executor, request.cache.device, progress)
             given = cached_scores(store, ids, proxy)
             note = (f"on the cache's samples ({s.samples} per tensor, {store.dir})" if found else
