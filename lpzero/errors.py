@@ -27,3 +27,7 @@ class CacheError(LPZeroError):
 
 class ResultError(LPZeroError):
     """A run's output file (best.json, checkpoint.json) that cannot be used."""
+
+
+class WriteError(LPZeroError, OSError):
+    """An output file that could not be written (a full disk, a read-only folder), naming the file."""

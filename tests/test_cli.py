@@ -359,3 +359,15 @@ def test_rank_of_parameter_counts_builds_no_cache(searched, tmp_path):
            tmp_path / "cached", "--no-plots")
     cached = json.loads((tmp_path / "cached/scores.json").read_text())
     assert scores["scores"]["num_params"] == cached["scores"]["num_params"]
+
+
+def test_rank_owns_its_out_and_clears_an_earlier_rankings_plots(tmp_path):
+    from lpzero.files import owned_folder
+
+    out = tmp_path / "rank"
+    with owned_folder(out):
+        busy = invoke("rank", FAKE_BENCHMARK, "--proxies", "num_params", "--out", out, ok=False)
+    assert busy.exit_code == 2 and "is in use by another lpzero run" in busy.output
+    (out / "rank_grad_norm.png").write_bytes(b"an earlier ranking's plot")
+    invoke("rank", FAKE_BENCHMARK, "--proxies", "num_params", "--out", out, "--cache-dir", tmp_path / "c")
+    assert sorted(p.name for p in out.glob("rank_*.png")) == ["rank_num_params.png"]

@@ -118,3 +118,23 @@ def test_a_resume_may_read_the_same_found_proxy_by_its_folder(tmp_path, found):
     invoke("--space", TABULAR, "--proxy", found, "--out", out, *SMALL)
     again = invoke("--space", TABULAR, "--proxy", found.parent, "--out", out, "--resume", *SMALL)
     assert "Traceback" not in again.output
+
+
+def test_a_second_run_into_a_busy_out_is_refused_naming_the_first(tmp_path):
+    import os
+
+    from lpzero.files import owned_folder
+
+    with owned_folder(tmp_path / "nas"):  # a run in progress
+        result = invoke("--space", TABULAR, "--proxy", "num_params", "--out", tmp_path / "nas", *SMALL, ok=False)
+    assert result.exit_code == 2 and f"in use by another lpzero run (pid {os.getpid()})" in result.output
+
+
+def test_an_earlier_runs_outputs_never_stay_beside_a_new_runs(tmp_path):
+    out = tmp_path / "nas"
+    (out / "front").mkdir(parents=True)
+    (out / "front" / "from_another_run").mkdir()
+    (out / "report.md").write_text("another run's report")
+    invoke("--space", TABULAR, "--proxy", "num_params", "--out", out, *SMALL)
+    assert not (out / "front" / "from_another_run").exists()
+    assert "another run" not in (out / "report.md").read_text()

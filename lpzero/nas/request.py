@@ -17,15 +17,18 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lpzero.benchmarks import Benchmark
 from lpzero.benchmarks.selection import BenchmarkRequest
 from lpzero.cache.request import CacheRequest, Progress, fill_cache, no_progress
 from lpzero.errors import LPZeroError
 from lpzero.executors import ExecutorSettings
-from lpzero.proxies import FoundProxy
+from lpzero.files import owned_folder
+from lpzero.proxies import FoundProxy, Proxy
 from lpzero.report.rank import rank_pass_free
 
 from .evaluate import COSTS, EvalSettings, proxy_spec
 from .nsga import NSGASettings
+from .space import SearchSpace
 from .spaces import get_space
 from .tabular import PREFIX as TABULAR_PREFIX
 from .workflow import cached_scores, run_nas
@@ -108,28 +111,39 @@ def pick(request: NASRequest, progress: Progress = no_progress) -> Path:
     settings = EvalSettings(s.batch_size, s.seq_len, s.batch_seed, s.model_seed, request.cache.device, costs, limits,
                             request.cost_seq_len or base.default_seq_len)
     out = Path(request.out) if request.out else Path("runs") / "nas" / space.name.replace(":", "_").replace("/", "_")
-    out.mkdir(parents=True, exist_ok=True)  # before any work: an unwritable --out fails now
-    given, note = None, f"exact ({settings.batch_size} x {settings.seq_len} batch, model seed {settings.model_seed})"
-    found = isinstance(proxy, FoundProxy)
-    if space.name.startswith(TABULAR_PREFIX) and (not found or request.cached_scores):
-        ids = space.ids
-        if not found and proxy.pass_free:
-            with request.executor.make() as executor:
-                values, _ = rank_pass_free([proxy.name], s, ids, request.cache.device, executor)
-            given = {a: proxy.orientation * v for a, v in zip(ids, values[0])}
-            note = "exact (a parameter count)"
-        else:
-            store = request.cache.open(base, options, request.space.data)
-            fill_cache(store, ids, [] if found else [proxy.name], request.executor, request.cache.device, progress)
-            given = cached_scores(store, ids, proxy)
-            note = (f"on the cache's samples ({s.samples} per tensor, {store.dir})" if found else
-                    f"from the cache {store.dir}")
-    total = len(space.all_genomes() or []) or request.nsga.population * (request.nsga.generations + 1)
-    stage = f"nas {space.name}"
-    with request.executor.make() as executor:
-        run_nas(space, proxy, settings, request.nsga, out, executor, resume=request.resume, given=given,
-                scores_note=note, progress=lambda n: progress(stage, n, total))
+    with owned_folder(out):  # before any work: an unwritable or busy --out fails now
+        given, note = _given_scores(request, proxy, space, base, options, progress)
+        total = len(space.all_genomes() or []) or request.nsga.population * (request.nsga.generations + 1)
+        stage = f"nas {space.name}"
+        with request.executor.make() as executor:
+            run_nas(space, proxy, settings, request.nsga, out, executor, resume=request.resume, given=given,
+                    scores_note=note or settings_note(settings), progress=lambda n: progress(stage, n, total))
     return out
+
+
+def settings_note(settings: EvalSettings) -> str:
+    """How exact scores were computed (the report's line)."""
+    return f"exact ({settings.batch_size} x {settings.seq_len} batch, model seed {settings.model_seed})"
+
+
+def _given_scores(request: NASRequest, proxy: Proxy, space: SearchSpace, base: Benchmark, options: dict,
+                  progress: Progress) -> tuple[dict[str, float] | None, str | None]:
+    """Scores a tabular space takes from elsewhere than its models, and how they were computed:
+    a parameter count directly, a hand-designed proxy from the cache, a found proxy on the cache's
+    samples (`--cached-scores`). (None, None): every candidate is scored exactly."""
+    found = isinstance(proxy, FoundProxy)
+    if not space.name.startswith(TABULAR_PREFIX) or (found and not request.cached_scores):
+        return None, None
+    ids = space.ids
+    store = request.cache.open(base, options, request.space.data)
+    if not found and proxy.pass_free:
+        with request.executor.make() as executor:
+            values, _ = rank_pass_free([proxy.name], store.settings, ids, request.cache.device, executor)
+        return {a: proxy.orientation * v for a, v in zip(ids, values[0])}, "exact (a parameter count)"
+    fill_cache(store, ids, [] if found else [proxy.name], request.executor, request.cache.device, progress)
+    note = (f"on the cache's samples ({store.settings.samples} per tensor, {store.dir})" if found else
+            f"from the cache {store.dir}")
+    return cached_scores(store, ids, proxy), note
 
 
 __all__ = ["COSTS", "NASRequest", "pick"]

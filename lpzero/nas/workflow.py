@@ -27,7 +27,7 @@ from scipy.stats import rankdata
 
 from lpzero.cache import InputCache
 from lpzero.executors import Executor, LocalExecutor, TaskFailure
-from lpzero.files import atomic_write_json, atomic_write_text
+from lpzero.files import atomic_write_json, atomic_write_text, remove_outputs
 from lpzero.proxies import FoundProxy, Proxy
 from lpzero.search import FitnessEvaluator
 
@@ -40,6 +40,8 @@ from .space import NASError, SearchSpace
 #: an exhaustive pass checkpoints after every CHUNK architectures (a process pool starts once per chunk)
 CHUNK = 64
 SUMMARY_FILE = "summary.json"
+#: what a run writes into its folder besides its checkpoint
+OUTPUTS = ("pareto.csv", "candidates.csv", "pareto.png", "chosen", "front", "report.md", SUMMARY_FILE)
 
 log = logging.getLogger("lpzero")
 
@@ -97,6 +99,9 @@ def run_nas(space: SearchSpace, proxy: Proxy, settings: EvalSettings, nsga: NSGA
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # the previous run's results go first (its checkpoint stays for --resume): a run that stops
+    # early must not leave another run's summary beside its own files
+    remove_outputs(out, OUTPUTS if resume else (*OUTPUTS, CHECKPOINT_FILE))
     if given is not None:
         settings = replace(settings, score=False)  # the scores are given: build models only for costs
     smallest = space.smallest()

@@ -23,7 +23,7 @@ from lpzero.cache import InputCache
 from lpzero.cache.request import CacheRequest, Progress, fill_cache, no_progress, proxy_names
 from lpzero.errors import LPZeroError
 from lpzero.executors import ExecutorSettings
-from lpzero.files import atomic_write_json, atomic_write_text
+from lpzero.files import atomic_write_json, atomic_write_text, owned_folder, remove_outputs
 from lpzero.primitives import OpRegistry, op_table, op_table_path
 from lpzero.search import (FitnessEvaluator, SearchSetup, correlation, evolve_on, run_seed, search_sample,
                            select_final)
@@ -35,6 +35,10 @@ from .markdown import report_text
 from .plots import plot_evolution
 from .protection import active_nodes, guard_activity
 from .results import BEST_FILE, BEST_VERSION, PRIMITIVE_SET_VERSION, best_baseline
+
+
+#: what a search writes into its folder besides the runs' checkpoints (best.json last)
+OUTPUTS = ("hall_of_fame.json", "log.csv", "evolution.png", "report.md", BEST_FILE)
 
 
 def default_out(bench: Benchmark, under: str = "runs") -> Path:
@@ -65,15 +69,16 @@ def evolve(request: EvolveRequest, progress: Progress = no_progress) -> tuple[Pa
     ids = request.benchmark.select_ids(bench)
     names = proxy_names(request.baselines)
     out = Path(request.out) if request.out else default_out(bench)
-    out.mkdir(parents=True, exist_ok=True)  # before any work: an unwritable --out fails now
     setup = request.setup
-    if request.resume:
-        check_resume(store, ids, setup, out)  # before the cache is filled
-    fill_cache(store, ids, names, request.executor, request.cache.device, progress)
-    runs, total = setup.runs, setup.runs * setup.evolve.iterations
-    stage = f"evolving ({runs} runs)" if runs > 1 else "evolving"
-    best = run_search(bench, store, ids, setup, out, resume=request.resume, device=request.cache.device,
-                      progress=lambda done, fittest: progress(stage, done, total, f"best={fittest:.3f}"))
+    with owned_folder(out):  # before any work: an unwritable or busy --out fails now
+        if request.resume:
+            check_resume(store, ids, setup, out)  # before the cache is filled
+        remove_outputs(out, OUTPUTS)  # a run that stops early must not leave another run's best.json
+        fill_cache(store, ids, names, request.executor, request.cache.device, progress)
+        runs, total = setup.runs, setup.runs * setup.evolve.iterations
+        stage = f"evolving ({runs} runs)" if runs > 1 else "evolving"
+        best = run_search(bench, store, ids, setup, out, resume=request.resume, device=request.cache.device,
+                          progress=lambda done, fittest: progress(stage, done, total, f"best={fittest:.3f}"))
     return out, best
 
 

@@ -18,13 +18,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from lpzero.benchmarks import Benchmark
 from lpzero.benchmarks.inputs import SYMBOLS
 from lpzero.benchmarks.selection import BenchmarkRequest
-from lpzero.cache import CacheSettings
+from lpzero.cache import CacheSettings, InputCache
 from lpzero.cache.request import CacheRequest, Progress, fill_cache, no_progress, proxy_names
 from lpzero.errors import LPZeroError
 from lpzero.executors import Executor, ExecutorSettings, LocalExecutor, TaskFailure
-from lpzero.files import atomic_write_json, atomic_write_text
+from lpzero.files import atomic_write_json, atomic_write_text, owned_folder, remove_outputs
 from lpzero.proxies import HAND_DESIGNED, Proxy, ProxyContext, ProxyResult, declare_inputs, score_proxies
 from lpzero.proxies.found_proxy import FoundProxy
 from lpzero.search import correlation
@@ -34,6 +35,8 @@ from .results import check_benchmark, split_ids
 
 log = logging.getLogger("lpzero")
 
+#: the files `write_rank` writes (and one rank_<proxy>.png per proxy)
+RANK_FILES = ("rank.csv", "rank.json", "scores.json")
 RANK_FIELDS = ("proxy", "spearman", "kendall", "seconds_per_arch", "n")
 
 
@@ -188,7 +191,14 @@ def rank(request: RankRequest, progress: Progress = no_progress) -> tuple[list[R
             log.warning("%s was found on %r, ranked here on %r", proxy.source, proxy.found_on, bench.name)
     names = proxy_names(request.proxies)
     out = Path(request.out) if request.out else Path("runs") / "rank" / bench.name.replace(":", "_").replace("/", "_")
-    out.mkdir(parents=True, exist_ok=True)  # before any work: an unwritable --out fails now
+    with owned_folder(out):  # before any work: an unwritable or busy --out fails now
+        remove_outputs(out, [*RANK_FILES, *(p.name for p in out.glob("rank_*.png"))])
+        return _rank(request, bench, store, ids, names, found, out, progress), out, bench.raw_metric
+
+
+def _rank(request: RankRequest, bench: Benchmark, store: InputCache, ids: list[str], names: list[str],
+          found: list[FoundProxy], out: Path, progress: Progress) -> list[RankRow]:
+    """Score, rank and write the table (the benchmark and every option already checked)."""
     truth = [bench.architecture(a).ground_truth for a in ids]
     # parameter counts need no forward pass: computed directly, without building the cache
     free = [n for n in names if HAND_DESIGNED.get(n).pass_free]
@@ -211,4 +221,4 @@ def rank(request: RankRequest, progress: Progress = no_progress) -> tuple[list[R
     table = [rows[n] for n in names] + ([rank_row(p.name, v, truth, secs) for p, v in zip(found, scores)]
                                         if found else [])
     write_rank(table, ids, truth, out, plots=request.plots)
-    return table, out, bench.raw_metric
+    return table
