@@ -138,6 +138,9 @@ class Op:
     #: the sympy form with the protection written out (exp(Min(x, 80))), used by the
     #: exporter where the guard was active, so the printed formula is what was computed
     guarded_sympy: Callable[..., sympy.Expr] | None = None
+    #: what one node of this op adds to a tree's complexity (PySR's `complexity_of_operators`;
+    #: input terminals count 1): the x axis of the Pareto front of `lpzero evolve`
+    complexity: int = 1
 
     def __post_init__(self) -> None:
         try:
@@ -152,6 +155,8 @@ class Op:
             raise PrimitiveError(f"op {self.name!r}: a {self.kind} op has no scalar level")
         if self.domain not in ("any", "nonnegative", "positive"):
             raise PrimitiveError(f"op {self.name!r}: unknown domain {self.domain!r}")
+        if isinstance(self.complexity, bool) or not isinstance(self.complexity, int) or self.complexity < 1:
+            raise PrimitiveError(f"op {self.name!r}: complexity {self.complexity!r} (a whole number, at least 1)")
         if (self.guard or self.guarded_sympy) and self.kind not in (Kind.ELEMENTWISE, Kind.BINARY):
             raise PrimitiveError(f"op {self.name!r}: only elementwise and binary ops declare a guard")
 

@@ -52,6 +52,9 @@ def _setup(name: str):
 @click.option("--final-selection", type=click.Choice(FINAL_SELECTIONS), default=_setup("final_selection"),
               show_default=True,
               help="Found proxy: the hall-of-fame tree with the best ρ on the whole search part, or the fittest.")
+@click.option("--select", default=_setup("select"), show_default=True,
+              help="Found proxy: best (the final selection's first tree), simplest:DELTA (the simplest tree of the "
+                   "complexity/search-part-ρ Pareto front within DELTA of its best ρ) or score (PySR's choice).")
 @click.option("--random-search", is_flag=True, help="Random search instead of evolution (baseline).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoints in --out.")
 @click.option("--baselines", default="all", show_default=True, help="Hand-designed proxies to compare against.")
@@ -68,7 +71,7 @@ def evolve(ctx: click.Context, benchmark: str, is_quick: bool, **kw) -> None:
     setup = SearchSetup(
         toolbox=kw.pop("toolbox_kind"), sample=kw.pop("sample"), holdout=kw.pop("holdout"), rps=not kw.pop("no_rps"),
         n_unary=kw.pop("n_unary"), max_height=kw.pop("max_height"), final_selection=kw.pop("final_selection"),
-        runs=kw.pop("n_runs"),
+        runs=kw.pop("n_runs"), select=kw.pop("select"),
         evolve=EvolveSettings(population=kw.pop("population"), iterations=kw.pop("iterations"),
                               crossover=kw.pop("crossover"), mutation=kw.pop("mutation"),
                               top_fraction=kw.pop("top_fraction"), seed=kw.pop("seed"),
@@ -80,4 +83,5 @@ def evolve(ctx: click.Context, benchmark: str, is_quick: bool, **kw) -> None:
     with StageBars() as bars:
         out, _ = run_evolve(request, bars)
     click.echo((out / "report.md").read_text())
-    click.echo(f"written: {out}/best.json, hall_of_fame.json, log.csv, evolution.png, report.md")
+    click.echo(f"written: {out}/best.json, hall_of_fame.json, pareto_front.json, log.csv, evolution.png, "
+               "pareto_formulas.png, report.md")

@@ -1,21 +1,42 @@
 """`lpzero export BEST_JSON` and `lpzero ops`: a found proxy's formula, and the op table; no model is built."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from lpzero.primitives import op_table
 from lpzero.primitives.registry import markdown_table
 from lpzero.proxies.found_proxy import FoundProxy
 from lpzero.report.export import FORMATS, found_formula
+from lpzero.report.export_torch import sympy_srepr, torch_module
+from lpzero.report.front import FRONT_FILE, HALL_OF_FAME_FILE, front_text, load_front
+
+
+#: what `--format` gives besides a formula: a torch module, a sympy srepr string
+EXPORTS = ("torch", "sympy")
 
 
 @click.command()
 @click.argument("best_json", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="latex", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(FORMATS + EXPORTS), default="latex", show_default=True,
+              help="A formula (latex, pretty, text), a standalone torch module (torch: `def proxy(A, J, G, H, W, "
+                   "S)` over per-layer tensor lists) or a sympy srepr string (sympy).")
 def export(best_json: str, fmt: str) -> None:
-    """Print the simplified formula of a found proxy (best.json)."""
+    """Print the simplified formula of a found proxy (best.json), or a search's Pareto front
+    (its folder, hall_of_fame.json or pareto_front.json: complexity, search-part ρ, formula)."""
+    path = Path(best_json)
+    if path.is_dir() or path.name in (HALL_OF_FAME_FILE, FRONT_FILE):
+        click.echo(front_text(load_front(path)))
+        return
     # guards that were active on the search sample are written out, as evolve's report does
-    click.echo(found_formula(FoundProxy.load(best_json), fmt))
+    proxy = FoundProxy.load(best_json)
+    if fmt == "torch":
+        click.echo(torch_module(proxy), nl=False)
+    elif fmt == "sympy":
+        click.echo(sympy_srepr(proxy))
+    else:
+        click.echo(found_formula(proxy, fmt))
 
 
 @click.command()

@@ -4,11 +4,13 @@
 all before any work (benchmark, ids, batch, baselines, --out, a --resume's
 checkpoints), fills the cache, and runs `run_search`: split, runs, final selection,
 held-out figures, and every output file in the output folder: `best.json` (the found
-proxy, see `lpzero.proxies.found_proxy`), `hall_of_fame.json`, `log.csv`,
-`evolution.png`, `report.md`, and each run's `run_<r>/checkpoint.json` (for `--resume`).
+proxy, see `lpzero.proxies.found_proxy`), `hall_of_fame.json`, `pareto_front.json`
+(complexity vs search-part ρ, `lpzero.report.front`), `log.csv`, `evolution.png`,
+`pareto_formulas.png`, `report.md`, and each run's `run_<r>/checkpoint.json` (for `--resume`).
 """
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -17,8 +19,8 @@ from typing import Callable
 import numpy as np
 from deap import base
 
-from lpzero.benchmarks import Benchmark
-from lpzero.benchmarks.selection import BenchmarkRequest
+from lpzero.benchmarks import Benchmark, folder_name
+from lpzero.benchmarks.selection import BenchmarkRequest, measured
 from lpzero.cache import InputCache
 from lpzero.cache.request import CacheRequest, Progress, fill_cache, no_progress, proxy_names
 from lpzero.errors import LPZeroError
@@ -27,23 +29,25 @@ from lpzero.files import atomic_write_json, atomic_write_text, owned_folder, rem
 from lpzero.primitives import OpRegistry, op_table, op_table_path
 from lpzero.search import (FitnessEvaluator, SearchSetup, correlation, evolve_on, run_seed, search_sample,
                            select_final)
+from lpzero.search.complexity import select_model
 from lpzero.search.loop import CHECKPOINT, check_checkpoint, write_log_csv
 from lpzero.search.runs import setup_context
 
-from .export import proxy_formula
+from .front import FRONT_FILE, HALL_OF_FAME_FILE, EntryMaker, pareto_entries
 from .markdown import report_text
-from .plots import plot_evolution
-from .protection import active_nodes, guard_activity
+from .plots import PARETO_PLOT, plot_evolution, plot_pareto
 from .results import BEST_FILE, BEST_VERSION, PRIMITIVE_SET_VERSION, best_baseline
 
 
+log = logging.getLogger("lpzero")
+
 #: what a search writes into its folder besides the runs' checkpoints (best.json last)
-OUTPUTS = ("hall_of_fame.json", "log.csv", "evolution.png", "report.md", BEST_FILE)
+OUTPUTS = (HALL_OF_FAME_FILE, FRONT_FILE, "log.csv", "evolution.png", PARETO_PLOT, "report.md", BEST_FILE)
 
 
 def default_out(bench: Benchmark, under: str = "runs") -> Path:
     """`runs/<benchmark>`, with the characters of `lts:PATH`-style names made safe for a folder name."""
-    return Path(under) / bench.name.replace(":", "_").replace("/", "_")
+    return Path(under) / folder_name(bench.name)
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,13 @@ def evolve(request: EvolveRequest, progress: Progress = no_progress) -> tuple[Pa
     names = proxy_names(request.baselines)
     out = Path(request.out) if request.out else default_out(bench)
     setup = request.setup
+    search_ids, _, sample_ids = search_sample(ids, setup)
+    if len(sample_ids) < setup.sample:
+        log.warning("--sample %d: the search part has %d architectures; fitness is computed on all of them",
+                    setup.sample, len(search_ids))
+    if not all(measured(bench.architecture(a)) for a in ids):
+        raise LPZeroError(f"{bench.name}: some architectures have no ground truth; a search needs it for all "
+                          "(select the measured ones with --ids)")
     with owned_folder(out):  # before any work: an unwritable or busy --out fails now
         if request.resume:
             check_resume(store, ids, setup, out)  # before the cache is filled
@@ -135,26 +146,13 @@ def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: Searc
                           f"by reason: {dict(invalid)}); try more iterations or a larger --sample")
     part = [correlation(ind.evaluation.orientation * search_inputs.scores(ind), gt(search_ids))
             for _, ind in finalists]
-    hof = []
-    for i in select_final([m["spearman"] for m in part], setup.final_selection)[: setup.hall_of_fame]:
-        run, ind = finalists[i]
-        found = ind.evaluation
-        sign = found.orientation  # every figure below is of the oriented proxy, as its formula shows
-        protection = [g.to_dict() for g in guard_activity(ind, pset, evaluator.inputs, table)]
-        guarded = active_nodes(protection)
-        hof.append({
-            "tree": str(ind),
-            "genes": ind.genes.to_dict() if hasattr(ind, "genes") else None,
-            "orientation": sign,
-            "run": run,
-            "search": {"spearman": sign * found.spearman, "fitness": found.fitness, "n": len(sample_ids)},
-            "search_part": part[i],
-            "heldout": correlation(sign * held_inputs.scores(ind), gt(held_ids)),
-            "whole": correlation(sign * all_inputs.scores(ind), gt(ids)),
-            "formula": proxy_formula(ind, sign, "text", table, guarded),
-            "latex": proxy_formula(ind, sign, "latex", table, guarded),
-            "protection": protection,
-        })
+    make = EntryMaker(pset, table, evaluator.inputs, len(sample_ids), held_inputs, all_inputs)
+    hof = [make(*finalists[i], part[i])
+           for i in select_final([m["spearman"] for m in part], setup.final_selection)[: setup.hall_of_fame]]
+    front = pareto_entries(runs, search_inputs, make)
+    # the found proxy: by default the final selection's first tree, as always; otherwise a front tree
+    chosen = select_model(setup.select, [e["complexity"] for e in front],
+                          [e["search_part"]["spearman"] for e in front])
     rps = [tb.rps_log.to_dict() for tb in runs.toolboxes]
     best = {
         "lpzero_best_version": BEST_VERSION,
@@ -163,7 +161,8 @@ def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: Searc
         "toolbox": setup.toolbox,
         "primitive_set_version": PRIMITIVE_SET_VERSION,
         **({"ops": ops_path} if ops_path is not None else {}),  # absent: the built-in table
-        **hof[0],
+        **(hof[0] if chosen is None else front[chosen]),
+        "select": setup.select,
         "baseline_heldout": best_baseline(cache, held_ids, gt(held_ids)),
         "split": {"seed": seed, "search": len(search_ids), "heldout": len(held_ids), "sample": len(sample_ids),
                   "search_ids": search_ids, "heldout_ids": held_ids, "sample_ids": sample_ids},
@@ -182,7 +181,9 @@ def run_search(bench: Benchmark, cache: InputCache, ids: list[str], setup: Searc
     }
     write_log_csv(out / "log.csv", [s.log for s in runs.states])
     plot_evolution([s.log for s in runs.states], out / "evolution.png")
-    atomic_write_json(out / "hall_of_fame.json", hof)
-    atomic_write_text(out / "report.md", report_text(best, hof))
+    atomic_write_json(out / HALL_OF_FAME_FILE, hof)
+    atomic_write_json(out / FRONT_FILE, front)
+    plot_pareto(front, best["tree"], out / PARETO_PLOT)
+    atomic_write_text(out / "report.md", report_text(best, hof, front))
     atomic_write_json(out / BEST_FILE, best)  # last: a best.json means every other output is there
     return best

@@ -8,7 +8,8 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:+.3f}"
 
 
-def report_text(best: dict, hof: list[dict]) -> str:
+def report_text(best: dict, hof: list[dict], front: list[dict] | None = None) -> str:
+    """`report.md`: the found proxy's figures, the hall of fame and (if given) the Pareto front."""
     h, w, b = best["heldout"], best["whole"], best["baseline_heldout"]
     n_runs = len(best["runs"])
     lines = [
@@ -49,4 +50,26 @@ def report_text(best: dict, hof: list[dict]) -> str:
     for i, e in enumerate(hof, 1):
         lines.append(f"| {i} | {e['run']} | {_fmt(e['search']['spearman'])} | {_fmt(e['search_part']['spearman'])} | "
                      f"{_fmt(e['heldout']['spearman'])} | `{e['formula']}` |")
+    if front is not None:
+        lines += _front_lines(best, front)
     return "\n".join(lines) + "\n"
+
+
+def _front_lines(best: dict, front: list[dict]) -> list[str]:
+    """The Pareto front of complexity vs search-part ρ as a table, the found proxy marked."""
+    lines = [
+        "",
+        "## Pareto front",
+        "",
+        f"The best tree at each complexity that beats every simpler one, over all runs' final populations "
+        f"(`pareto_front.json`, `pareto_formulas.png`). Found proxy chosen by `--select {best.get('select', 'best')}` "
+        "on search-part ρ; held-out ρ is for the report only.",
+        "",
+        "| complexity | sample ρ | search-part ρ | held-out ρ | formula |",
+        "|---|---|---|---|---|",
+    ]
+    for e in front:
+        mark = " **(found)**" if e["tree"] == best["tree"] else ""
+        lines.append(f"| {e['complexity']} | {_fmt(e['search']['spearman'])} | {_fmt(e['search_part']['spearman'])} | "
+                     f"{_fmt(e['heldout']['spearman'])} | `{e['formula']}`{mark} |")
+    return lines

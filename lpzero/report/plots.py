@@ -62,3 +62,26 @@ def plot_mean_curves(curves: dict[str, list[list[float]]], path: Path, title: st
         ax.set_ylabel("best |ρ| on the search sample")
         ax.set_title(title)
         ax.legend()
+
+
+#: the figure of a search's Pareto front (`plot_pareto`)
+PARETO_PLOT = "pareto_formulas.png"
+
+
+def plot_pareto(front: Sequence[dict], chosen_tree: str, path: Path) -> None:
+    """Complexity against search-part ρ of the Pareto front's trees (`pareto_front.json`), the
+    found proxy circled; held-out figures are not drawn, as they take no part in the choice."""
+    points = [(e["complexity"], e["search_part"]["spearman"], e["tree"] == chosen_tree) for e in front]
+    with _figure(path, (6, 3.5)) as ax:
+        if points:
+            x, y, _ = zip(*points)
+            ax.step(x, y, where="post", color="C0", lw=1)
+            ax.scatter(x, y, color="C0", s=14, zorder=3, label="best tree at its complexity")
+        for c, rho, chosen in points:
+            if chosen:
+                ax.scatter([c], [rho], s=90, facecolors="none", edgecolors="C3", zorder=4, label="found proxy")
+        ax.set_xlabel("complexity (weighted nodes)")
+        ax.set_ylabel("Spearman ρ on the search part")
+        ax.set_title("Pareto front")
+        if points:
+            ax.legend(loc="lower right")

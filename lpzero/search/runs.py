@@ -22,6 +22,7 @@ from deap import base, gp, tools
 from lpzero.errors import LPZeroError, UnknownNameError
 from lpzero.primitives import OPS, OpRegistry, Weighted, build_primitive_set, op_table
 
+from .complexity import parse_select
 from .fitness import INVALID_FITNESS, FitnessEvaluator
 from .loop import EvolutionState, EvolveSettings, identity_function, rank_key, run_evolution
 from .toolbox import TOOLBOXES, build_toolbox
@@ -46,6 +47,10 @@ class SearchSetup:
     #: how the final proxy is chosen from the hall of fame: "search" (highest ρ on the whole
     #: search part, of which the fitness sample is a subset) or "sample" (highest fitness)
     final_selection: str = "search"
+    #: the found proxy: "best" (the final selection's first tree), "simplest:DELTA" (the simplest
+    #: tree of the complexity/search-part-ρ Pareto front within DELTA of its best ρ) or "score"
+    #: (PySR's model selection on that front); see `lpzero.search.complexity`
+    select: str = "best"
     evolve: EvolveSettings = field(default_factory=EvolveSettings)
 
     def __post_init__(self) -> None:
@@ -53,6 +58,7 @@ class SearchSetup:
             raise UnknownNameError("toolbox", self.toolbox, TOOLBOXES)
         if self.final_selection not in FINAL_SELECTIONS:
             raise UnknownNameError("final selection", self.final_selection, FINAL_SELECTIONS)
+        parse_select(self.select)  # a malformed --select fails before any work
         problems = []
         if self.sample < 2:
             problems.append(f"sample {self.sample} (at least 2 architectures)")

@@ -1,0 +1,84 @@
+"""Tree complexity, the Pareto front of complexity vs search-part ρ, and model selection on it.
+
+As in PySR: a tree's complexity is the sum over its nodes of each op's declared weight
+(`Op.complexity`, default 1; input terminals count 1). The front keeps, over every
+valid tree of every run, the best tree at each complexity that beats all simpler ones.
+`select_model` picks the found proxy: "best" (the final selection's first tree, today's
+choice), "simplest:DELTA" or "score" (PySR's `model_selection`). Only search-part ρ takes
+part in the choice; held-out figures never do.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from deap import gp
+
+from lpzero.errors import LPZeroError
+from lpzero.primitives import OpRegistry, op_and_type
+
+#: the ways `--select` chooses the found proxy (simplest takes ":DELTA")
+SELECTIONS = ("best", "simplest:DELTA", "score")
+#: PySR's "score" considers only trees whose loss is within this factor of the best loss
+SCORE_LOSS_FACTOR = 1.5
+#: a loss of 0 (ρ = 1) has no log; it is read as this
+_MIN_LOSS = 1e-12
+
+
+def tree_complexity(tree: gp.PrimitiveTree, ops: OpRegistry) -> int:
+    """Sum of the ops' complexity weights over the tree's primitives, plus 1 per terminal."""
+    return sum(op_and_type(node.name, ops)[0].complexity if isinstance(node, gp.Primitive) else 1 for node in tree)
+
+
+def parse_select(select: str) -> tuple[str, float | None]:
+    """("best" | "simplest" | "score", DELTA or None) of a `--select` value; LPZeroError if malformed."""
+    how, _, arg = select.partition(":")
+    if how in ("best", "score") and not arg:
+        return how, None
+    if how == "simplest":
+        try:
+            delta = float(arg)
+        except ValueError:
+            delta = math.nan
+        if math.isfinite(delta) and delta >= 0:
+            return how, delta
+        raise LPZeroError(f"--select {select!r}: simplest takes a nonnegative ρ difference, e.g. simplest:0.01")
+    raise LPZeroError(f"unknown --select {select!r} (one of: {', '.join(SELECTIONS)})")
+
+
+def pareto_front(complexity: Sequence[int], rho: Sequence[float | None]) -> list[int]:
+    """Indices of the Pareto front, simplest first: at each complexity the best ρ (earliest index
+    on ties), kept only if it is strictly better than every simpler tree's. None ρ never enters."""
+    best: dict[int, int] = {}
+    for i, (c, r) in enumerate(zip(complexity, rho)):
+        if r is not None and math.isfinite(r) and (c not in best or r > rho[best[c]]):
+            best[c] = i
+    front, top = [], -math.inf
+    for c in sorted(best):
+        if rho[best[c]] > top:
+            front.append(best[c])
+            top = rho[best[c]]
+    return front
+
+
+def pysr_scores(complexity: Sequence[int], rho: Sequence[float]) -> list[float]:
+    """PySR's score of each front tree (simplest first): the drop of log loss, loss = 1 - ρ,
+    per unit of complexity from the previous front tree; the simplest tree scores 0."""
+    log_loss = [math.log(max(1.0 - r, _MIN_LOSS)) for r in rho]
+    return [0.0] + [-(log_loss[i] - log_loss[i - 1]) / (complexity[i] - complexity[i - 1])
+                    for i in range(1, len(rho))]
+
+
+def select_model(select: str, complexity: Sequence[int], rho: Sequence[float]) -> int | None:
+    """Position in the front (given simplest first, as `pareto_front` orders it) of the tree
+    `select` picks; None for "best", which keeps the final selection's first tree."""
+    how, delta = parse_select(select)
+    if how == "best" or not rho:
+        return None
+    top = max(rho)
+    if how == "simplest":
+        return next(i for i, r in enumerate(rho) if r >= top - delta)
+    loss = [max(1.0 - r, _MIN_LOSS) for r in rho]
+    scores = pysr_scores(complexity, rho)
+    eligible = [i for i in range(len(rho)) if loss[i] <= SCORE_LOSS_FACTOR * min(loss)]
+    return max(eligible, key=lambda i: (scores[i], -i))  # ties: the simpler tree
