@@ -7,6 +7,11 @@ is documented next to each benchmark's `zc_sites` and in docs/concepts.md.
 Per input, the result is a list of `LayerTensor`s in block order. An input a block
 does not have (no softmax in a Fourier layer) simply has no entry for that block;
 `LayerTensor.layer` keeps the block index so the absence stays visible.
+
+Every tensor is kept in the model's own dtype (a bfloat16 model's W are its parameters,
+its G the gradients backward produced) and `LayerTensor.tensor` gives it in float32 when
+read: values are reduced in float32 one tensor at a time, and no float32 copy of the
+whole model or of all its gradients is ever held.
 """
 from __future__ import annotations
 
@@ -27,9 +32,17 @@ SYMBOLS = INPUT_SYMBOLS
 
 @dataclass
 class LayerTensor:
+    """One block's tensor of one input, as the model computed it (`stored`, any float dtype)."""
+
     layer: int
     name: str
-    tensor: torch.Tensor
+    stored: torch.Tensor
+
+    @property
+    def tensor(self) -> torch.Tensor:
+        """The tensor in float32: `stored` itself for a float32 model, else a fresh copy per read
+        (so a bfloat16 model's weights are converted one tensor at a time, when a proxy reads them)."""
+        return self.stored.float()
 
 
 ProxyInputs = dict[str, list[LayerTensor]]
@@ -63,9 +76,9 @@ def extract_inputs(benchmark: Benchmark, model: nn.Module, batch: Batch,
     for target, tensor in rec.calls:  # in the order the forward pass ran them
         if target:
             key, site, i = keyed[target - 1]
-            out[key].append(LayerTensor(site.layer, site.name or f"{key}{i}", tensor.detach().float()))
+            out[key].append(LayerTensor(site.layer, site.name or f"{key}{i}", tensor.detach()))
     if "W" in wanted:
-        out["W"] = [LayerTensor(ws.layer, ws.name, ws.param.detach().float()) for ws in sites.weights]
+        out["W"] = [LayerTensor(ws.layer, ws.name, ws.param.detach()) for ws in sites.weights]
     if not backward:
         return out
     embedding = rec.per_target[0]
@@ -76,14 +89,14 @@ def extract_inputs(benchmark: Benchmark, model: nn.Module, batch: Batch,
     if embedding[0].grad is None:
         raise BenchmarkError(f"{benchmark.name}: the embedding site did not receive a gradient")
     if "J" in wanted:
-        out["J"] = [LayerTensor(0, "embedding", embedding[0].grad.detach().float())]
+        out["J"] = [LayerTensor(0, "embedding", embedding[0].grad.detach())]
     for ws in sites.weights:
         grad = ws.param.grad if ws.param.grad is not None else torch.zeros_like(ws.param)
         # the gradient is taken over, not copied (at 7B a copy is tens of gigabytes): the
         # parameter lets go of it, so a later backward cannot accumulate into G
         ws.param.grad = None
         if "G" in wanted:
-            out["G"].append(LayerTensor(ws.layer, ws.name, grad.detach().float()))
+            out["G"].append(LayerTensor(ws.layer, ws.name, grad.detach()))
     model.zero_grad(set_to_none=True)
     return out
 
@@ -98,7 +111,8 @@ def as_weighted(inputs: ProxyInputs, device: str | torch.device = "cpu",
     wanted = set(symbols)
     out = {}
     for sym in SYMBOLS:
-        tensors = [lt.tensor.reshape(-1) for lt in inputs[sym]] if sym in wanted else []
+        # the stored tensors: each is converted to float32 as it is copied in, one at a time
+        tensors = [lt.stored.reshape(-1) for lt in inputs[sym]] if sym in wanted else []
         width = max([t.numel() for t in tensors], default=1)
         values = torch.zeros(1, max(1, len(tensors)), width, device=device)
         present = torch.zeros(values.shape, dtype=torch.bool, device=device)

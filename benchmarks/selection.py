@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 from lpzero.errors import LPZeroError
 
 from . import get_benchmark
-from .base import Benchmark
+from .base import Architecture, Benchmark
 
 #: seed of the `--limit N` subset, the same for every command, so `rank --limit N` meets `evolve --limit N`
 LIMIT_SEED = 0
@@ -28,6 +29,10 @@ class BenchmarkRequest:
     hidden_size_compat: bool = False
     #: lonas:CHECKPOINT only: a local peft adapter directory of the super-network
     adapter: str | None = None
+    #: LoNAS only: the dtype models load in (None or "auto": the checkpoint's own)
+    dtype: str | None = None
+    #: LoNAS only: a text file of the user's for the mini-batches (default: the shipped WikiText-2)
+    text: str | None = None
     #: only N architectures, a seeded subset (the same for every command)
     limit: int | None = None
     #: comma-separated architecture ids
@@ -44,6 +49,14 @@ class BenchmarkRequest:
             if not self.name.startswith("lonas:"):
                 raise LPZeroError("--adapter applies to lonas:CHECKPOINT benchmarks only")
             options["adapter"] = self.adapter
+        lonas = self.name == "lonas-mini" or self.name.startswith(("lonas:", "tabular:lonas"))
+        for key in ("dtype", "text"):
+            if getattr(self, key) is not None and not lonas:
+                raise LPZeroError(f"--{key} applies to LoNAS benchmarks (lonas-mini, lonas:DIR) only")
+        if self.dtype is not None and self.dtype != "auto":  # "auto" is the default: one cache key for both
+            options["dtype"] = self.dtype
+        if self.text is not None:
+            options["text"] = str(Path(self.text).resolve())  # the cache key must not depend on the folder
         return options
 
     def open(self) -> Benchmark:
@@ -68,6 +81,12 @@ class BenchmarkRequest:
             keep = set(random.Random(LIMIT_SEED).sample(all_ids, self.limit))
             return [a for a in all_ids if a in keep]
         return all_ids
+
+
+def measured(arch: Architecture) -> bool:
+    """Whether an architecture has a ground truth (rank and evolve need it; an unmeasured LoNAS
+    sub-network of a user's checkpoint has NaN)."""
+    return arch.ground_truth is not None and arch.ground_truth == arch.ground_truth
 
 
 def describe(bench: Benchmark) -> dict:

@@ -1,6 +1,7 @@
 """LoNAS: sub-networks of a LoRA-adapted LLaMA super-network, as a benchmark.
 
-A LoNAS super-network is a frozen LLaMA base model (transformers' `LlamaForCausalLM`)
+A LoNAS super-network is a frozen LLaMA-family base model (transformers' `LlamaForCausalLM`,
+or a Mistral / Qwen2 / Qwen3 one: `DECODERS`)
 with LoRA adapters (peft) on q, k, v, up, gate and down of every layer, trained so
 that any sub-network works: per layer, the LoRA rank of q/k/v, the FFN width and the
 LoRA rank of gate/up are elastic. A sub-network is activated by *slicing*: the first
@@ -27,15 +28,16 @@ from .slicing import (WeightFamily, count_subnetwork_params, extract_subnetwork,
                       run_subnetwork, sliced_tensors)
 from .space import (LONAS_ALPHA, LONAS_DROPOUT, LONAS_RANK, LORA_TARGETS, RANK_RATIOS, SPACE_PRESETS, WIDTH_RATIOS,
                     Choice, Group, LoNASSpace, choice_id, lonas_space)
-from .supernetwork import (decoder_layers, inner_model, load_base, lora_config, make_supernetwork, new_llama,
-                           quiet_loading)
-from .text import VOCAB_FILE, Vocabulary, perplexity, token_stream, window_nll, windows
+from .supernetwork import (DECODERS, DTYPES, Decoder, decoder_layers, inner_model, load_base, lora_config,
+                           make_supernetwork, new_llama, quiet_loading, stored_dtype)
+from .text import VOCAB_FILE, Vocabulary, checkpoint_tokenizer, perplexity, token_stream, tokenized, window_nll, windows
 
 __all__ = [
-    "Choice", "GROUND_TRUTH_FILE", "Group", "LONAS_ALPHA", "LONAS_DROPOUT", "LONAS_RANK", "LORA_TARGETS",
-    "LoNASBenchmark", "LoNASSpace", "RANK_RATIOS", "SPACE_FILE", "SPACE_PRESETS", "SUBNETWORK_FILE",
-    "SubnetworkGenomes", "VOCAB_FILE", "Vocabulary", "WIDTH_RATIOS", "WeightFamily", "choice_id",
-    "count_subnetwork_params", "decoder_layers", "export_subnetwork", "extract_subnetwork", "inner_model",
-    "load_base", "lonas_space", "lora_config", "make_supernetwork", "mask_ffn", "module_ranks", "new_llama",
-    "perplexity", "quiet_loading", "run_subnetwork", "sliced_tensors", "token_stream", "window_nll", "windows",
+    "Choice", "DECODERS", "DTYPES", "Decoder", "GROUND_TRUTH_FILE", "Group", "LONAS_ALPHA", "LONAS_DROPOUT",
+    "LONAS_RANK", "LORA_TARGETS", "LoNASBenchmark", "LoNASSpace", "RANK_RATIOS", "SPACE_FILE", "SPACE_PRESETS",
+    "SUBNETWORK_FILE", "SubnetworkGenomes", "VOCAB_FILE", "Vocabulary", "WIDTH_RATIOS", "WeightFamily",
+    "checkpoint_tokenizer", "choice_id", "count_subnetwork_params", "decoder_layers", "export_subnetwork",
+    "extract_subnetwork", "inner_model", "load_base", "lonas_space", "lora_config", "make_supernetwork", "mask_ffn",
+    "module_ranks", "new_llama", "perplexity", "quiet_loading", "run_subnetwork", "sliced_tensors", "stored_dtype",
+    "token_stream", "tokenized", "window_nll", "windows",
 ]

@@ -1,8 +1,10 @@
 """`LoNASBenchmark`: the sub-networks of one LoNAS super-network, scored on their inherited weights.
 
 It reads a directory built by `lpzero build lonas-mini` (`lpzero.benchmarks.lonas.build`)
-or a user's local checkpoint (a `save_pretrained` LLaMA directory) with an optional
-local peft adapter directory, both through transformers' and peft's own loaders.
+or a user's local checkpoint (a `save_pretrained` LLaMA-family directory: LLaMA, Mistral,
+Qwen2, Qwen3) with an optional local peft adapter directory, both through transformers'
+and peft's own loaders, in the checkpoint's stored dtype; a checkpoint's text is tokenized
+with its own saved tokenizer.
 `search_space()` gives its sub-networks as genomes, for a NAS search.
 """
 from __future__ import annotations
@@ -17,12 +19,12 @@ import torch
 from torch import nn
 
 from ..base import Architecture, Batch, Benchmark, BenchmarkError, Site, WeightSite, ZCSites, read_json
-from ..text import gpt2_tokenizer
 from .export import export_subnetwork
 from .slicing import WeightFamily, count_subnetwork_params, extract_subnetwork, in_family
 from .space import LONAS_ALPHA, LONAS_RANK, SPACE_PRESETS, Choice, LoNASSpace, choice_id, lonas_space
-from .supernetwork import decoder_layers, inner_model, load_base, make_supernetwork
-from .text import VOCAB_FILE, Vocabulary, token_stream
+from .supernetwork import (DECODERS, decoder_layers, inner_model, load_base, make_supernetwork, model_decoder,
+                           stored_dtype)
+from .text import VOCAB_FILE, Vocabulary, checkpoint_tokenizer, token_stream, tokenized
 
 #: file names of a built LoNAS directory (beside `base/` and `adapter/`)
 SPACE_FILE, GROUND_TRUTH_FILE = "space.json", "ground_truth.json"
@@ -41,7 +43,10 @@ class LoNASBenchmark(Benchmark):
     sub-networks with ground truth NaN: `lpzero nas` can search, `rank` cannot.
 
     Which weights are proxy inputs (W, G) is `weights`: "both" (default; base and
-    LoRA matrices, each paired with its own gradient), "base" or "lora".
+    LoRA matrices, each paired with its own gradient), "base" or "lora". `dtype`: "auto"
+    (the checkpoint's stored dtype), "float32", "bfloat16" or "float16". `text`: a UTF-8
+    file the mini-batches are drawn from (default WikiText-2 valid), tokenized with the
+    checkpoint's own tokenizer (a built LoNAS directory: GPT-2's through `lpzero_vocab.json`).
     """
 
     raw_metric = "test_ppl"
@@ -52,7 +57,8 @@ class LoNASBenchmark(Benchmark):
 
     def __init__(self, path: str | os.PathLike, data_root: str | os.PathLike | None = None, name: str = "lonas",
                  adapter: str | os.PathLike | None = None, space: str | None = None,
-                 ground_truth: str | os.PathLike | None = None, weights: WeightFamily = "both") -> None:
+                 ground_truth: str | os.PathLike | None = None, weights: WeightFamily = "both", dtype: str = "auto",
+                 text: str | os.PathLike | None = None) -> None:
         self.name = name
         self.path = Path(path)
         self.data_root = Path(data_root) if data_root is not None else None
@@ -68,10 +74,13 @@ class LoNASBenchmark(Benchmark):
         self.adapter_path = None if adapter is None else Path(adapter)
         base_config = read_json(self.base_path / "config.json")
         missing = [k for k in ("num_hidden_layers", "intermediate_size", "vocab_size") if k not in base_config]
-        if missing or base_config.get("model_type", "llama") != "llama":
-            raise BenchmarkError(f"{self.base_path / 'config.json'}: not a LLaMA config "
-                                 f"(model_type {base_config.get('model_type')!r}, missing {missing})")
+        if missing or base_config.get("model_type", "llama") not in DECODERS:
+            raise BenchmarkError(f"{self.base_path / 'config.json'}: not a LLaMA config (a LLaMA-family "
+                                 f"decoder: {', '.join(DECODERS)}; model_type {base_config.get('model_type')!r}, "
+                                 f"missing {missing})")
         self.base_config = base_config
+        self.dtype = stored_dtype(base_config, dtype, str(self.base_path / "config.json"))
+        self.text_path = None if text is None else Path(text)
         self.space = self._read_space(space, base_config, built)
         gt_path = Path(ground_truth) if ground_truth is not None else self.path / GROUND_TRUTH_FILE
         if ground_truth is not None or gt_path.is_file():
@@ -82,6 +91,10 @@ class LoNASBenchmark(Benchmark):
         vocab_path = self.base_path / VOCAB_FILE
         self.vocabulary = Vocabulary.read(vocab_path) if vocab_path.is_file() else None
         self.default_seq_len = min(self.paper_seq_len, self.max_seq_len())
+        # a built directory reads GPT-2 ids through its vocabulary; a checkpoint its own tokenizer
+        self.tokenizer_path = None if self.vocabulary is not None else self.base_path
+        if self.tokenizer_path is not None or self.text_path is not None:
+            self._check_text()  # the tokenizer and the text fail now, before any work, not per candidate
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -126,6 +139,21 @@ class LoNASBenchmark(Benchmark):
             truth[arch_id] = (choice, float(ppl))
         return truth
 
+    def _check_text(self) -> None:
+        """BenchmarkError when the tokenizer is missing, gives ids the model has no row for, or the
+        text has no window of the default length."""
+        vocab_size = int(self.base_config["vocab_size"])
+        size = len(checkpoint_tokenizer(self.tokenizer_path)) if self.tokenizer_path is not None else 0
+        if size > vocab_size:
+            raise BenchmarkError(f"{self.tokenizer_path}: its tokenizer has {size} tokens, more than the model's "
+                                 f"vocabulary of {vocab_size}")
+        if self.data_root is None and self.text_path is None:
+            return  # no text to check yet: `stream` names the missing data root when asked
+        stream = self.batch_stream()
+        if len(stream) <= self.default_seq_len:
+            raise BenchmarkError(f"{self.text_path or 'wikitext-2/valid.txt'}: {len(stream)} tokens, fewer than one "
+                                 f"window of {self.default_seq_len} + 1")
+
     def search_space(self) -> SubnetworkGenomes:
         """Every sub-network of the space (not only the ground truth's), as genomes: what a NAS search reads."""
         return SubnetworkGenomes(self)
@@ -133,7 +161,7 @@ class LoNASBenchmark(Benchmark):
     def supernetwork(self) -> nn.Module:
         """The super-network (loaded once per benchmark object), on the CPU, in eval mode."""
         if self._supernet is None:
-            model = make_supernetwork(load_base(self.base_path), self.space, self.adapter_path)
+            model = make_supernetwork(load_base(self.base_path, dtype=self.dtype), self.space, self.adapter_path)
             self._supernet = model.eval()
         return self._supernet
 
@@ -168,7 +196,7 @@ class LoNASBenchmark(Benchmark):
         sub = extract_subnetwork(self.supernetwork(), self.space, choice, self.weights).eval()
         # J is the gradient at the embedding's output: make that output a leaf that wants a
         # gradient, rather than computing the whole embedding table's gradient
-        inner_model(sub).model.embed_tokens.register_forward_hook(_output_wants_grad)
+        inner_model(sub).get_input_embeddings().register_forward_hook(_output_wants_grad)
         return sub if torch.device(device).type == "cpu" else sub.to(device)
 
     def count_params(self, arch_id: str) -> dict[str, int]:
@@ -176,27 +204,37 @@ class LoNASBenchmark(Benchmark):
         return count_subnetwork_params(self.supernetwork(), self.space, self.choice(arch_id))
 
     def make_batch(self, seed: int, batch_size: int | None = None, seq_len: int | None = None) -> Batch:
-        """Random windows of WikiText-2 valid (the text the super-network was trained on)."""
-        stream = self.stream("valid")
+        """Random windows of the text: WikiText-2 valid (the text lonas-mini was trained on) or `text`."""
+        stream = self.batch_stream()
         seq_len = seq_len or self.default_seq_len
         if len(stream) <= seq_len:
-            raise BenchmarkError(f"wikitext-2/valid.txt: {len(stream)} tokens, fewer than seq_len={seq_len}")
+            raise BenchmarkError(f"{self.text_path or 'wikitext-2/valid.txt'}: {len(stream)} tokens, fewer than "
+                                 f"seq_len={seq_len}")
         gen = torch.Generator().manual_seed(seed)
         starts = torch.randint(0, len(stream) - seq_len, (batch_size or self.default_batch_size,), generator=gen)
         return Batch(torch.stack([stream[s: s + seq_len] for s in starts.tolist()]))
+
+    def batch_stream(self) -> torch.Tensor:
+        """The mini-batches' text (`text`, else WikiText-2 valid) in this model's token ids."""
+        if self.text_path is None and self.tokenizer_path is None:
+            return self.stream("valid")  # lonas-mini: exactly the stream it always read
+        self._check_vocabulary()
+        return tokenized(self.data_root, self.text_path, self.tokenizer_path, self.vocabulary)
 
     def stream(self, split: str) -> torch.Tensor:
         """WikiText-2 `split` in this model's token ids."""
         if self.data_root is None:
             raise BenchmarkError(f"{self.name}: no data root for the text")
+        self._check_vocabulary()
+        if self.tokenizer_path is not None:
+            return tokenized(self.data_root, None, self.tokenizer_path, None, split)
+        return token_stream(self.data_root, split, self.vocabulary)
+
+    def _check_vocabulary(self) -> None:
         vocab_size = int(self.base_config["vocab_size"])
-        if self.vocabulary is None and vocab_size < len(gpt2_tokenizer(self.data_root)):
-            raise BenchmarkError(f"{self.base_path}: vocabulary of {vocab_size} tokens and no {VOCAB_FILE} mapping "
-                                 "GPT-2 token ids into it")
         if self.vocabulary is not None and self.vocabulary.size > vocab_size:
             raise BenchmarkError(f"{self.base_path / VOCAB_FILE}: {self.vocabulary.size} tokens, more than the "
                                  f"model's {vocab_size}")
-        return token_stream(self.data_root, split, self.vocabulary)
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Mean next-token cross-entropy."""
@@ -217,15 +255,29 @@ class LoNASBenchmark(Benchmark):
         """
         layers = decoder_layers(model)
         inner = inner_model(model)
+        d = model_decoder(model)  # the family's module names (LLaMA's for every family today)
+        down, o_proj = d.module("down"), d.module("o")
         activations, heads, softmax, weights = [], [], [], []
         for i, layer in enumerate(layers):
-            activations.append(Site(i, layer.mlp.down_proj, "input", f"L{i}.mlp.down_proj.input"))
-            heads.append(Site(i, layer.self_attn.o_proj, "input", f"L{i}.self_attn.o_proj.input"))
-            softmax.append(Site(i, layer.self_attn, "output", f"L{i}.self_attn.probs", output_index=1))
+            activations.append(Site(i, layer.get_submodule(down), "input", f"L{i}.{down}.input"))
+            heads.append(Site(i, layer.get_submodule(o_proj), "input", f"L{i}.{o_proj}.input"))
+            softmax.append(Site(i, layer.get_submodule(d.attention), "output", f"L{i}.{d.attention}.probs",
+                                output_index=1))
             for pname, p in layer.named_parameters():
                 if pname.endswith("weight") and p.dim() == 2 and in_family(pname, self.weights):
                     weights.append(WeightSite(i, f"L{i}.{pname.replace('.default', '')}", p))
-        return ZCSites(inner.model.embed_tokens, activations, heads, softmax, weights)
+        return ZCSites(inner.get_input_embeddings(), activations, heads, softmax, weights)
+
+    def data_files(self) -> list[Path]:
+        """What the scores read besides the architectures: the base's and adapter's configs and weights,
+        space.json, ground_truth.json, the tokenizer and the text (hashed cheaply by `fingerprint`)."""
+        patterns = ("*.json", "*.safetensors", "*.bin", "*.model", "*.txt")
+        folders = [self.base_path] + ([self.adapter_path] if self.adapter_path is not None else [])
+        files = [f for d in folders for pattern in patterns for f in sorted(Path(d).glob(pattern))]
+        files += [self.path / SPACE_FILE, self.path / GROUND_TRUTH_FILE]
+        if self.text_path is not None:
+            files.append(self.text_path)
+        return list(dict.fromkeys(files))  # a checkpoint directory is both the base and the path
 
 
 class SubnetworkGenomes:

@@ -12,7 +12,7 @@ from lpzero.files import atomic_write, atomic_write_json
 
 from .slicing import module_ranks
 from .space import LoNASSpace
-from .supernetwork import decoder_layers, lora_config
+from .supernetwork import decoder_layers, lora_config, model_decoder
 
 #: the sub-network record `export_subnetwork` writes beside the adapter
 SUBNETWORK_FILE = "lonas_subnetwork.json"
@@ -31,19 +31,21 @@ def export_subnetwork(model: nn.Module, space: LoNASSpace, choice: Mapping[str, 
     choice = space.check(choice)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ranks = module_ranks(space, choice)
+    decoder = model_decoder(model)
+    ranks = module_ranks(space, choice, decoder)
     widths = {g.layer: choice[g.name] for g in space.groups if g.kind == "width"}
     tensors = {}
     layers = decoder_layers(model)
+    depth = decoder.layers.count(".") + 1  # "model.layers.{i}.{module}": i is the part after the layers' path
     for name, rank in ranks.items():
-        layer = int(name.split(".")[2])
-        module = layers[layer].get_submodule(name.split(".", 3)[3])
+        layer = int(name.split(".")[depth])
+        module = layers[layer].get_submodule(name.split(".", depth + 1)[depth + 1])
         a = module.lora_A["default"].weight.detach()[:rank].clone()
         b = module.lora_B["default"].weight.detach()[:, :rank].clone()
         width = widths.get(layer)
-        if width is not None and name.endswith(("gate_proj", "up_proj")):
+        if width is not None and name.endswith((decoder.gate, decoder.up)):
             b[width:] = 0
-        if width is not None and name.endswith("down_proj"):
+        if width is not None and name.endswith(decoder.down):
             a[:, width:] = 0
         tensors[f"base_model.model.{name}.lora_A.weight"] = a.contiguous()
         tensors[f"base_model.model.{name}.lora_B.weight"] = b.contiguous()

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..base import BenchmarkError
 from .space import LoNASSpace
-from .supernetwork import decoder_layers, layers_prefix
+from .supernetwork import DECODERS, Decoder, decoder_layers, layers_prefix
 
 #: the weights whose W and G are proxy inputs: "base" (the frozen matrices), "lora" (A and B), or "both"
 WeightFamily = Literal["base", "lora", "both"]
@@ -122,16 +122,15 @@ def count_subnetwork_params(model: nn.Module, space: LoNASSpace, choice: Mapping
     return counts
 
 
-def module_ranks(space: LoNASSpace, choice: Mapping[str, int]) -> dict[str, int]:
+def module_ranks(space: LoNASSpace, choice: Mapping[str, int], decoder: Decoder = DECODERS["llama"]) -> dict[str, int]:
     """LoRA rank of every adapted module ("model.layers.{i}.{module}") in the sub-network `choice`."""
     choice = space.check(choice)
-    ranks = {f"model.layers.{i}.{group}.{name}": space.lora_rank for i in range(space.num_layers)
-             for group, name in (("self_attn", "q_proj"), ("self_attn", "k_proj"), ("self_attn", "v_proj"),
-                                 ("mlp", "gate_proj"), ("mlp", "up_proj"), ("mlp", "down_proj"))}
+    ranks = {f"{decoder.layers}.{i}.{decoder.module(role)}": space.lora_rank for i in range(space.num_layers)
+             for role in ("q", "k", "v", "gate", "up", "down")}
     for g in space.groups:
         if g.kind == "rank":
             for module_name in g.modules:
-                ranks[f"model.layers.{g.layer}.{module_name}"] = choice[g.name]
+                ranks[f"{decoder.layers}.{g.layer}.{module_name}"] = choice[g.name]
     return ranks
 
 

@@ -1,4 +1,8 @@
-"""The super-network: a frozen LLaMA base with LoNAS's LoRA adapters, and where its parts are.
+"""The super-network: a frozen LLaMA-family base with LoNAS's LoRA adapters, and where its parts are.
+
+`DECODERS` is the one table of the decoder families LoNAS slices (LLaMA, Mistral, Qwen2,
+Qwen3), keyed by `config.model_type`: where the decoder layers are and what their
+attention and MLP projections are called.
 
 This is the one module of the LoNAS package that uses transformers and peft. They are
 imported inside the functions that need them: the `lpzero` command imports this
@@ -9,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -17,6 +22,55 @@ from torch import nn
 
 from ..base import BenchmarkError
 from .space import LONAS_DROPOUT, LORA_TARGETS, LoNASSpace
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """Where a decoder family keeps its parts (names relative to the causal-LM model / a decoder layer)."""
+
+    layers: str = "model.layers"
+    attention: str = "self_attn"
+    q: str = "q_proj"
+    k: str = "k_proj"
+    v: str = "v_proj"
+    o: str = "o_proj"
+    mlp: str = "mlp"
+    gate: str = "gate_proj"
+    up: str = "up_proj"
+    down: str = "down_proj"
+
+    def module(self, role: str) -> str:
+        """A projection's name in a decoder layer, e.g. "self_attn.q_proj" for role "q"."""
+        return f"{self.attention if role in ('q', 'k', 'v', 'o') else self.mlp}.{getattr(self, role)}"
+
+
+#: the decoder families LoNAS slices, by `config.model_type`: each has q/k/v/o attention
+#: projections and a gated MLP (gate, up, down), which is all the slicing rules need. The
+#: space's groups (`lonas_space`) name modules as these entries do; a family with other
+#: names needs its own entry here and a space that names them.
+DECODERS: dict[str, Decoder] = {"llama": Decoder(), "mistral": Decoder(), "qwen2": Decoder(), "qwen3": Decoder()}
+#: the dtypes a base loads in ("auto": the checkpoint's stored dtype)
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def decoder_of(model_type: str | None, where: str = "model") -> Decoder:
+    """The `DECODERS` entry of `model_type` (BenchmarkError naming the families otherwise)."""
+    if model_type not in DECODERS:
+        raise BenchmarkError(f"{where}: model_type {model_type!r} is not a LLaMA-family decoder "
+                             f"({', '.join(DECODERS)})")
+    return DECODERS[model_type]
+
+
+def stored_dtype(config: dict, dtype: str = "auto", where: str = "config.json") -> torch.dtype:
+    """The dtype to load in: `dtype`, or for "auto" the config's `dtype`/`torch_dtype` (float32 if absent)."""
+    if dtype not in DTYPES:
+        raise BenchmarkError(f"dtype={dtype!r}: expected one of {', '.join(DTYPES)}")
+    if dtype == "auto":
+        dtype = config.get("dtype") or config.get("torch_dtype") or "float32"
+        if dtype not in DTYPES[1:]:
+            raise BenchmarkError(f"{where}: stored dtype {dtype!r} is not one of {', '.join(DTYPES[1:])} "
+                                 "(choose one with dtype=)")
+    return getattr(torch, dtype)
 
 
 def lora_config(space: LoNASSpace, dropout: float = LONAS_DROPOUT, rank_pattern: dict[str, int] | None = None):
@@ -64,19 +118,23 @@ def new_llama(vocab_size: int, hidden_size: int, intermediate_size: int, num_lay
     return LlamaForCausalLM(config)
 
 
-def load_base(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
-    """A local `save_pretrained` LLaMA directory, in float32 with eager attention (S is observable)."""
-    from transformers import LlamaForCausalLM
+def load_base(path: str | os.PathLike, device: str | torch.device = "cpu",
+              dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A local `save_pretrained` LLaMA-family directory (`DECODERS`), in `dtype` with eager attention
+    (S is observable)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     path = Path(path)
     if not (path / "config.json").is_file():
         raise BenchmarkError(f"{path}: not a model directory (no config.json; expected a save_pretrained layout)")
     try:
+        config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+        decoder_of(config.model_type, str(path / "config.json"))
         with quiet_loading():
-            model = LlamaForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32,
-                                                     attn_implementation="eager")
+            model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=dtype,
+                                                         attn_implementation="eager")
     except (OSError, ValueError) as e:
-        raise BenchmarkError(f"{path}: cannot load a LLaMA model: {e}") from None
+        raise BenchmarkError(f"{path}: cannot load a LLaMA-family model: {e}") from None
     return model.to(device)
 
 
@@ -107,16 +165,22 @@ def make_supernetwork(base: nn.Module, space: LoNASSpace, adapter: str | os.Path
 
 
 def inner_model(model: nn.Module) -> nn.Module:
-    """The LlamaForCausalLM inside a peft model (or the model itself)."""
+    """The causal LM (e.g. LlamaForCausalLM) inside a peft model (or the model itself)."""
     return model.get_base_model() if hasattr(model, "get_base_model") else model
 
 
+def model_decoder(model: nn.Module) -> Decoder:
+    """The `DECODERS` entry of a (peft-wrapped) causal LM, by its config's model_type."""
+    config = getattr(inner_model(model), "config", None)
+    return decoder_of(getattr(config, "model_type", None), type(model).__name__)
+
+
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The decoder layers of a (peft-wrapped) LlamaForCausalLM."""
+    """The decoder layers of a (peft-wrapped) LLaMA-family causal LM."""
     try:
-        return inner_model(model).model.layers
+        return inner_model(model).get_submodule(model_decoder(model).layers)
     except AttributeError:
-        raise BenchmarkError(f"expected a LLaMA model (model.layers), got {type(model).__name__}") from None
+        raise BenchmarkError(f"expected a LLaMA-family model (model.layers), got {type(model).__name__}") from None
 
 
 def layers_prefix(model: nn.Module) -> str:

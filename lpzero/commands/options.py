@@ -22,6 +22,8 @@ from lpzero.executors import EXECUTORS, ExecutorSettings
 #: seconds between progress-bar redraws (a redirected log gets a line per redraw)
 PROGRESS_INTERVAL = 2.0
 POSITIVE = click.IntRange(min=1)
+#: what --dtype accepts
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def default(settings: type, name: str) -> Any:
@@ -47,6 +49,10 @@ def benchmark_options(fn: Callable) -> Callable:
                      help="FlexiBERT: build every model at hidden size 256, as the original proxy code did."),
         click.option("--adapter", type=click.Path(exists=True, file_okay=False), default=None,
                      help="lonas:CHECKPOINT: a local peft adapter directory of the super-network."),
+        click.option("--dtype", type=click.Choice(DTYPES), default=None,
+                     help="LoNAS: the dtype models load in (default auto: the checkpoint's own)."),
+        click.option("--text", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="LoNAS: a text file for the mini-batches (default: the shipped WikiText-2)."),
     ])
 
 
@@ -89,9 +95,10 @@ def cache_options(fn: Callable) -> Callable:
 def benchmark_request(name: str, kw: dict) -> BenchmarkRequest:
     """The benchmark options of `kw` (popped) as a `BenchmarkRequest` of `name`."""
     adapter = kw.pop("adapter", None)
-    return BenchmarkRequest(name, kw.pop("data", None), kw.pop("hidden_size_compat", False),
-                            None if adapter is None else str(Path(adapter).resolve()),
-                            kw.pop("limit", None), kw.pop("ids", None))
+    return BenchmarkRequest(name, data=kw.pop("data", None), hidden_size_compat=kw.pop("hidden_size_compat", False),
+                            adapter=None if adapter is None else str(Path(adapter).resolve()),
+                            dtype=kw.pop("dtype", None), text=kw.pop("text", None), limit=kw.pop("limit", None),
+                            ids=kw.pop("ids", None))
 
 
 def cache_request(kw: dict) -> CacheRequest:

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from lpzero.benchmarks import Benchmark, open_benchmark
+from lpzero.benchmarks import Benchmark, canonical_name, open_benchmark
 from lpzero.benchmarks.base import BenchmarkError
 from lpzero.benchmarks.lonas import LoNASBenchmark, SubnetworkGenomes
 
@@ -31,11 +31,15 @@ class LoNASSearchSpace(SearchSpace):
     """The sub-networks of one LoNAS super-network."""
 
     def __init__(self, data: str | os.PathLike | None = None, path: str | os.PathLike | None = None,
-                 adapter: str | os.PathLike | None = None) -> None:
+                 adapter: str | os.PathLike | None = None, dtype: str | None = None,
+                 text: str | os.PathLike | None = None) -> None:
         self.data = None if data is None else str(data)
-        self.benchmark_name = "lonas-mini" if path is None else f"lonas:{path}"
-        self.name = "lonas" if path is None else f"lonas:{path}"
+        # the path resolved: one directory is one space however it is spelled (checkpoints, output folders)
+        self.benchmark_name = "lonas-mini" if path is None else canonical_name(f"lonas:{path}")
+        self.name = "lonas" if path is None else self.benchmark_name
         self.options = {} if adapter is None else {"adapter": str(Path(adapter).resolve())}
+        # the benchmark options the candidates are scored under (workers reopen the benchmark with them)
+        self.options.update({k: v for k, v in (("dtype", dtype), ("text", text)) if v is not None})
         self._bench: LoNASBenchmark | None = None
         self._genomes: SubnetworkGenomes | None = None
         self.bench  # opened now, so a bad path or space fails before any work
