@@ -15,6 +15,7 @@ name it was opened by; `tests/fake_benchmark.py` is a complete small one
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -86,7 +87,9 @@ def get_benchmark(name: str, data: str | os.PathLike | None = None, **options: A
     cls = found.obj
     if found.source == "registered":
         head = name.partition(":")[0] if found.argument is not None else name
-        folder, root = _builtin_folder(head, found.argument, name, data)
+        if found.argument is not None:
+            name = canonical_name(name)  # one benchmark, one name, however its path is spelled
+        folder, root = _builtin_folder(head, found.argument and name.partition(":")[2], name, data)
         if head == "flexibert":
             return cls(folder, data_root=root, **options)
         return cls(folder, data_root=root, name=name, **options)
@@ -100,6 +103,27 @@ def get_benchmark(name: str, data: str | os.PathLike | None = None, **options: A
     return bench
 
 
+def canonical_name(name: str) -> str:
+    """A prefix benchmark's name with its path resolved and absolute (`lts:lts`, `lts:/abs/lts/` ->
+    `lts:/abs/lts`), so a cache, a found proxy's benchmark and a resume see one benchmark; other
+    names unchanged."""
+    head, sep, argument = name.partition(":")
+    if not sep or head not in ("lts", "lonas") or not argument:
+        return name
+    return f"{head}:{Path(argument).expanduser().resolve()}"
+
+
+def folder_name(name: str) -> str:
+    """A short, unique folder name for a benchmark or space name: `lts:/abs/lts` -> `lts_lts_<hash>`
+    (the path's last folder and 8 hex digits of the whole name), `gpt2` -> `gpt2`."""
+    head, sep, argument = name.rpartition(":")
+    if sep and ("/" in argument or "\\" in argument):
+        tail = Path(argument).name or "root"
+        short = hashlib.sha1(name.encode()).hexdigest()[:8]
+        return f"{head.replace(':', '_')}_{tail}_{short}"
+    return name.replace(":", "_").replace("/", "_")
+
+
 #: benchmarks opened by `open_benchmark` in this process
 _OPENED: dict[tuple, Benchmark] = {}
 
@@ -111,7 +135,7 @@ def open_benchmark(name: str, data: str | os.PathLike | None = None, **options: 
     data (or loading a super-network) once per process instead of once per task is what
     this is for.
     """
-    key = (name, None if data is None else str(data), json.dumps(options, sort_keys=True))
+    key = (canonical_name(name), None if data is None else str(data), json.dumps(options, sort_keys=True))
     if key not in _OPENED:
         _OPENED[key] = get_benchmark(name, data, **options)
     return _OPENED[key]
@@ -128,7 +152,7 @@ def __getattr__(name: str) -> Any:
 
 def _lonas_path(name: str, root: Path) -> Path:
     if name.startswith("lonas:"):
-        return Path(name[len("lonas:"):])
+        return Path(name[len("lonas:"):])  # `get_benchmark` made it absolute
     for candidate in (root / LONAS_MINI_DIR, Path(LONAS_MINI_DIR)):
         if (candidate / "ground_truth.json").is_file():
             return candidate
@@ -150,7 +174,9 @@ __all__ = [
     "WeightSite",
     "ZCSites",
     "build_lonas_mini",
+    "canonical_name",
     "default_data_root",
+    "folder_name",
     "get_benchmark",
     "open_benchmark",
     "resolve_data_root",

@@ -11,7 +11,9 @@ this interface.
 from __future__ import annotations
 
 import abc
+import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,3 +223,43 @@ class Benchmark(abc.ABC):
     def check_id(self, arch_id: str) -> None:
         if arch_id not in self.ids():
             raise BenchmarkError(f"{self.name}: unknown architecture id {arch_id!r}")
+
+    def data_files(self) -> list[Path]:
+        """Files the models or scores read beyond the architectures' configs (weights, tokenizers); default none."""
+        return []
+
+    def fingerprint(self) -> str:
+        """A short hash of what scores depend on: every architecture's id, config and ground truth, and the
+        `data_files` (each hashed cheaply, `file_fingerprint`). A rebuilt benchmark gets another one."""
+        h = hashlib.sha1()
+        for arch in self.architectures():
+            h.update(json.dumps([arch.id, arch.config, _finite_or_text(arch.ground_truth), _finite_or_text(arch.raw)],
+                                sort_keys=True, default=str).encode())
+        for path in self.data_files():
+            h.update(f"{Path(path).name}:{file_fingerprint(path)}".encode())
+        return h.hexdigest()[:16]
+
+
+#: how much of each end of a data file `file_fingerprint` reads
+FINGERPRINT_BYTES = 1 << 20
+
+
+def file_fingerprint(path: str | os.PathLike) -> str:
+    """Size and sha1 of the first and last MiB: cheap for a 13 GB weight file, and changed by any rebuild
+    (a retrained weight file differs at both ends; a truncated one in size). A missing file is "missing"."""
+    path = Path(path)
+    if not path.is_file():
+        return "missing"
+    size = path.stat().st_size
+    h = hashlib.sha1(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(FINGERPRINT_BYTES))
+        if size > FINGERPRINT_BYTES:
+            f.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
+            h.update(f.read(FINGERPRINT_BYTES))
+    return h.hexdigest()
+
+
+def _finite_or_text(value: float) -> float | str:
+    # NaN is not JSON, and would hash by its spelling anyway: name it
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else str(value)

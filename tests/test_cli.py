@@ -241,7 +241,7 @@ def test_rank_scores_a_found_proxy_exactly_as_the_search_did_on_whole_tensors(se
            out / "best.json", "--out", tmp_path / "rank")
     rows = json.loads((tmp_path / "rank/rank.json").read_text())
     assert [row["proxy"] for row in rows] == ["num_params", "found:run"]
-    assert all(set(row) == {"proxy", "spearman", "kendall", "seconds_per_arch", "n"} for row in rows)
+    assert all(set(row) == {"proxy", "spearman", "kendall", "seconds_per_arch", "n", "invalid_reason"} for row in rows)
     # the cache kept every element, so rebuilding the models must give the search's own figure
     assert rows[1]["spearman"] == pytest.approx(best["whole"]["spearman"], abs=1e-9)
     assert (tmp_path / "rank/rank_num_params.png").is_file()

@@ -113,3 +113,12 @@ def test_score_exactly_refuses_two_proxies_of_one_name():
 
     with pytest.raises(LPZeroError, match="distinct names"):
         score_exactly([BASELINES["snip"], BASELINES["snip"]], rank_settings(), RANK_IDS, "cpu")
+
+
+def test_an_invalid_rank_row_says_why():
+    from lpzero.report.rank import format_table, rank_row
+
+    row = rank_row("flat", [1.0, 1.0, 1.0], [0.1, 0.2, 0.3], [0.0] * 3)
+    line = format_table([row], "ppl").splitlines()[1]
+    assert row.spearman is None and "invalid" in line and f"({row.invalid_reason})" in line
+    assert row.invalid_reason  # e.g. "constant scores"

@@ -24,7 +24,7 @@ import torch
 import yaml
 from torch import nn
 
-from lpzero.benchmarks import Benchmark, BenchmarkError, open_benchmark
+from lpzero.benchmarks import Benchmark, BenchmarkError, canonical_name, open_benchmark
 from lpzero.benchmarks.gpt2_flex import build_gpt2_flex, count_gpt2_flex_params
 from lpzero.benchmarks.lts import LTSBenchmark
 from lpzero.files import atomic_write_text
@@ -49,8 +49,9 @@ class LTSSpace(SearchSpace):
         self.data = None if data is None else str(data)
         self.path = None if path is None else str(path)
         # the default directory is the benchmark "gpt2", so proxies found on "gpt2" match its name
-        self.benchmark_name = "gpt2" if path is None else f"lts:{path}"
-        self.name = "lts" if path is None else f"lts:{path}"
+        # the path resolved: one directory is one space however it is spelled (checkpoints, output folders)
+        self.benchmark_name = "gpt2" if path is None else canonical_name(f"lts:{path}")
+        self.name = "lts" if path is None else self.benchmark_name
         self._bench: LTSBenchmark | None = None
         configs = [self.bench.architecture(a).config for a in self.bench.ids()]
         self.values, self.template = derive_choices(configs, d_inner_step)

@@ -35,6 +35,7 @@ from deap import base, creator, tools
 
 from lpzero.checkpoint import (Checkpoint, CheckpointFormat, random_state, random_state_from_json, read_checkpoint,
                                require_same, write_checkpoint)
+from lpzero.errors import ResultError
 
 from .space import NASError, SearchSpace
 
@@ -46,6 +47,8 @@ NAS_CHECKPOINT = CheckpointFormat("lpzero nas", CHECKPOINT_VERSION,
 #: what a resume may change: more generations, and the path the proxy was read from (a found proxy is
 #: its tree, orientation and op table, a hand-designed one its name and orientation)
 MAY_CHANGE = ("nsga.generations", "proxy.source")
+#: the memo flag of a candidate whose task raised (not an invalid score): a resume scores it again
+RETRY = "retry"
 #: tries to breed an offspring whose architecture is not already in the population
 BREED_TRIES = 20
 
@@ -231,7 +234,7 @@ def run_nsga(space: SearchSpace, evaluator: Evaluator, settings: NSGASettings, o
 
     if resume and checkpoint is not None and checkpoint.is_file():
         saved = load_checkpoint(checkpoint, record)
-        evaluator.memo.update(saved["memo"])
+        evaluator.memo.update(restored_memo(saved))
         log = saved.read("log", list)
         rstate = saved.read("random_state", random_state_from_json)
         start = saved.read("generation", int) + 1
@@ -334,11 +337,28 @@ def save_checkpoint(path: Path, record: dict, memo: dict[str, dict], *, generati
                                             "log": log or [], "memo": memo})
 
 
-def load_checkpoint(path: Path, record: dict | None = None) -> Checkpoint:
+def load_checkpoint(path: Path, record: dict | None = None, ignore: Sequence[str] = ()) -> Checkpoint:
     """A search's checkpoint, checked; with `record`, ResultError unless the run it belongs to had the same
-    record (the number of generations may grow)."""
+    record (the number of generations may grow, never shrink; keys in `ignore` are not compared)."""
     saved = read_checkpoint(path, NAS_CHECKPOINT)
     saved.read("memo", _json_object)  # every caller reads the scores: a damaged memo is named here
     if record is not None:
-        require_same(path, saved.read("record", _json_object), record, MAY_CHANGE)
+        before = saved.read("record", _json_object)
+        if "fingerprint" in before and before["fingerprint"] != record.get("fingerprint"):
+            raise ResultError(f"{path}: space {record.get('space')} changed since this checkpoint was written (its "
+                              f"data fingerprint was {before['fingerprint']}, now {record.get('fingerprint')}): its "
+                              "scores would be mixed with the new ones; start afresh without --resume or use another "
+                              "output folder")
+        require_same(path, before, record, (*MAY_CHANGE, *ignore))
+        nsga = record.get("nsga")
+        done = saved.read("generation", int)
+        if isinstance(nsga, dict) and nsga.get("generations", done) < done:
+            raise ResultError(f"{path}: the checkpoint has done {done} generations: resume with --generations "
+                              f"{done} or more, not {nsga['generations']}")
     return saved
+
+
+def restored_memo(saved: Checkpoint) -> dict[str, dict]:
+    """The checkpoint's scores without the candidates whose task raised (`RETRY`): a resume scores them again,
+    since the error may be fixed (a file that could not be read); an invalid score stays."""
+    return {k: r for k, r in saved["memo"].items() if not (isinstance(r, dict) and r.get(RETRY))}

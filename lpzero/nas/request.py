@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lpzero.benchmarks import Benchmark
+from lpzero.benchmarks import Benchmark, folder_name
 from lpzero.benchmarks.selection import BenchmarkRequest
 from lpzero.cache.request import CacheRequest, Progress, fill_cache, no_progress
 from lpzero.errors import LPZeroError
@@ -31,7 +31,7 @@ from .nsga import NSGASettings
 from .space import SearchSpace
 from .spaces import get_space
 from .tabular import PREFIX as TABULAR_PREFIX
-from .workflow import cached_scores, run_nas
+from .workflow import cached_scores, check_resume, run_nas
 
 log = logging.getLogger("lpzero")
 
@@ -76,8 +76,7 @@ def _open_space(request: NASRequest):
     """The space and the benchmark options it was opened with (tabular-only options refused elsewhere)."""
     name, given = request.space.name, request.space
     if name.startswith(TABULAR_PREFIX):
-        bench_request = BenchmarkRequest(name[len(TABULAR_PREFIX):], given.data, given.hidden_size_compat,
-                                         given.adapter, given.limit, given.ids)
+        bench_request = replace(given, name=name[len(TABULAR_PREFIX):])
         bench = bench_request.open() if given.selects() else None
         ids = bench_request.select_ids(bench) if bench is not None else None
         options = bench_request.options()
@@ -88,11 +87,10 @@ def _open_space(request: NASRequest):
         raise LPZeroError("--limit and --ids select architectures of a tabular space only")
     if request.cached_scores:
         raise LPZeroError("--cached-scores applies to a tabular space only (an open space's candidates are not cached)")
-    options: dict = {}
-    if given.adapter is not None:
-        if not name.startswith("lonas:"):
-            raise LPZeroError("--adapter applies to lonas:CHECKPOINT spaces only")
-        options = {"adapter": given.adapter}
+    if given.adapter is not None and not name.startswith("lonas:"):
+        raise LPZeroError("--adapter applies to lonas:CHECKPOINT spaces only")
+    # the space's benchmark options: --space lonas is lonas-mini's space
+    options = replace(given, name="lonas-mini" if name == "lonas" else name).options()
     return get_space(name, given.data, options), options
 
 
@@ -110,8 +108,10 @@ def pick(request: NASRequest, progress: Progress = no_progress) -> Path:
     s = request.cache.settings(base, options, request.space.data)  # the batch candidates are scored on
     settings = EvalSettings(s.batch_size, s.seq_len, s.batch_seed, s.model_seed, request.cache.device, costs, limits,
                             request.cost_seq_len or base.default_seq_len)
-    out = Path(request.out) if request.out else Path("runs") / "nas" / space.name.replace(":", "_").replace("/", "_")
+    out = Path(request.out) if request.out else Path("runs") / "nas" / folder_name(space.name)
     with owned_folder(out):  # before any work: an unwritable or busy --out fails now
+        if request.resume:  # a checkpoint of another space, selection or fewer generations: refused before any work
+            check_resume(space, proxy, settings, request.nsga, out)
         given, note = _given_scores(request, proxy, space, base, options, progress)
         total = len(space.all_genomes() or []) or request.nsga.population * (request.nsga.generations + 1)
         stage = f"nas {space.name}"

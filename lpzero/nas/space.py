@@ -99,6 +99,11 @@ class SearchSpace(abc.ABC):
         """The benchmark proxies score candidates on; its architecture ids are the candidates' keys."""
         return SpaceView(self)
 
+    def fingerprint(self) -> str:
+        """A hash of what the candidates' scores depend on besides their configs (a checkpoint of another
+        one is not resumed); default: the base benchmark's (`Benchmark.fingerprint`)."""
+        return self.base_benchmark().fingerprint()
+
     def canonical(self, genome: Sequence[int]) -> list[int]:
         """The canonical genome of the architecture `genome` describes."""
         return self.encode(self.decode(genome))

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from lpzero.benchmarks import Benchmark, open_benchmark
+from lpzero.benchmarks import Benchmark, canonical_name, open_benchmark
 from lpzero.files import atomic_write_json
 
 from .space import NASError, SearchSpace
@@ -28,6 +28,7 @@ class TabularSpace(SearchSpace):
 
     def __init__(self, benchmark: str, data: str | os.PathLike | None = None, options: dict | None = None,
                  ids: Sequence[str] | None = None) -> None:
+        benchmark = canonical_name(benchmark)  # `tabular:lts:lts` and `tabular:lts:/abs/lts/` are one space
         self.benchmark_name, self.data, self.options = benchmark, None if data is None else str(data), dict(options or {})
         self.name = PREFIX + benchmark
         self._bench: Benchmark | None = None

@@ -15,10 +15,12 @@ own format), `front/` (the front's architectures), `report.md`, `summary.json`,
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
-from dataclasses import dataclass, replace
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -32,7 +34,8 @@ from lpzero.proxies import FoundProxy, Proxy
 from lpzero.search import FitnessEvaluator
 
 from .evaluate import EvalSettings, evaluate_candidate
-from .nsga import CHECKPOINT_FILE, Evaluator, NSGASettings, load_checkpoint, run_nsga, save_checkpoint
+from .nsga import (CHECKPOINT_FILE, RETRY, Evaluator, NSGASettings, load_checkpoint, restored_memo, run_nsga,
+                   save_checkpoint)
 from .pareto import front_hypervolume_ratio, pareto_mask
 from .report import plot_pareto, report_markdown, write_csv
 from .space import NASError, SearchSpace
@@ -66,15 +69,36 @@ def scorer(space: SearchSpace, proxy: Proxy | None, settings: EvalSettings, exec
     """`evaluate_many(keys)` for an `Evaluator`: each key's `evaluate_candidate` on `executor`.
 
     With `given` (key -> score, e.g. from a cache) only the costs are computed and the scores
-    are taken from it. A candidate whose task fails is kept as invalid with the error.
+    are taken from it. A candidate whose task raises is kept as invalid with the error and the
+    `RETRY` flag (a resume scores it again); a worker killed in a process pool is replaced and its
+    unfinished candidates scored again, once.
     """
     def evaluate_many(keys: list[str]) -> dict[str, dict]:
         results: dict[str, dict] = {}
+        for attempt in range(2):
+            todo = [k for k in keys if k not in results]
+            try:
+                _score_into(results, todo)
+                break
+            except BrokenProcessPool as e:
+                # a worker killed from outside (out of memory, a signal) breaks the whole pool: the executor
+                # starts a fresh one, and the unfinished candidates are scored again, once
+                unfinished = [k for k in keys if k not in results]
+                if attempt:
+                    more = f" and {len(unfinished) - 3} more" if len(unfinished) > 3 else ""
+                    shown = ", ".join(unfinished[:3]) + more
+                    raise NASError(f"a worker process died twice while scoring {shown} ({e}); the scores so far are "
+                                   "checkpointed: rerun with --resume, or with fewer --jobs") from None
+                log.warning("a worker process died (%s): scoring %d candidate(s) again", e, len(unfinished))
+        return results
+
+    def _score_into(results: dict[str, dict], keys: list[str]) -> None:
         for key, r in executor.imap_unordered(evaluate_candidate, keys, space, None if given is not None else proxy,
                                               settings):
             if isinstance(r, TaskFailure):
                 log.warning("candidate %s failed: %s", key, r.error)
-                r = {"score": None, "feasible": True, "violation": 0.0, "error": r.error, "seconds": {}}
+                # kept for this run's report, but scored again on --resume: the error may be fixed
+                r = {"score": None, "feasible": True, "violation": 0.0, "error": r.error, "seconds": {}, RETRY: True}
             elif given is not None:
                 value = given[key]
                 r["score"] = value if math.isfinite(value) else None
@@ -83,7 +107,6 @@ def scorer(space: SearchSpace, proxy: Proxy | None, settings: EvalSettings, exec
             results[key] = r
             if on_result:
                 on_result(key)
-        return results
 
     return evaluate_many
 
@@ -120,17 +143,17 @@ def run_nas(space: SearchSpace, proxy: Proxy, settings: EvalSettings, nsga: NSGA
             progress(counts["restored"] + counts["new"])
 
     evaluator = Evaluator(scorer(space, proxy, settings, executor, given, tick), settings.costs)
-    record = {"space": space.name, "proxy": proxy.record(), "settings": settings.record(), "scores": scores_note}
+    genomes = space.all_genomes()
+    record = nas_record(space, proxy, settings, nsga, scores_note, genomes)
     checkpoint = out / CHECKPOINT_FILE
     if resume and checkpoint.is_file():
-        counts["restored"] = len(load_checkpoint(checkpoint)["memo"])
+        counts["restored"] = len(restored_memo(load_checkpoint(checkpoint, record)))
         if progress:
             progress(counts["restored"])
     t = time.perf_counter()
-    genomes = space.all_genomes()
     if genomes is not None:
         search = f"exhaustive ({len(genomes)} architectures)"
-        _exhaustive(space, genomes, evaluator, checkpoint, resume, {"nsga": None, **record})
+        _exhaustive(space, genomes, evaluator, checkpoint, resume, record)
     else:
         search = (f"NSGA-II, population {nsga.population}, {nsga.generations} generations, seed {nsga.seed} "
                   f"(crossover {nsga.crossover}, mutation {nsga.mutation})")
@@ -140,10 +163,32 @@ def run_nas(space: SearchSpace, proxy: Proxy, settings: EvalSettings, nsga: NSGA
     return _write_outputs(space, proxy, settings, picked, out, search, scores_note, counts["new"], seconds)
 
 
+def nas_record(space: SearchSpace, proxy: Proxy, settings: EvalSettings, nsga: NSGASettings, scores_note: str,
+               genomes: list[list[int]] | None) -> dict:
+    """What decides a search's result, as its checkpoint records it: a resume must have the same (but more
+    generations). The space is its name, the `fingerprint` of its data, and for an exhaustive pass the
+    architectures it scores (a changed `--ids` / `--limit`)."""
+    record = {"nsga": None if genomes is not None else asdict(nsga), "space": space.name,
+              "fingerprint": space.fingerprint(), "proxy": proxy.record(), "settings": settings.record(),
+              "scores": scores_note}
+    if genomes is not None:
+        keys = [space.key(space.decode(g)) for g in genomes]
+        record["architectures"] = {"count": len(keys), "sha1": hashlib.sha1("\n".join(keys).encode()).hexdigest()[:16]}
+    return record
+
+
+def check_resume(space: SearchSpace, proxy: Proxy, settings: EvalSettings, nsga: NSGASettings, out: Path) -> None:
+    """ResultError, before any work, if `out`'s checkpoint belongs to a run `run_nas` would refuse to resume
+    (how scores are computed, "scores", is checked by `run_nas`: it is known once a cache is opened)."""
+    checkpoint = Path(out) / CHECKPOINT_FILE
+    if checkpoint.is_file():
+        load_checkpoint(checkpoint, nas_record(space, proxy, settings, nsga, "", space.all_genomes()), ("scores",))
+
+
 def _exhaustive(space: SearchSpace, genomes: list[list[int]], evaluator: Evaluator, checkpoint: Path, resume: bool,
                 record: dict) -> None:
     if resume and checkpoint.is_file():
-        evaluator.memo.update(load_checkpoint(checkpoint, record)["memo"])
+        evaluator.memo.update(restored_memo(load_checkpoint(checkpoint, record)))
     keys = [space.key(space.decode(g)) for g in genomes]
     todo = [k for k in keys if k not in evaluator.memo]
     for start in range(0, len(todo), CHUNK):

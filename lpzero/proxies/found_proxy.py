@@ -64,21 +64,38 @@ def read_best(path: Path | str) -> dict:
     return best
 
 
+#: longest tree text read (a search's trees are far shorter; a deeper one would exhaust the parser)
+MAX_TREE_TEXT = 20_000
+#: deepest tree read: Python's compiler refuses formulas nested much deeper (a search's limit is 8)
+MAX_TREE_HEIGHT = 90
+
+
 def check_best(best: dict, where: str) -> None:
-    """ResultError (prefixed `where`) unless `best` has best.json's keys, versions and orientation."""
+    """ResultError (prefixed `where`) unless `best` has best.json's keys, versions and the forms of the
+    keys lpzero reads (a value of the wrong JSON type is named with its key, never a traceback later)."""
     for key in ("tree", "primitive_set_version"):
         if key not in best:
             raise ResultError(f"{where}: not an lpzero best.json (no {key!r})")
     if best["primitive_set_version"] != PRIMITIVE_SET_VERSION:
-        raise ResultError(f"{where}: written for primitive set version {best['primitive_set_version']}, "
-                          f"this lpzero has {PRIMITIVE_SET_VERSION}")
+        given = best["primitive_set_version"]
+        # quoted only where the types differ: `1` against "1" must not read as "version 1, this lpzero has 1"
+        shown = (given, PRIMITIVE_SET_VERSION) if type(given) is str else (repr(given), repr(PRIMITIVE_SET_VERSION))
+        raise ResultError(f"{where}: written for primitive set version {shown[0]}, this lpzero has {shown[1]}")
     version = best.get("lpzero_best_version", BEST_VERSION)
-    if version != BEST_VERSION:
-        raise ResultError(f"{where}: best.json layout version {version}, this lpzero reads {BEST_VERSION}")
-    if best.get("orientation", 1) not in (1, -1):
-        raise ResultError(f"{where}: orientation must be 1 or -1, not {best['orientation']!r}")
-    if not isinstance(best.get("protection", []), list):
-        raise ResultError(f"{where}: 'protection' must be a list, not {type(best['protection']).__name__}")
+    if version != BEST_VERSION or isinstance(version, bool):
+        raise ResultError(f"{where}: best.json layout version {version!r}, this lpzero reads {BEST_VERSION!r}")
+    orientation = best.get("orientation", 1)
+    if isinstance(orientation, bool) or orientation not in (1, -1):
+        raise ResultError(f"{where}: orientation must be 1 or -1, not {orientation!r}")
+    if not isinstance(best["tree"], str) or len(best["tree"]) > MAX_TREE_TEXT:
+        raise ResultError(f"{where}: 'tree' must be a tree's text of at most {MAX_TREE_TEXT:,} characters")
+    protection = best.get("protection", [])
+    if not isinstance(protection, list) or not all(isinstance(g, dict) for g in protection):
+        raise ResultError(f"{where}: 'protection' must be a list of objects, not {protection!r:.60}")
+    for key in ("split", "benchmark"):
+        if key in best and not isinstance(best[key], dict if key == "split" else str):
+            raise ResultError(f"{where}: {key!r} must be {'an object' if key == 'split' else 'a name'}, "
+                              f"not {best[key]!r:.60}")
 
 
 def best_ops(best: dict, where: str) -> OpRegistry:
@@ -134,6 +151,11 @@ class FoundProxy(Proxy):
             parsed = parse_tree(best["tree"], pset_of(ops))
         except PrimitiveError as e:
             raise ResultError(f"{where}: {e}") from None
+        except RecursionError:
+            parsed = None
+        if parsed is None or parsed.height > MAX_TREE_HEIGHT:
+            raise ResultError(f"{where}: 'tree' is nested deeper than {MAX_TREE_HEIGHT} levels (Python compiles "
+                              "no deeper formula)")
         folder = Path(source).resolve().parent.name if source else ""
         return cls(name or f"found:{folder or 'best'}", best["tree"], parsed, ops, best.get("ops"),
                    best.get("benchmark"), source, best.get("orientation", 1), tuple(best.get("protection", [])), best)

@@ -18,9 +18,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from lpzero.benchmarks import Benchmark
+from lpzero.benchmarks import Benchmark, folder_name
 from lpzero.benchmarks.inputs import SYMBOLS
-from lpzero.benchmarks.selection import BenchmarkRequest
+from lpzero.benchmarks.selection import BenchmarkRequest, measured
 from lpzero.cache import CacheSettings, InputCache
 from lpzero.cache.request import CacheRequest, Progress, fill_cache, no_progress, proxy_names
 from lpzero.errors import LPZeroError
@@ -37,23 +37,27 @@ log = logging.getLogger("lpzero")
 
 #: the files `write_rank` writes (and one rank_<proxy>.png per proxy)
 RANK_FILES = ("rank.csv", "rank.json", "scores.json")
-RANK_FIELDS = ("proxy", "spearman", "kendall", "seconds_per_arch", "n")
+RANK_FIELDS = ("proxy", "spearman", "kendall", "seconds_per_arch", "n", "invalid_reason")
 
 
 @dataclass
 class RankRow:
+    """One proxy's line of the table; `invalid_reason` says why ρ is missing (constant or non-finite scores)."""
+
     proxy: str
     spearman: float | None
     kendall: float | None
     seconds_per_arch: float
     n: int
     scores: list[float]
+    invalid_reason: str | None = None
 
 
 def rank_row(name: str, scores: Sequence[float], truth: Sequence[float], seconds: Sequence[float]) -> RankRow:
+    """A proxy's ρ, τ and mean seconds per architecture."""
     m = correlation(scores, truth)
     return RankRow(name, m["spearman"], m["kendall"], float(np.mean(seconds)) if len(seconds) else 0.0, m["n"],
-                   list(map(float, scores)))
+                   list(map(float, scores)), m["invalid_reason"] if m["spearman"] is None else None)
 
 
 def score_architecture(arch_id: str, settings: CacheSettings, proxies: Sequence[Proxy],
@@ -142,7 +146,8 @@ def format_table(rows: list[RankRow], raw_metric: str) -> str:
     for r in rows:
         rho = "invalid" if r.spearman is None else f"{r.spearman:+.3f}"
         tau = "" if r.kendall is None else f"{r.kendall:+.3f}"
-        lines.append(f"{r.proxy:<24} {rho:>9} {tau:>9} {r.seconds_per_arch:>8.3f} {r.n:>5}")
+        why = f"  ({r.invalid_reason})" if r.spearman is None and r.invalid_reason else ""
+        lines.append(f"{r.proxy:<24} {rho:>9} {tau:>9} {r.seconds_per_arch:>8.3f} {r.n:>5}{why}")
     lines.append(f"(ρ, τ against ground truth oriented higher = better; raw metric: {raw_metric})")
     return "\n".join(lines)
 
@@ -190,7 +195,12 @@ def rank(request: RankRequest, progress: Progress = no_progress) -> tuple[list[R
         if proxy.found_on not in (None, bench.name):
             log.warning("%s was found on %r, ranked here on %r", proxy.source, proxy.found_on, bench.name)
     names = proxy_names(request.proxies)
-    out = Path(request.out) if request.out else Path("runs") / "rank" / bench.name.replace(":", "_").replace("/", "_")
+    unmeasured = [a for a in ids if not measured(bench.architecture(a))]
+    if unmeasured:
+        raise LPZeroError(f"{bench.name}: {len(unmeasured)} of {len(ids)} architectures have no ground truth "
+                          f"({', '.join(unmeasured[:3])}{', ...' if len(unmeasured) > 3 else ''}); rank needs it "
+                          "(select measured ones with --ids; nas needs none)")
+    out = Path(request.out) if request.out else Path("runs") / "rank" / folder_name(bench.name)
     with owned_folder(out):  # before any work: an unwritable or busy --out fails now
         remove_outputs(out, [*RANK_FILES, *(p.name for p in out.glob("rank_*.png"))])
         return _rank(request, bench, store, ids, names, found, out, progress), out, bench.raw_metric
