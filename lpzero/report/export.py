@@ -59,7 +59,10 @@ def tree_to_sympy(tree: gp.PrimitiveTree, ops: OpRegistry = OPS, guarded: Collec
     return expr
 
 
+@functools.lru_cache(maxsize=1024)
 def simplify(expr: sympy.Expr) -> sympy.Expr:
+    """`sympy.simplify`, remembered: a report prints one tree as text and as LaTeX, and the hall of fame
+    and the complexity front share trees (simplifying is most of a report's time)."""
     return sympy.simplify(expr)
 
 
