@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,13 @@ def lonas_smoke(tmp_path_factory):
     """`lpzero build lonas-mini --smoke` once per session: (its directory, the CliRunner result)."""
     out = tmp_path_factory.mktemp("lonas_mini") / "lonas_mini"
     return out, CliRunner().invoke(main, ["build", "lonas-mini", "--smoke", "--out", str(out)])
+
+
+@pytest.fixture
+def found(tmp_path):
+    """A found proxy's best.json: a forward-only tree (H), as the GPT-2 proxy is."""
+    path = tmp_path / "found" / "best.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"tree": "frobenius__Lh(l1__Th(abslog__Th(square__Th(H))))",
+                                "primitive_set_version": "1", "orientation": 1, "benchmark": FAKE_BENCHMARK}))
+    return path

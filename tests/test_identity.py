@@ -150,15 +150,6 @@ class FlakySpace(TabularSpace):
         return super().build_model(config, seed, device)
 
 
-@pytest.fixture
-def found(tmp_path):
-    path = tmp_path / "found" / "best.json"
-    path.parent.mkdir()
-    path.write_text(json.dumps({"tree": "frobenius__Lh(l1__Th(abslog__Th(square__Th(H))))",
-                                "primitive_set_version": "1", "orientation": 1, "benchmark": FAKE_BENCHMARK}))
-    return path
-
-
 def test_candidates_that_failed_by_an_error_are_scored_again_on_resume(tmp_path, found, monkeypatch):
     space = FlakySpace(FAKE_BENCHMARK)
     monkeypatch.setattr(FlakySpace, "broken", set(space.ids))

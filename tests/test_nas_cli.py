@@ -27,16 +27,6 @@ def invoke(*args, ok=True):
     return result
 
 
-@pytest.fixture
-def found(tmp_path):
-    """A found proxy's best.json: a forward-only tree (H), as the GPT-2 proxy is."""
-    path = tmp_path / "found" / "best.json"
-    path.parent.mkdir()
-    path.write_text(json.dumps({"tree": "frobenius__Lh(l1__Th(abslog__Th(square__Th(H))))",
-                                "primitive_set_version": "1", "orientation": 1, "benchmark": FAKE_BENCHMARK}))
-    return path
-
-
 def _csv(path):
     with open(path) as f:
         return list(csv.DictReader(f))
