@@ -68,13 +68,24 @@ def read_yaml(path: Path) -> Any:
 
 
 def read_json(path: Path) -> Any:
+    """The JSON in `path` (UTF-8); BenchmarkError naming the file when it is missing or malformed."""
     if not path.is_file():
         raise BenchmarkError(f"{path}: file not found")
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             return json.load(f)
     except json.JSONDecodeError as e:
         raise BenchmarkError(f"{path}: malformed JSON (line {e.lineno}): {e.msg}") from None
+    except UnicodeDecodeError as e:
+        raise BenchmarkError(f"{path}: not UTF-8 JSON (byte {e.start}: {e.reason})") from None
+
+
+def read_json_object(path: Path) -> dict:
+    """`read_json` of a file that must hold a JSON object (a list or a number is named as the error)."""
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise BenchmarkError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 @dataclass(frozen=True)
@@ -183,6 +194,15 @@ class Benchmark(abc.ABC):
     def max_seq_len(self) -> int | None:
         """The longest sequence every architecture's model accepts (None: no limit)."""
         return None
+
+    def check_batch(self, batch_size: int, seq_len: int) -> None:
+        """BenchmarkError now, before any work, where `make_batch` could not make this mini-batch (e.g. a
+        text shorter than `seq_len`); a workflow calls it when it settles the batch. Default: nothing to check."""
+
+    def check_family(self) -> None:
+        """BenchmarkError unless this lpzero's builder reproduces the benchmark's own records of its models
+        (e.g. an LTS directory of another model family); `BenchmarkRequest.checked` calls it unless told to
+        go on. Default: nothing to check."""
 
     @abc.abstractmethod
     def ids(self) -> list[str]:

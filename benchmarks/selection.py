@@ -1,7 +1,7 @@
 """Which benchmark, with which options, and which of its architectures: what every command opens first.
 
 `BenchmarkRequest` is the part of a command's settings that names the benchmark
-(`BENCH`, `--data`, `--hidden-size-compat`, `--adapter`) and the architectures
+(`BENCH`, `--data`, `--hidden-size-compat`, `--adapter`, `--allow-param-mismatch`) and the architectures
 (`--limit`, `--ids`); `open()` and `select_ids()` check all of it before any work.
 """
 from __future__ import annotations
@@ -29,6 +29,8 @@ class BenchmarkRequest:
     hidden_size_compat: bool = False
     #: lonas:CHECKPOINT only: a local peft adapter directory of the super-network
     adapter: str | None = None
+    #: lonas:CHECKPOINT only: a search-space JSON file (space.json's format)
+    space_file: str | None = None
     #: LoNAS only: the dtype models load in (None or "auto": the checkpoint's own)
     dtype: str | None = None
     #: LoNAS only: a text file of the user's for the mini-batches (default: the shipped WikiText-2)
@@ -37,6 +39,8 @@ class BenchmarkRequest:
     limit: int | None = None
     #: comma-separated architecture ids
     ids: str | None = None
+    #: LTS only: go on when our GPT-2 builder does not reproduce the directory's own parameter counts
+    allow_param_mismatch: bool = False
 
     def options(self) -> dict:
         """The options the benchmark's constructor takes (what a cache's key records)."""
@@ -49,6 +53,10 @@ class BenchmarkRequest:
             if not self.name.startswith("lonas:"):
                 raise LPZeroError("--adapter applies to lonas:CHECKPOINT benchmarks only")
             options["adapter"] = self.adapter
+        if self.space_file is not None:
+            if not self.name.startswith("lonas:"):
+                raise LPZeroError("--space-file applies to lonas:CHECKPOINT benchmarks only")
+            options["space"] = self.space_file
         lonas = self.name == "lonas-mini" or self.name.startswith(("lonas:", "tabular:lonas"))
         for key in ("dtype", "text"):
             if getattr(self, key) is not None and not lonas:
@@ -61,7 +69,14 @@ class BenchmarkRequest:
 
     def open(self) -> Benchmark:
         """The benchmark, opened (a missing or malformed one is an error now)."""
-        return get_benchmark(self.name, self.data, **self.options())
+        return self.checked(get_benchmark(self.name, self.data, **self.options()))
+
+    def checked(self, bench: Benchmark) -> Benchmark:
+        """`bench`, refused unless our builder reproduces its own parameter counts (an LTS directory of another
+        model family) or `allow_param_mismatch` says to go on; not part of `options()`: it changes no result."""
+        if not self.allow_param_mismatch:
+            bench.check_family()
+        return bench
 
     def selects(self) -> bool:
         """Whether `--limit` or `--ids` narrows the architectures."""

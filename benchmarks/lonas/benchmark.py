@@ -18,16 +18,19 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from ..base import Architecture, Batch, Benchmark, BenchmarkError, Site, WeightSite, ZCSites, read_json
+from ..base import Architecture, Batch, Benchmark, BenchmarkError, Site, WeightSite, ZCSites, read_json_object
 from .export import export_subnetwork
 from .slicing import WeightFamily, count_subnetwork_params, extract_subnetwork, in_family
 from .space import LONAS_ALPHA, LONAS_RANK, SPACE_PRESETS, Choice, LoNASSpace, choice_id, lonas_space
-from .supernetwork import (DECODERS, decoder_layers, inner_model, load_base, make_supernetwork, model_decoder,
-                           stored_dtype)
+from .supernetwork import (ADAPTER_CONFIG, check_adapter, check_base_config, check_base_weights, check_space_modules,
+                           decoder_layers, inner_model, load_base, make_supernetwork, model_decoder,
+                           read_adapter_config, stored_dtype)
 from .text import VOCAB_FILE, Vocabulary, checkpoint_tokenizer, token_stream, tokenized
 
 #: file names of a built LoNAS directory (beside `base/` and `adapter/`)
-SPACE_FILE, GROUND_TRUTH_FILE = "space.json", "ground_truth.json"
+SPACE_FILE, GROUND_TRUTH_FILE, BUILD_FILE = "space.json", "ground_truth.json", "build.json"
+#: what `lpzero info` says of a build of each size (`build.SIZES`; build.json's "size_name")
+BUILD_SIZES = {"mini": "mini (the benchmark)", "smoke": "smoke (a seconds-long toy size, not a benchmark)"}
 #: what an architecture id of a ground-truth file may contain
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -72,16 +75,20 @@ class LoNASBenchmark(Benchmark):
         if adapter is None and built and (self.path / "adapter").is_dir():
             adapter = self.path / "adapter"
         self.adapter_path = None if adapter is None else Path(adapter)
-        base_config = read_json(self.base_path / "config.json")
-        missing = [k for k in ("num_hidden_layers", "intermediate_size", "vocab_size") if k not in base_config]
-        if missing or base_config.get("model_type", "llama") not in DECODERS:
-            raise BenchmarkError(f"{self.base_path / 'config.json'}: not a LLaMA config (a LLaMA-family "
-                                 f"decoder: {', '.join(DECODERS)}; model_type {base_config.get('model_type')!r}, "
-                                 f"missing {missing})")
+        # every file is checked now, once, from its header: a bad one is one line before any work,
+        # not one warning per candidate
+        config_path = self.base_path / "config.json"
+        base_config = check_base_config(read_json_object(config_path), str(config_path))
+        check_base_weights(self.base_path, base_config)
         self.base_config = base_config
-        self.dtype = stored_dtype(base_config, dtype, str(self.base_path / "config.json"))
+        self.dtype = stored_dtype(base_config, dtype, str(config_path))
         self.text_path = None if text is None else Path(text)
+        self.build_size = self._read_build() if built else None
+        self.space_source = ""  # where the space came from (`lpzero info`), set by `_read_space`
+        self.space_path = None if space is None or space in SPACE_PRESETS else Path(space)
         self.space = self._read_space(space, base_config, built)
+        if self.adapter_path is not None:
+            check_adapter(self.adapter_path, self.space, base_config)
         gt_path = Path(ground_truth) if ground_truth is not None else self.path / GROUND_TRUTH_FILE
         if ground_truth is not None or gt_path.is_file():
             self._truth = self._read_ground_truth(gt_path)
@@ -98,44 +105,68 @@ class LoNASBenchmark(Benchmark):
 
     # --- reading ---------------------------------------------------------------------------
 
+    def _read_build(self) -> str | None:
+        """The size of a built directory's build ("mini", "smoke"; None for a build that did not record it)."""
+        path = self.path / BUILD_FILE
+        if not path.is_file():
+            return None
+        size = read_json_object(path).get("size_name")
+        if size is not None and not isinstance(size, str):
+            raise BenchmarkError(f"{path}: size_name is {size!r} (expected a string)")
+        return size
+
     def _read_space(self, space: str | None, base_config: dict, built: bool) -> LoNASSpace:
-        where = self.path / SPACE_FILE
-        if space is None and built:
-            return LoNASSpace.from_json(read_json(where), str(where))
+        """The space: `space` (a preset or a file), a built directory's space.json, or LoNAS's rules
+        applied to config.json and the adapter's rank; it must be for the checkpoint's depth and FFN width."""
+        config_path = self.base_path / "config.json"
         if space in SPACE_PRESETS:
-            found = SPACE_PRESETS[space]
-        elif space is not None:
-            found = LoNASSpace.from_json(read_json(Path(space)), space)
-        else:
+            found, self.space_source = SPACE_PRESETS[space], f"preset {space}"
+            where = f"preset {space!r}"
+        elif space is not None or built:
+            path = Path(space) if space is not None else self.path / SPACE_FILE
+            found = LoNASSpace.from_json(read_json_object(path), str(path))
+            self.space_source = f"{path} ({'--space-file' if space is not None else SPACE_FILE})"
+            where = str(path)
+        else:  # LoNAS's rules: FFN widths 100 to 50 % of intermediate_size, ranks r and r - r/8
             rank, alpha = LONAS_RANK, LONAS_ALPHA
             if self.adapter_path is not None:
-                cfg = read_json(self.adapter_path / "adapter_config.json")
-                rank, alpha = int(cfg.get("r", rank)), int(cfg.get("lora_alpha", alpha))
-            found = lonas_space(int(base_config["num_hidden_layers"]), int(base_config["intermediate_size"]), rank,
-                                alpha)
-        if (found.num_layers, found.intermediate_size) != (base_config.get("num_hidden_layers"),
-                                                           base_config.get("intermediate_size")):
-            raise BenchmarkError(f"space {found.name!r} is for {found.num_layers} layers of FFN width "
-                                 f"{found.intermediate_size}; {self.base_path} has {base_config.get('num_hidden_layers')}"
-                                 f" of {base_config.get('intermediate_size')}")
+                cfg = read_adapter_config(self.adapter_path)
+                rank, alpha = cfg["r"], cfg["lora_alpha"]
+                self.space_source = f"derived from {config_path} and {self.adapter_path / ADAPTER_CONFIG} (r={rank})"
+            else:
+                self.space_source = f"derived from {config_path} (LoNAS's r={rank}; new LoRA adapters)"
+            return lonas_space(base_config["num_hidden_layers"], base_config["intermediate_size"], rank, alpha)
+        check_space_modules(found, base_config.get("model_type", "llama"), where)
+        if (found.num_layers, found.intermediate_size) != (base_config["num_hidden_layers"],
+                                                           base_config["intermediate_size"]):
+            raise BenchmarkError(f"{where}: space {found.name!r} is for {found.num_layers} layers of FFN width "
+                                 f"{found.intermediate_size} (num_layers, intermediate_size); {config_path} has "
+                                 f"num_hidden_layers {base_config['num_hidden_layers']}, intermediate_size "
+                                 f"{base_config['intermediate_size']}")
         return found
 
     def _read_ground_truth(self, path: Path) -> dict[str, tuple[Choice, float]]:
-        data = read_json(path)
-        subs = data.get("subnetworks") if isinstance(data, dict) else None
+        data = read_json_object(path)
+        subs = data.get("subnetworks")
         if not isinstance(subs, dict) or not subs:
-            raise BenchmarkError(f"{path}: expected {{'subnetworks': {{id: {{'choice': ..., 'ppl': ...}}}}}}")
+            raise BenchmarkError(f"{path}: subnetworks is {subs!r} (expected {{id: {{'choice': ..., 'ppl': ...}}}})")
         truth = {}
         for arch_id, entry in subs.items():
             if not _ID_PATTERN.fullmatch(arch_id) or not isinstance(entry, dict):
-                raise BenchmarkError(f"{path}: bad entry {arch_id!r}")
+                raise BenchmarkError(f"{path}: subnetworks.{arch_id}: bad entry {entry!r}")
             ppl = entry.get("ppl")
-            if not isinstance(ppl, (int, float)) or not math.isfinite(ppl) or ppl < 1:
-                raise BenchmarkError(f"{path}: {arch_id} has ppl {ppl!r} (a perplexity is finite and >= 1)")
+            # a bool is an int to Python: "ppl": true would read as 1.0
+            if isinstance(ppl, bool) or not isinstance(ppl, (int, float)) or not math.isfinite(ppl) or ppl < 1:
+                raise BenchmarkError(f"{path}: subnetworks.{arch_id}.ppl is {ppl!r} (a perplexity is a finite "
+                                     "number >= 1)")
+            choice = entry.get("choice")
+            if not isinstance(choice, dict):
+                raise BenchmarkError(f"{path}: subnetworks.{arch_id}.choice is {choice!r} (expected an object "
+                                     "mapping every group of the space to one of its choices)")
             try:
-                choice = self.space.check(entry.get("choice", {}))
+                choice = self.space.check(choice)
             except BenchmarkError as e:
-                raise BenchmarkError(f"{path}: {arch_id}: {e}") from None
+                raise BenchmarkError(f"{path}: subnetworks.{arch_id}.choice: {e}") from None
             truth[arch_id] = (choice, float(ppl))
         return truth
 
@@ -149,10 +180,37 @@ class LoNASBenchmark(Benchmark):
                                  f"vocabulary of {vocab_size}")
         if self.data_root is None and self.text_path is None:
             return  # no text to check yet: `stream` names the missing data root when asked
+        self.check_batch(self.default_batch_size, self.default_seq_len)
+
+    def check_batch(self, batch_size: int | None = None, seq_len: int | None = None) -> None:
+        """BenchmarkError when no mini-batch of `seq_len` tokens can be made: longer than the model's
+        positions, or than the text has tokens in this model's tokenizer (a window is seq_len + 1).
+        A workflow calls it before any work; `make_batch` calls it again."""
+        seq_len = seq_len or self.default_seq_len
+        if seq_len > self.max_seq_len():
+            raise BenchmarkError(f"{self.base_path / 'config.json'}: --seq-len {seq_len} exceeds "
+                                 f"max_position_embeddings {self.max_seq_len()}")
         stream = self.batch_stream()
-        if len(stream) <= self.default_seq_len:
+        if len(stream) <= seq_len:
             raise BenchmarkError(f"{self.text_path or 'wikitext-2/valid.txt'}: {len(stream)} tokens, fewer than one "
-                                 f"window of {self.default_seq_len} + 1")
+                                 f"window of {seq_len} + 1 (--seq-len {seq_len})")
+
+    def describe_space(self) -> list[tuple[str, str]]:
+        """What `lpzero info` says of this benchmark beyond the common summary: the build's size (a built
+        directory), where the space came from, its groups by family with their layers and choices, and
+        the number of sub-networks; (label, text) rows."""
+        rows = []
+        if self.build_size is not None:
+            rows.append(("build", BUILD_SIZES.get(self.build_size, self.build_size)))
+        rows.append(("space", f"{self.space.name}, {self.space_source}"))
+        families: dict[tuple[str, tuple[int, ...]], list[int]] = {}
+        for g in self.space.groups:
+            families.setdefault((g.family, g.choices), []).append(g.layer)
+        for (family, choices), layers in families.items():
+            rows.append(("", f"{family:<14}{_layer_span(layers):<10}{', '.join(map(str, choices))}"))
+        size = self.space.size
+        rows.append(("sub-networks", f"{size:,}" if size < 10 ** 15 else f"{float(size):.3e}"))
+        return rows
 
     def search_space(self) -> SubnetworkGenomes:
         """Every sub-network of the space (not only the ground truth's), as genomes: what a NAS search reads."""
@@ -205,11 +263,9 @@ class LoNASBenchmark(Benchmark):
 
     def make_batch(self, seed: int, batch_size: int | None = None, seq_len: int | None = None) -> Batch:
         """Random windows of the text: WikiText-2 valid (the text lonas-mini was trained on) or `text`."""
-        stream = self.batch_stream()
         seq_len = seq_len or self.default_seq_len
-        if len(stream) <= seq_len:
-            raise BenchmarkError(f"{self.text_path or 'wikitext-2/valid.txt'}: {len(stream)} tokens, fewer than "
-                                 f"seq_len={seq_len}")
+        self.check_batch(batch_size, seq_len)
+        stream = self.batch_stream()
         gen = torch.Generator().manual_seed(seed)
         starts = torch.randint(0, len(stream) - seq_len, (batch_size or self.default_batch_size,), generator=gen)
         return Batch(torch.stack([stream[s: s + seq_len] for s in starts.tolist()]))
@@ -275,6 +331,8 @@ class LoNASBenchmark(Benchmark):
         folders = [self.base_path] + ([self.adapter_path] if self.adapter_path is not None else [])
         files = [f for d in folders for pattern in patterns for f in sorted(Path(d).glob(pattern))]
         files += [self.path / SPACE_FILE, self.path / GROUND_TRUTH_FILE]
+        if self.space_path is not None:
+            files.append(self.space_path)
         if self.text_path is not None:
             files.append(self.text_path)
         return list(dict.fromkeys(files))  # a checkpoint directory is both the base and the path
@@ -335,6 +393,13 @@ class SubnetworkGenomes:
         """`out/subnetwork_<k>/`: a peft adapter and `lonas_subnetwork.json` per sub-network."""
         return [export_subnetwork(self.bench.supernetwork(), self.space, choice, Path(out) / f"subnetwork_{k}")
                 for k, choice in enumerate(choices)]
+
+
+def _layer_span(layers: list[int]) -> str:
+    """"L0-L31" for consecutive layers, else "L0,L2"."""
+    if layers == list(range(layers[0], layers[-1] + 1)):
+        return f"L{layers[0]}" if len(layers) == 1 else f"L{layers[0]}-L{layers[-1]}"
+    return ",".join(f"L{i}" for i in layers)
 
 
 def _key(choice: Mapping[str, int]) -> tuple:

@@ -38,17 +38,16 @@ from torch import nn
 from lpzero.executors import Executor, LocalExecutor, TaskFailure, torch_threads
 from lpzero.files import atomic_write_json
 
-from ..base import BenchmarkError, read_json
+from ..base import BenchmarkError, read_json, read_json_object
 from ..text import gpt2_tokenizer
-from .benchmark import GROUND_TRUTH_FILE, SPACE_FILE
+from .benchmark import BUILD_FILE, GROUND_TRUTH_FILE, SPACE_FILE
 from .slicing import count_subnetwork_params, run_subnetwork
 from .space import Choice, LoNASSpace, choice_id, lonas_space
 from .supernetwork import load_base, make_supernetwork, new_llama, quiet_loading
 from .text import VOCAB_FILE, Vocabulary, perplexity, token_stream, window_nll, windows
 from .training import TrainingPlan, train
 
-#: the build's settings and each finished stage's facts (what `lpzero build` prints)
-BUILD_FILE = "build.json"
+# BUILD_FILE (build.json): the build's settings, its size's name and each finished stage's facts
 #: windows per block of the split-half reliability (16 x 128 tokens: a few paragraphs)
 RELIABILITY_BLOCK = 16
 #: bump when a stage's recipe changes what it produces
@@ -112,14 +111,19 @@ class Builder:
     def _read_state(self) -> dict:
         path = self.out / BUILD_FILE
         expected = {"version": BUILD_VERSION, "seed": self.seed, "size": asdict(self.size)}
+        # the size's name, so `lpzero info` can say a smoke build is a toy (not compared: a build
+        # made before it was recorded resumes and gains it)
+        name = next((k for k, v in SIZES.items() if v == self.size), "custom")
         if not path.is_file():
-            return {**expected, "stages": {}}
-        state = read_json(path)
+            return {**expected, "size_name": name, "stages": {}}
+        state = read_json_object(path)
         found = {k: state.get(k) for k in expected}
         if found != expected:
             raise BenchmarkError(f"{path}: a build with other settings is in {self.out} (seed/size/version "
                                  "differ); use another --out or remove it")
-        return state
+        if not isinstance(state.get("stages"), dict):
+            raise BenchmarkError(f"{path}: stages is {state.get('stages')!r} (expected an object)")
+        return {**state, "size_name": name}
 
     def _finish(self, stage: str, seconds: float, **facts: object) -> None:
         self.state["stages"][stage] = {"seconds": round(seconds, 1), **facts}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Iterable, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping
 
 import numpy as np
 
@@ -77,6 +77,8 @@ class LoNASSpace:
 
     def check(self, choice: Mapping[str, int]) -> Choice:
         """`choice` as a full, validated mapping group -> value (BenchmarkError names the problem)."""
+        if not isinstance(choice, Mapping):
+            raise BenchmarkError(f"space {self.name!r}: a sub-network is an object of group -> value, got {choice!r}")
         unknown = set(choice) - {g.name for g in self.groups}
         if unknown:
             raise BenchmarkError(f"space {self.name!r}: unknown group(s) {sorted(unknown)[:3]}")
@@ -85,7 +87,8 @@ class LoNASSpace:
             if g.name not in choice:
                 raise BenchmarkError(f"space {self.name!r}: no value for group {g.name}")
             value = choice[g.name]
-            if value not in g.choices:
+            # a bool is an int to Python (True == 1): a choice of true is a mistake, not rank 1
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value not in g.choices:
                 raise BenchmarkError(f"space {self.name!r}: {g.name}={value} is not one of {list(g.choices)}")
             out[g.name] = int(value)
         return out
@@ -120,16 +123,59 @@ class LoNASSpace:
                 "groups": [asdict(g) for g in self.groups]}
 
     @classmethod
-    def from_json(cls, data: dict, where: str = "space") -> "LoNASSpace":
-        """The space `to_json` wrote; `where` names the source in errors."""
+    def from_json(cls, data: Any, where: str = "space") -> "LoNASSpace":
+        """The space `to_json` wrote; `where` names the source in errors (the file and the key at fault)."""
+        bad = f"{where}: malformed LoNAS space"
+        if not isinstance(data, dict):
+            raise BenchmarkError(f"{bad}: expected a JSON object, got {type(data).__name__}")
+        for key in ("name", "groups", "lora_rank", "lora_alpha", "num_layers", "intermediate_size"):
+            if key not in data:
+                raise BenchmarkError(f"{bad}: key {key!r} is missing")
+        if not isinstance(data["name"], str):
+            raise BenchmarkError(f"{bad}: name is {data['name']!r} (expected a string)")
+        sizes = {key: positive_int(data[key], bad, key)
+                 for key in ("lora_rank", "lora_alpha", "num_layers", "intermediate_size")}
+        if not isinstance(data["groups"], list) or not data["groups"]:
+            raise BenchmarkError(f"{bad}: groups is {data['groups']!r} (expected a non-empty list of groups)")
+        groups = tuple(_group_from_json(g, f"{bad}: groups[{k}]", sizes["num_layers"])
+                       for k, g in enumerate(data["groups"]))
         try:
-            groups = tuple(Group(g["name"], int(g["layer"]), g["kind"], tuple(g["modules"]),
-                                 tuple(int(c) for c in g["choices"]), tuple(g.get("inputs", ())))
-                           for g in data["groups"])
-            return cls(data["name"], groups, int(data["lora_rank"]), int(data["lora_alpha"]),
-                       int(data["num_layers"]), int(data["intermediate_size"]))
-        except (KeyError, TypeError, ValueError) as e:
-            raise BenchmarkError(f"{where}: malformed LoNAS space ({type(e).__name__}: {e})") from None
+            return cls(data["name"], groups, **sizes)
+        except BenchmarkError as e:  # the space's own rules (unique names, choices in range): name the file
+            raise BenchmarkError(f"{where}: {e}") from None
+
+
+def positive_int(value: Any, where: str, key: str) -> int:
+    """`value` if it is a positive integer (not a bool, a float or a string); else BenchmarkError naming `key`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BenchmarkError(f"{where}: {key} is {value!r} (expected a positive integer)")
+    return value
+
+
+def _group_from_json(g: Any, where: str, num_layers: int) -> Group:
+    """One group of a space file (`where` names it), checked field by field."""
+    if not isinstance(g, dict):
+        raise BenchmarkError(f"{where}: expected an object, got {g!r}")
+    for key in ("name", "layer", "kind", "modules", "choices"):
+        if key not in g:
+            raise BenchmarkError(f"{where}: key {key!r} is missing")
+    if not isinstance(g["name"], str):
+        raise BenchmarkError(f"{where}: name is {g['name']!r} (expected a string)")
+    layer = g["layer"]
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < num_layers:
+        raise BenchmarkError(f"{where}: layer is {layer!r} (expected 0 to {num_layers - 1})")
+    if g["kind"] not in ("rank", "width"):
+        raise BenchmarkError(f"{where}: kind is {g['kind']!r} (expected 'rank' or 'width')")
+    for key in ("modules", "inputs"):  # which names a decoder has is the benchmark's check (`Decoder.module`)
+        names = g.get(key, [])
+        if not isinstance(names, list) or not all(isinstance(m, str) for m in names) or (
+                key == "modules" and not names):
+            raise BenchmarkError(f"{where}: {key} is {names!r} (expected a list of module names, e.g. "
+                                 "'mlp.gate_proj')")
+    if not isinstance(g["choices"], list) or not g["choices"]:
+        raise BenchmarkError(f"{where}: choices is {g['choices']!r} (expected a non-empty list of positive integers)")
+    choices = tuple(positive_int(c, where, "choices") for c in g["choices"])
+    return Group(g["name"], layer, g["kind"], tuple(g["modules"]), choices, tuple(g.get("inputs", [])))
 
 
 def lonas_space(num_layers: int, intermediate_size: int, lora_rank: int = LONAS_RANK,

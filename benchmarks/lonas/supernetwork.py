@@ -11,7 +11,10 @@ package, and peft alone takes seconds to import.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +23,8 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from ..base import BenchmarkError
-from .space import LONAS_DROPOUT, LORA_TARGETS, LoNASSpace
+from ..base import BenchmarkError, read_json_object
+from .space import LONAS_DROPOUT, LORA_TARGETS, LoNASSpace, positive_int
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,18 @@ def decoder_of(model_type: str | None, where: str = "model") -> Decoder:
     return DECODERS[model_type]
 
 
+def check_space_modules(space: LoNASSpace, model_type: str, where: str) -> None:
+    """BenchmarkError naming `where` and the group when a group of `space` names a module that is not
+    a projection of this decoder family's layers."""
+    d = decoder_of(model_type, where)
+    known = {d.module(role) for role in ("q", "k", "v", "o", "gate", "up", "down")}
+    for g in space.groups:
+        unknown = [m for m in g.modules + g.inputs if m not in known]
+        if unknown:
+            raise BenchmarkError(f"{where}: group {g.name} names {unknown}, not projections of a {model_type} "
+                                 f"layer ({', '.join(sorted(known))})")
+
+
 def stored_dtype(config: dict, dtype: str = "auto", where: str = "config.json") -> torch.dtype:
     """The dtype to load in: `dtype`, or for "auto" the config's `dtype`/`torch_dtype` (float32 if absent)."""
     if dtype not in DTYPES:
@@ -71,6 +86,155 @@ def stored_dtype(config: dict, dtype: str = "auto", where: str = "config.json") 
             raise BenchmarkError(f"{where}: stored dtype {dtype!r} is not one of {', '.join(DTYPES[1:])} "
                                  "(choose one with dtype=)")
     return getattr(torch, dtype)
+
+
+#: the config.json keys every check reads: positive integers in every LLaMA-family config
+CONFIG_SIZES = ("num_hidden_layers", "hidden_size", "intermediate_size", "num_attention_heads", "vocab_size")
+#: config.json keys that are positive integers where present (null: the family's default)
+OPTIONAL_SIZES = ("num_key_value_heads", "head_dim", "max_position_embeddings")
+#: the file peft keeps an adapter's settings in
+ADAPTER_CONFIG = "adapter_config.json"
+#: a decoder layer's weight or LoRA matrix in a checkpoint's tensor names: (layer, projection, lora_A/lora_B/None)
+_LAYER_TENSOR = re.compile(r"layers\.(\d+)\.[A-Za-z_]+\.([A-Za-z_]+)(?:\.base_layer)?"
+                           r"(?:\.(lora_[AB])(?:\.[A-Za-z_]+)?)?\.weight$")
+
+
+def check_base_config(config: dict, where: str) -> dict:
+    """`config` (config.json's object) if it is a LLaMA-family decoder's with positive integer sizes; else
+    BenchmarkError naming `where` and the key."""
+    missing = [k for k in CONFIG_SIZES if k not in config]
+    if missing or config.get("model_type", "llama") not in DECODERS:
+        raise BenchmarkError(f"{where}: not a LLaMA config (a LLaMA-family decoder: {', '.join(DECODERS)}; "
+                             f"model_type {config.get('model_type')!r}, missing {missing})")
+    for key in CONFIG_SIZES + tuple(k for k in OPTIONAL_SIZES if config.get(k) is not None):
+        positive_int(config[key], where, key)
+    if config["hidden_size"] % config["num_attention_heads"] and config.get("head_dim") is None:
+        raise BenchmarkError(f"{where}: hidden_size {config['hidden_size']} is not a multiple of "
+                             f"num_attention_heads {config['num_attention_heads']} (and no head_dim)")
+    return config
+
+
+def projection_shapes(config: dict) -> dict[str, tuple[int, int]]:
+    """(out, in) features of each projection of a decoder layer, by its name (q_proj, ..., down_proj),
+    from a checked config (`check_base_config`)."""
+    d = decoder_of(config.get("model_type", "llama"))
+    hidden, inner = config["hidden_size"], config["intermediate_size"]
+    head_dim = config.get("head_dim") or hidden // config["num_attention_heads"]
+    q = config["num_attention_heads"] * head_dim
+    kv = (config.get("num_key_value_heads") or config["num_attention_heads"]) * head_dim
+    return {d.q: (q, hidden), d.k: (kv, hidden), d.v: (kv, hidden), d.o: (hidden, q), d.gate: (inner, hidden),
+            d.up: (inner, hidden), d.down: (hidden, inner)}
+
+
+def safetensors_shapes(path: Path) -> dict[str, list[int]]:
+    """The tensor shapes a safetensors file's header declares, without reading the weights.
+
+    BenchmarkError naming the file when the header is unreadable or the file is shorter or longer
+    than the header's offsets say (a truncated copy, a torn download).
+    """
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as f:
+            (length,) = struct.unpack("<Q", f.read(8))
+            if length > size - 8:
+                raise ValueError(f"a header of {length} bytes in a file of {size}")
+            header = json.loads(f.read(length).decode("utf-8"))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
+        shapes, end = {}, 0
+        for name, entry in header.items():
+            if name == "__metadata__":
+                continue
+            shapes[name] = [int(n) for n in entry["shape"]]
+            end = max(end, int(entry["data_offsets"][1]))
+    except (struct.error, ValueError, UnicodeDecodeError, KeyError, TypeError, IndexError) as e:
+        raise BenchmarkError(f"{path}: not a readable safetensors file ({type(e).__name__}: {e})") from None
+    if size != 8 + length + end:
+        raise BenchmarkError(f"{path}: {size} bytes, but its header describes {8 + length + end} "
+                             "(a truncated or damaged copy)")
+    return shapes
+
+
+def check_base_weights(folder: Path, config: dict) -> None:
+    """The base's safetensors files are whole and hold the shapes config.json gives (headers only)."""
+    files = sorted(folder.glob("model*.safetensors"))
+    if not files and not any(folder.glob("pytorch_model*.bin")):
+        raise BenchmarkError(f"{folder}: no model weights (model.safetensors or pytorch_model.bin)")
+    shapes = projection_shapes(config)
+    where = f"{folder / 'config.json'}'s sizes"
+    for path in files:
+        for name, shape in safetensors_shapes(path).items():
+            found = _LAYER_TENSOR.search(name)
+            if name.endswith("embed_tokens.weight"):
+                expected = [config["vocab_size"], config["hidden_size"]]
+            elif found and found.group(2) in shapes and found.group(3) is None:
+                _check_layer(path, name, int(found.group(1)), config)
+                expected = list(shapes[found.group(2)])
+            else:
+                continue
+            if shape != expected:
+                raise BenchmarkError(f"{path}: {name} has shape {shape}; {where} give {expected}")
+
+
+def read_adapter_config(folder: Path) -> dict:
+    """A peft adapter directory's adapter_config.json, its r and lora_alpha checked (BenchmarkError
+    naming the file and the key)."""
+    if not folder.is_dir():
+        raise BenchmarkError(f"{folder}: adapter directory not found")
+    path = folder / ADAPTER_CONFIG
+    if not path.is_file():
+        raise BenchmarkError(f"{folder}: not a peft adapter directory (no {ADAPTER_CONFIG})")
+    config = read_json_object(path)
+    positive_int(config.get("r"), str(path), "r")
+    alpha = config.get("lora_alpha")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+        raise BenchmarkError(f"{path}: lora_alpha is {alpha!r} (expected a positive number)")
+    # 16.0 is 16: a space's alpha is an integer where it can be (space.json stores integers)
+    return {**config, "lora_alpha": int(alpha) if float(alpha).is_integer() else alpha}
+
+
+def check_adapter(folder: str | os.PathLike, space: LoNASSpace, base_config: dict) -> None:
+    """A peft adapter directory fits `space` and the base: rank and alpha are the space's r_max and
+    alpha, and adapter_model.safetensors is whole and holds LoRA matrices of rank r for every
+    projection LoNAS adapts in every layer, of the base's sizes (headers only, no weights read)."""
+    folder = Path(folder)
+    config = read_adapter_config(folder)
+    r, alpha = config["r"], config["lora_alpha"]
+    if r != space.lora_rank or alpha != space.lora_alpha:
+        raise BenchmarkError(f"{folder / ADAPTER_CONFIG}: adapter has r={r}, alpha={alpha}; the space "
+                             f"{space.name!r} slices r={space.lora_rank}, alpha={space.lora_alpha}")
+    path = folder / "adapter_model.safetensors"
+    if not path.is_file():
+        if (folder / "adapter_model.bin").is_file():
+            return  # a pickled adapter has no header to read without loading it
+        raise BenchmarkError(f"{folder}: no adapter weights (adapter_model.safetensors)")
+    shapes = projection_shapes(base_config)
+    found: set[tuple[int, str, str]] = set()
+    for name, shape in safetensors_shapes(path).items():
+        match = _LAYER_TENSOR.search(name)
+        if not match or match.group(3) is None:
+            continue
+        layer, module, part = int(match.group(1)), match.group(2), match.group(3)
+        _check_layer(path, name, layer, base_config)
+        if module in shapes:
+            out, inp = shapes[module]
+            expected = [r, inp] if part == "lora_A" else [out, r]
+            if shape != expected:
+                raise BenchmarkError(f"{path}: {name} has shape {shape}; r={r} ({ADAPTER_CONFIG}) and the base's "
+                                     f"config.json give {expected}")
+        found.add((layer, module, part))
+    for layer in range(base_config["num_hidden_layers"]):
+        for module in LORA_TARGETS:
+            for part in ("lora_A", "lora_B"):
+                if (layer, module, part) not in found:
+                    raise BenchmarkError(f"{path}: no {part} of {module} in layer {layer} (LoNAS adapts "
+                                         f"{', '.join(LORA_TARGETS)} in every layer)")
+
+
+def _check_layer(path: Path, name: str, layer: int, config: dict) -> None:
+    if layer >= config["num_hidden_layers"]:
+        raise BenchmarkError(f"{path}: {name} is in layer {layer}; config.json's num_hidden_layers is "
+                             f"{config['num_hidden_layers']}")
 
 
 def lora_config(space: LoNASSpace, dropout: float = LONAS_DROPOUT, rank_pattern: dict[str, int] | None = None):
@@ -150,15 +314,9 @@ def make_supernetwork(base: nn.Module, space: LoNASSpace, adapter: str | os.Path
         with quiet_loading():
             model = get_peft_model(base, lora_config(space))
     else:
-        path = Path(adapter)
-        if not (path / "adapter_config.json").is_file():
-            raise BenchmarkError(f"{path}: not a peft adapter directory (no adapter_config.json)")
+        check_adapter(adapter, space, base.config.to_dict())  # before peft loads it: one line, not a traceback
         with quiet_loading():
-            model = PeftModel.from_pretrained(base, str(path), is_trainable=False)
-        cfg = model.peft_config["default"]
-        if cfg.r != space.lora_rank or cfg.lora_alpha != space.lora_alpha:
-            raise BenchmarkError(f"{path}: adapter has r={cfg.r}, alpha={cfg.lora_alpha}; the space "
-                                 f"{space.name!r} slices r={space.lora_rank}, alpha={space.lora_alpha}")
+            model = PeftModel.from_pretrained(base, str(adapter), is_trainable=False)
     for name, p in model.named_parameters():
         p.requires_grad_(".lora_" in name)
     return model

@@ -1,11 +1,11 @@
 """`lpzero info BENCH`: what a benchmark holds, before any model is run."""
 from __future__ import annotations
 
-import json
-
 import click
 
+from lpzero.benchmarks.lonas import LoNASBenchmark
 from lpzero.benchmarks.selection import describe
+from lpzero.files import json_text
 
 from .options import benchmark_options, benchmark_request
 
@@ -16,9 +16,10 @@ from .options import benchmark_options, benchmark_request
 @benchmark_options
 def info(benchmark: str, as_json: bool, **kw) -> None:
     """Summarise BENCHMARK: count, ground-truth range, parameter range."""
-    summary = describe(benchmark_request(benchmark, kw).open())
+    bench = benchmark_request(benchmark, kw).open()
+    summary = describe(bench)
     if as_json:
-        click.echo(json.dumps({"benchmark": summary["benchmark"], "architectures": summary["architectures"]}))
+        click.echo(json_text({"benchmark": summary["benchmark"], "architectures": summary["architectures"]}, indent=None))
         return
     click.echo(f"benchmark      {summary['benchmark']}")
     click.echo(f"architectures  {len(summary['architectures'])}")
@@ -32,3 +33,6 @@ def info(benchmark: str, as_json: bool, **kw) -> None:
         click.echo(f"reference      {matching}/{total} architectures match the benchmark's own parameter counts")
     (batch, seq), (paper_batch, paper_seq) = summary["default_batch"], summary["paper_batch"]
     click.echo(f"mini-batch     {batch} x {seq} (default), {paper_batch} x {paper_seq} (paper, --paper-batch)")
+    if isinstance(bench, LoNASBenchmark):  # its space: what a NAS search over it picks from
+        for label, text in bench.describe_space():
+            click.echo(f"{label:<15}{text}")

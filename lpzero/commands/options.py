@@ -41,7 +41,7 @@ def _apply(fn: Callable, options: list) -> Callable:
 
 
 def benchmark_options(fn: Callable) -> Callable:
-    """--data, --hidden-size-compat, --adapter."""
+    """--data, --hidden-size-compat, --adapter, --space-file, --dtype, --text, --allow-param-mismatch."""
     return _apply(fn, [
         click.option("--data", type=click.Path(), default=None,
                      help="Data root (default: $LPZERO_DATA, else ../shared/data)."),
@@ -49,10 +49,16 @@ def benchmark_options(fn: Callable) -> Callable:
                      help="FlexiBERT: build every model at hidden size 256, as the original proxy code did."),
         click.option("--adapter", type=click.Path(exists=True, file_okay=False), default=None,
                      help="lonas:CHECKPOINT: a local peft adapter directory of the super-network."),
+        click.option("--space-file", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="lonas:CHECKPOINT: a search-space JSON (space.json's format; default: the directory's "
+                          "space.json, else LoNAS's rules applied to config.json and the adapter)."),
         click.option("--dtype", type=click.Choice(DTYPES), default=None,
                      help="LoNAS: the dtype models load in (default auto: the checkpoint's own)."),
         click.option("--text", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="LoNAS: a text file for the mini-batches (default: the shipped WikiText-2)."),
+        click.option("--allow-param-mismatch", is_flag=True,
+                     help="LTS: go on when our GPT-2 builder does not reproduce the directory's own parameter "
+                          "counts (another model family's runs)."),
     ])
 
 
@@ -94,11 +100,12 @@ def cache_options(fn: Callable) -> Callable:
 
 def benchmark_request(name: str, kw: dict) -> BenchmarkRequest:
     """The benchmark options of `kw` (popped) as a `BenchmarkRequest` of `name`."""
-    adapter = kw.pop("adapter", None)
+    adapter, space_file = kw.pop("adapter", None), kw.pop("space_file", None)
     return BenchmarkRequest(name, data=kw.pop("data", None), hidden_size_compat=kw.pop("hidden_size_compat", False),
                             adapter=None if adapter is None else str(Path(adapter).resolve()),
+                            space_file=None if space_file is None else str(Path(space_file).resolve()),
                             dtype=kw.pop("dtype", None), text=kw.pop("text", None), limit=kw.pop("limit", None),
-                            ids=kw.pop("ids", None))
+                            ids=kw.pop("ids", None), allow_param_mismatch=kw.pop("allow_param_mismatch", False))
 
 
 def cache_request(kw: dict) -> CacheRequest:

@@ -32,14 +32,14 @@ class LoNASSearchSpace(SearchSpace):
 
     def __init__(self, data: str | os.PathLike | None = None, path: str | os.PathLike | None = None,
                  adapter: str | os.PathLike | None = None, dtype: str | None = None,
-                 text: str | os.PathLike | None = None) -> None:
+                 text: str | os.PathLike | None = None, space: str | None = None) -> None:
         self.data = None if data is None else str(data)
         # the path resolved: one directory is one space however it is spelled (checkpoints, output folders)
         self.benchmark_name = "lonas-mini" if path is None else canonical_name(f"lonas:{path}")
         self.name = "lonas" if path is None else self.benchmark_name
         self.options = {} if adapter is None else {"adapter": str(Path(adapter).resolve())}
         # the benchmark options the candidates are scored under (workers reopen the benchmark with them)
-        self.options.update({k: v for k, v in (("dtype", dtype), ("text", text)) if v is not None})
+        self.options.update({k: v for k, v in (("dtype", dtype), ("text", text), ("space", space)) if v is not None})
         self._bench: LoNASBenchmark | None = None
         self._genomes: SubnetworkGenomes | None = None
         self.bench  # opened now, so a bad path or space fails before any work
