@@ -35,6 +35,10 @@ from .text import decoder_batch, gpt2_tokenizer
 
 _ID = re.compile(r"config_(\d+)_j(\d+)")
 PARAM_KEYS = ("AdaEmb", "Attn", "FFN", "nonembedding", "total")
+#: the directory's own parameter counts (optional)
+PARAMS_FILE = "params_summary.yaml"
+#: architectures whose counts `check_family` compares (each counted on the meta device, a fraction of a second)
+FAMILY_CHECKED = 5
 
 
 def _natural_key(arch_id: str) -> tuple[int, int]:
@@ -68,10 +72,11 @@ class LTSBenchmark(Benchmark):
             path = self._config_path(arch_id)
             if not path.is_file():
                 raise BenchmarkError(f"{path}: file not found (architecture {arch_id})")
-        params_path = self.path / "params_summary.yaml"
+        params_path = self.path / PARAMS_FILE
         self._params = self._read_params(params_path) if params_path.exists() else {}
         self._configs: dict[str, dict] = {}
         self._max_seq_len: int | None = None
+        self._family_checked = False
 
     @property
     def default_seq_len(self) -> int:  # type: ignore[override]
@@ -116,6 +121,32 @@ class LTSBenchmark(Benchmark):
             # Archai wrote the counts as floats (e.g. 6631088.0).
             params[str(arch_id)] = {k: int(counts[k]) for k in PARAM_KEYS}
         return params
+
+    def check_family(self) -> None:
+        """BenchmarkError unless our GPT-2 builder reproduces the directory's own parameter counts
+        (params_summary.yaml) of `FAMILY_CHECKED` architectures spread over its ids.
+
+        Another model family in the same layout and keys (Archai's Transformer-XL runs: relative
+        attention, a word vocabulary) would otherwise be built as GPT-2 without a word. Every checked
+        architecture must match, as all 200 of the GPT-2 directory do; a directory without
+        parameter counts is taken as it is.
+        """
+        if self._family_checked:
+            return
+        with_counts = [a for a in self._ids if a in self._params]
+        step = max(1, len(with_counts) // FAMILY_CHECKED)
+        checked = with_counts[::step][:FAMILY_CHECKED]
+        differing = [a for a in checked if self.count_params(a) != self._params[a]]
+        if differing:
+            first = differing[0]
+            ours, theirs = self.count_params(first), self._params[first]
+            key = next(k for k in PARAM_KEYS if ours[k] != theirs[k])
+            raise BenchmarkError(
+                f"{self.name}: our GPT-2 builder reproduces the parameter counts of {len(checked) - len(differing)} of "
+                f"{len(checked)} architectures checked against {self.path / PARAMS_FILE} (e.g. {first}: {key} "
+                f"{ours[key]} here, {theirs[key]} there); is it another model family? pass --allow-param-mismatch "
+                "to go on")
+        self._family_checked = True
 
     def _config_path(self, arch_id: str) -> Path:
         i, k = _ID.fullmatch(arch_id).groups()  # type: ignore[union-attr]

@@ -4,7 +4,9 @@ Every resumable loop of lpzero (Algorithm 1 of the proxy search, NSGA-II, the ex
 pass of `lpzero nas`) saves and loads through here, so they share one behaviour:
 
 - `write_checkpoint(path, fmt, data)` writes `{"version": fmt.version, **data}` atomically
-  (`lpzero.files`): an interrupted save leaves the previous checkpoint.
+  and as strict JSON (`lpzero.files`): an interrupted save leaves the previous checkpoint, and a
+  non-finite number is null with a why-key beside it, read back as that number (a file of an
+  older lpzero, with NaN/-Infinity tokens, reads the same).
 - `read_checkpoint(path, fmt)` refuses a file of another version in one line naming both versions,
   and a damaged file (not JSON, a key missing, a value of the wrong form) with a
   `ResultError` naming the file and the key; `Checkpoint.read(key, convert)` converts
@@ -29,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from lpzero.errors import LPZeroError, ResultError
-from lpzero.files import atomic_write_json
+from lpzero.files import atomic_write_json, from_strict_json
 
 #: the key of the format version in every checkpoint file
 VERSION_KEY = "version"
@@ -104,7 +106,7 @@ def read_checkpoint(path: Path, fmt: CheckpointFormat) -> Checkpoint:
     except (OSError, UnicodeDecodeError) as e:
         raise ResultError(f"{path}: cannot read the checkpoint ({e})") from None
     try:
-        data = json.loads(text)
+        data = from_strict_json(json.loads(text))
     except json.JSONDecodeError as e:
         raise ResultError(f"{path}: damaged checkpoint (not JSON: line {e.lineno}: {e.msg}); {FRESH}") from None
     if not isinstance(data, dict):
@@ -177,8 +179,11 @@ def random_state_from_json(data: Any) -> tuple:
     if not isinstance(data, list) or len(data) != 3:
         raise ValueError(f"a random state is [version, internal state, gauss], not {_show(data)}")
     version, internal, gauss = data
-    if not isinstance(internal, list) or not all(isinstance(x, int) for x in internal):
-        raise TypeError("the internal random state is not a list of integers")
+    if not isinstance(internal, list) or not all(isinstance(x, int) and 0 <= x < 2 ** 32 for x in internal):
+        # random.setstate would take a larger integer modulo 2**32: another state than the saved one
+        raise TypeError("the internal random state is not a list of 32-bit unsigned integers")
+    if not (gauss is None or isinstance(gauss, float)):
+        raise TypeError(f"the random state's gauss value is {_show(gauss)}, not a number or null")
     state = (version, tuple(internal), gauss)
     random.Random().setstate(state)  # refuses a wrong length or version here, not halfway through a resume
     return state

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import shutil
 import uuid
@@ -57,8 +58,85 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
+#: the suffix of the key beside a value that was written as null for not being finite ("fitness_why")
+WHY = "_why"
+#: how a why-line starts; the rest names each non-finite number (and where in a list it was)
+NOT_FINITE = "not finite"
+
+
+def _strict(value: Any) -> tuple[Any, list[str]]:
+    """`value` with each non-finite float as None, and the non-finite ones found outside dicts,
+    as "-inf" (the value itself) or "[2][0]: nan" (inside lists); dicts carry their own why-keys."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None, [repr(float(value))]  # numpy 2 would write "np.float64(nan)"
+    if isinstance(value, dict):
+        return strict_json(value), []
+    if isinstance(value, (list, tuple)):
+        items, found = [], []
+        for i, item in enumerate(value):
+            item, inner = _strict(item)
+            items.append(item)
+            found += [f"[{i}]{'' if where.startswith('[') else ': '}{where}" for where in inner]
+        return items, found
+    return value, []
+
+
+def strict_json(data: Any) -> Any:
+    """`data` as strict JSON values: every non-finite float is None, and the dict that holds it
+    (directly or in a list) gets a key beside it, `"fitness": null, "fitness_why": "not finite: -inf"`
+    (in a list: `"not finite: [3]: nan; [5]: inf"`), which `from_strict_json` reads back.
+    A non-finite number outside any dict (a top-level list) is only null."""
+    if not isinstance(data, dict):
+        return _strict(data)[0]
+    out: dict = {}
+    for key, value in data.items():
+        out[key], found = _strict(value)
+        if found:
+            out[f"{key}{WHY}"] = f"{NOT_FINITE}: {'; '.join(found)}"
+    return out
+
+
+def _restore(value: Any, why: str) -> Any:
+    """`value` with the non-finite numbers of a why-line (see `strict_json`) put back."""
+    for part in why[len(NOT_FINITE) + 2:].split("; "):
+        where, _, number = part.rpartition(" ") if "]" in part else ("", "", part)
+        if not where:
+            return float(number)
+        indices = [int(i) for i in where.rstrip(":").strip("[]").split("][")]
+        target = value
+        for i in indices[:-1]:
+            target = target[i]
+        target[indices[-1]] = float(number)
+    return value
+
+
+def from_strict_json(data: Any) -> Any:
+    """What `strict_json` was given: each null with a why-key beside it back as its non-finite number.
+    Files written before (with NaN/Infinity tokens, which `json.loads` accepts) come back as they were."""
+    if isinstance(data, list):
+        return [from_strict_json(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    out = {k: from_strict_json(v) for k, v in data.items()}
+    for key in [k for k in out if isinstance(k, str) and k.endswith(WHY)]:
+        base, why = key[:-len(WHY)], out[key]
+        if base in out and isinstance(why, str) and why.startswith(NOT_FINITE):
+            try:
+                out[base] = _restore(out[base], why)
+            except (ValueError, IndexError, TypeError):
+                continue  # not our why-line: leave both as they are
+            del out[key]
+    return out
+
+
+def json_text(data: Any, indent: int | None = 1) -> str:
+    """`data` as strict JSON text (no NaN or Infinity tokens, which strict parsers refuse): see `strict_json`."""
+    return json.dumps(strict_json(data), indent=indent, allow_nan=False)
+
+
 def atomic_write_json(path: Path, data: Any, indent: int | None = 1) -> None:
-    atomic_write_text(path, json.dumps(data, indent=indent))
+    """Write `data` as strict JSON (`json_text`) to `path`, atomically."""
+    atomic_write_text(path, json_text(data, indent=indent))
 
 
 @contextlib.contextmanager

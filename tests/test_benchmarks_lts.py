@@ -324,3 +324,53 @@ def test_a_malformed_tokenizer_file_is_one_error(tmp_path: Path) -> None:
     shutil.copy(DATA / "tokenizers" / "gpt2" / "merges.txt", folder / "merges.txt")
     with pytest.raises(BenchmarkError, match="not a GPT-2 tokenizer"):
         gpt2_tokenizer(tmp_path)
+
+
+# --- another model family in the same layout --------------------------------------------
+
+
+def _with_own_counts(lts: Path) -> Path:
+    """`lts` with a params_summary.yaml of our builder's counts (as the GPT-2 directory's are), then every
+    config's vocabulary changed, as a Transformer-XL run's word vocabulary differs from GPT-2's."""
+    import yaml
+
+    bench = LTSBenchmark(lts, data_root=DATA)
+    counts = {a: bench.count_params(a) for a in bench.ids()}
+    _write(lts / "params_summary.yaml", yaml.safe_dump(counts))
+    for arch in counts:
+        _edit_config(lts, arch, n_token=267736, cutoffs=[19997, 39997, 199997])
+    return lts
+
+
+def _info(*args: str):
+    from click.testing import CliRunner
+
+    from lpzero.cli import main
+
+    return CliRunner().invoke(main, ["info", *args, "--data", str(DATA)])
+
+
+def test_a_directory_our_builder_does_not_reproduce_is_refused_naming_how_many_match(tmp_lts: Path) -> None:
+    result = _info(f"lts:{_with_own_counts(tmp_lts)}")
+    assert result.exit_code == 2, result.output
+    assert "reproduces the parameter counts of 0 of 2 architectures checked" in result.output
+    assert "params_summary.yaml" in result.output and "--allow-param-mismatch" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_allow_param_mismatch_goes_on_with_another_family(tmp_lts: Path) -> None:
+    result = _info(f"lts:{_with_own_counts(tmp_lts)}", "--allow-param-mismatch")
+    assert result.exit_code == 0, result.output
+    assert "reference      0/2 architectures match the benchmark's own parameter counts" in result.output
+
+
+def test_nas_refuses_an_lts_space_of_another_family_before_work(tmp_lts: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lpzero.cli import main
+
+    out = tmp_path / "nas"
+    result = CliRunner().invoke(main, ["nas", "--space", f"lts:{_with_own_counts(tmp_lts)}", "--proxy", "num_params",
+                                       "--data", str(DATA), "--out", str(out)])
+    assert result.exit_code == 2 and "reproduces the parameter counts of 0 of 2" in result.output, result.output
+    assert not out.exists()

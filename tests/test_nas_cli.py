@@ -128,3 +128,16 @@ def test_an_earlier_runs_outputs_never_stay_beside_a_new_runs(tmp_path):
     invoke("--space", TABULAR, "--proxy", "num_params", "--out", out, *SMALL)
     assert not (out / "front" / "from_another_run").exists()
     assert "another run" not in (out / "report.md").read_text()
+
+
+def test_a_registered_proxy_name_is_never_shadowed_by_a_folder_of_that_name(tmp_path, found, monkeypatch):
+    import shutil
+
+    shutil.copytree(found.parent, tmp_path / "num_params")  # a found proxy's folder named like a baseline
+    monkeypatch.chdir(tmp_path)
+    by_name = invoke("--space", TABULAR, "--proxy", "num_params", "--out", tmp_path / "a", *SMALL)
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["proxy"]["name"] == "num_params"
+    assert "--proxy num_params is the hand-designed proxy; the folder num_params here is read only as a path " \
+           "(--proxy ./num_params)" in by_name.output
+    invoke("--space", TABULAR, "--proxy", "./num_params", "--out", tmp_path / "b", *SMALL)
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["proxy"]["name"].startswith("found:")

@@ -135,9 +135,28 @@ def load_training_checkpoint(path: Path, state: TrainingState, device: str) -> t
         raise ResultError(f"{path}: damaged training checkpoint ({type(e).__name__}: {e}); delete it to train "
                           "the stage afresh") from None
     saved = check_record(path, TRAINING_CHECKPOINT, data)
-    state.model.load_state_dict(saved["model"], strict=False)
-    state.optimizer.load_state_dict(saved["optimizer"])
-    state.schedule.load_state_dict(saved["schedule"])
-    state.batches.set_state(saved["batches"])
-    state.rng.bit_generator.state = saved["rng"]
-    return saved["step"], saved["loss"], saved.get("seconds", 0.0)
+    saved.read("model", _loading(lambda v: state.model.load_state_dict(v, strict=False)))
+    saved.read("optimizer", _loading(state.optimizer.load_state_dict))
+    saved.read("schedule", _loading(state.schedule.load_state_dict))
+    saved.read("batches", _loading(state.batches.set_state))
+    saved.read("rng", _loading(lambda v: setattr(state.rng.bit_generator, "state", v)))
+    return saved.read("step", _count), saved.read("loss", float), saved.read("seconds", float) if "seconds" in saved \
+        else 0.0
+
+
+def _count(value: object) -> int:
+    """A number of finished steps: an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{value!r} is not a number of steps")
+    return value
+
+
+def _loading(load: Callable[[object], object]) -> Callable[[object], None]:
+    """`load` whose RuntimeError (torch's word for a tensor of another shape or type) is a one-line ValueError,
+    so `Checkpoint.read` names the file and key of the value that did not fit."""
+    def convert(value: object) -> None:
+        try:
+            load(value)
+        except RuntimeError as e:
+            raise ValueError(" ".join(str(e).split())) from None
+    return convert

@@ -8,6 +8,7 @@ candidate over a limit is not scored.
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from lpzero.proxies import FoundProxy
 
 from .space import NASError, SearchSpace
 
+log = logging.getLogger("lpzero")
+
 #: the costs a search can minimise or limit, in the order they are checked (cheapest first)
 COSTS = ("params", "flops", "latency")
 #: how each cost is written in tables
@@ -34,14 +37,23 @@ COST_LABELS = {"params": "parameters", "flops": "FLOPs (one forward pass)", "lat
 
 
 def proxy_spec(text: str) -> Proxy:
-    """`--proxy`: a found `best.json` (or its folder) as a `FoundProxy` named `found:<folder>`, read
-    with the op table it records; or a hand-designed proxy's name (`-name`: negated)."""
+    """`--proxy`: a hand-designed proxy's name (`-name`: negated), or a found `best.json` (or its folder)
+    as a `FoundProxy` named `found:<folder>`, read with the op table it records.
+
+    A registered name always means the registered proxy, so what `--proxy grad_norm` does never depends on
+    the working directory; a file or folder of that name is given as a path (`./grad_norm`), and when both
+    exist a warning says which was read."""
     path = Path(text)
-    if path.suffix == ".json" or path.is_dir() or path.is_file():
-        return FoundProxy.load(path)
     negated = text.startswith("-")
     name = text[1:] if negated else text
-    if name not in HAND_DESIGNED and ":" not in name:
+    if name in HAND_DESIGNED:
+        if path.exists():
+            log.warning("--proxy %s is the hand-designed proxy; the %s %s here is read only as a path (--proxy ./%s)",
+                        text, "folder" if path.is_dir() else "file", text, text)
+        return HAND_DESIGNED.get(name).oriented(-1 if negated else 1)
+    if path.suffix == ".json" or path.is_dir() or path.is_file():
+        return FoundProxy.load(path)
+    if ":" not in name:
         raise UnknownNameError("proxy (a best.json path or a baseline)", text, HAND_DESIGNED.names())
     return HAND_DESIGNED.get(name).oriented(-1 if negated else 1)
 

@@ -327,6 +327,33 @@ def _json_object(value: Any) -> dict:
     return value
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_memo(memo: Any, costs: Sequence[str] = ()) -> dict[str, dict]:
+    """`memo` if it is what `Evaluator.memo` holds: key -> {"score": a number or null, "feasible": true/false,
+    "violation": a number, each of `costs` a number where the entry is feasible and scored};
+    TypeError or ValueError naming the first entry and key that is not."""
+    for key, entry in _json_object(memo).items():
+        if not isinstance(entry, dict):
+            raise TypeError(f"entry {key!r} is a {type(entry).__name__}, not a JSON object")
+        needed = ("score", "feasible", "violation")
+        if entry.get("feasible") is True and entry.get("score") is not None:
+            needed += tuple(costs)
+        missing = [k for k in needed if k not in entry]
+        if missing:
+            raise ValueError(f"entry {key!r} has no {missing[0]!r}")
+        if not (entry["score"] is None or _is_number(entry["score"])):
+            raise TypeError(f"entry {key!r}: score {entry['score']!r} is not a number or null")
+        if not isinstance(entry["feasible"], bool):
+            raise TypeError(f"entry {key!r}: feasible {entry['feasible']!r} is not true or false")
+        wrong = [k for k in ("violation", *needed[3:]) if not _is_number(entry[k])]
+        if wrong:
+            raise TypeError(f"entry {key!r}: {wrong[0]} {entry[wrong[0]]!r} is not a number")
+    return memo
+
+
 def save_checkpoint(path: Path, record: dict, memo: dict[str, dict], *, generation: int = 0,
                     population: list[list[int]] | None = None, log: list[dict] | None = None,
                     rng_state: list | None = None) -> None:
@@ -341,7 +368,10 @@ def load_checkpoint(path: Path, record: dict | None = None, ignore: Sequence[str
     """A search's checkpoint, checked; with `record`, ResultError unless the run it belongs to had the same
     record (the number of generations may grow, never shrink; keys in `ignore` are not compared)."""
     saved = read_checkpoint(path, NAS_CHECKPOINT)
-    saved.read("memo", _json_object)  # every caller reads the scores: a damaged memo is named here
+    settings = saved.read("record", _json_object).get("settings")
+    costs = settings.get("costs", []) if isinstance(settings, dict) else []
+    # every caller reads the scores: a damaged memo is named here, not as a traceback halfway through
+    saved.read("memo", lambda memo: check_memo(memo, costs if isinstance(costs, list) else []))
     if record is not None:
         before = saved.read("record", _json_object)
         if "fingerprint" in before and before["fingerprint"] != record.get("fingerprint"):

@@ -99,7 +99,7 @@ def pick(request: NASRequest, progress: Progress = no_progress) -> Path:
     proxy = proxy_spec(request.proxy)  # a malformed best.json fails before any work
     costs, limits = request.checked_costs()
     space, options = _open_space(request)
-    base = space.base_benchmark()
+    base = request.space.checked(space.base_benchmark())  # an LTS directory of another model family: refused now
     longest = base.max_seq_len()
     if request.cost_seq_len is not None and longest is not None and request.cost_seq_len > longest:
         raise LPZeroError(f"--cost-seq-len {request.cost_seq_len}: the models of {base.name} have {longest} positions")
