@@ -28,15 +28,21 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from lpzero.benchmarks.inputs import SYMBOLS, ProxyInputs
+from lpzero.benchmarks.inputs import SYMBOLS, LayerTensor, Layout, ProxyInputs, RowShape, stream_inputs
 from lpzero.primitives import INPUTS, Weighted
+from lpzero.proxies import SIX_INPUTS, ProxyContext, six_inputs
 
 
 def stratified_index(n: int, k: int, gen: torch.Generator) -> torch.Tensor:
     """One random position in each of k equal contiguous chunks of range(n) (n > k)."""
+    return stratified_positions(n, k, torch.rand(k, generator=gen, dtype=torch.float64))
+
+
+def stratified_positions(n: int, k: int, uniforms: torch.Tensor) -> torch.Tensor:
+    """`stratified_index` with its k float64 uniforms drawn already (n > k)."""
     starts = (torch.arange(k, dtype=torch.float64) * n / k).floor().long()
     ends = (torch.arange(1, k + 1, dtype=torch.float64) * n / k).floor().long()
-    return starts + (torch.rand(k, generator=gen, dtype=torch.float64) * (ends - starts)).long()
+    return starts + (uniforms * (ends - starts)).long()
 
 
 #: share of the K slots given to the smallest and (as many) largest values, kept exactly
@@ -140,11 +146,14 @@ def _without_tails(values: np.ndarray, low: float, high: float, tail: int) -> np
                            np.full(middle - at_low - inside.size, high, dtype=values.dtype)])
 
 
-def _value_stratified_sample(flat: torch.Tensor, k: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stratified by value: the extremes exactly, one value from each of equal chunks of the sorted rest."""
+def _value_stratified_sample(flat: torch.Tensor, k: int,
+                             draws: torch.Generator | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stratified by value: the extremes exactly, one value from each of equal chunks of the sorted rest
+    (`draws`: the row's uniforms, `row_draws`, or the generator to draw them from)."""
     values = flat.numpy()
     n, tail = values.size, int(k * EXACT_TAIL_SHARE)
-    middle_ranks = tail + stratified_index(n - 2 * tail, k - 2 * tail, gen).numpy()
+    uniforms = row_draws(n, k, False, draws) if isinstance(draws, torch.Generator) else draws
+    middle_ranks = tail + stratified_positions(n - 2 * tail, k - 2 * tail, uniforms).numpy()
     ranks = np.concatenate([np.arange(tail), middle_ranks, np.arange(n - tail, n)])
     if np.isfinite(values).all():
         kept = torch.from_numpy(order_statistics(values, ranks))
@@ -164,48 +173,117 @@ def _aligned_symbols() -> set[str]:
     return {a.symbol for a in INPUTS for b in INPUTS if a is not b and a.type is b.type}
 
 
+def row_draws(n: int, k: int, aligned: bool, gen: torch.Generator) -> torch.Tensor | None:
+    """The uniforms `gen` gives the sampling of a row of n elements: none for a row kept whole
+    (n <= k), k for aligned rows (`stratified_index`), k - 2 tail for value-stratified ones.
+    They depend on n alone, so every row's draws can be made before any row exists."""
+    if n <= k:
+        return None
+    return torch.rand(k if aligned else k - 2 * int(k * EXACT_TAIL_SHARE), generator=gen, dtype=torch.float64)
+
+
+def sample_row(flats: list[torch.Tensor], k: int,
+               draws: torch.Tensor | None) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """(kept values per tensor, weights) of one row: `flats` are its tensors flattened in float32 on
+    the CPU (W and G together, else one), `draws` its uniforms (`row_draws`)."""
+    n = flats[0].numel()
+    if draws is None:
+        return [torch.cat([flat, flat.new_zeros(k - n)]) for flat in flats], torch.ones(k)
+    if len(flats) > 1:
+        index = stratified_positions(n, k, draws)
+        weight = calibrated_weights([f[index] for f in flats], flats, torch.full((k,), n / k))
+        return [flat[index] for flat in flats], weight
+    values, weight = _value_stratified_sample(flats[0], k, draws)
+    return [values], weight
+
+
+class SampleRows:
+    """The cache's reducer (`lpzero.benchmarks.inputs.RowReducer`): each row reduced to K samples as it comes.
+
+    A row's draws depend only on its size (`row_draws`), so all of them are made in `begin`, in
+    one fixed order (input after input in SYMBOLS order, W with G, row after row): each row is
+    sampled at the same positions whichever order the rows arrive in (a streamed pass hands
+    W and G over in backward order), and `stored()` is bitwise `sample_inputs`' of the full inputs.
+    """
+
+    def __init__(self, samples: int, seed: int) -> None:
+        self.samples, self.seed = samples, seed
+        self.group = sorted(_aligned_symbols())  # W and G, sampled together; the first one leads
+        self.layout: Layout = {}
+        self.draws: dict[tuple[str, int], torch.Tensor | None] = {}
+        self.kept: dict[str, dict[int, torch.Tensor]] = {}
+        self.weights: dict[str, dict[int, torch.Tensor]] = {}
+
+    def begin(self, layout: Layout) -> None:
+        self.layout, self.draws = layout, {}
+        gen = torch.Generator().manual_seed(self.seed)
+        self.kept = {sym: {} for sym in SYMBOLS}
+        self.weights = {sym: {} for sym in SYMBOLS}
+        for sym in SYMBOLS:
+            if sym in self.group and sym != self.group[0]:
+                continue  # sampled with the first aligned input: one draw per row serves both
+            for i, row in enumerate(layout.get(sym, ())):
+                self.draws[sym, i] = row_draws(row.numel, self.samples, sym in self.group, gen)
+
+    def rows(self, index: int, tensors: dict[str, LayerTensor]) -> None:
+        group = [s for s in self.group if s in tensors] or list(tensors)
+        lead = group[0]
+        if (lead, index) not in self.draws:
+            return  # an aligned row whose leading input is not extracted: not stored (as in `sample_inputs`)
+        # sampled on the CPU whatever the device: the same generator draws the same positions
+        flats = [tensors[s].tensor.reshape(-1).float().cpu() for s in group]
+        kept, weight = sample_row(flats, self.samples, self.draws.pop((lead, index)))
+        for sym, values in zip(group, kept):
+            self.kept[sym][index] = values
+            self.weights[sym][index] = weight
+
+    def stored(self) -> dict[str, torch.Tensor]:
+        """The tensors to store (see `sample_inputs`)."""
+        stored: dict[str, torch.Tensor] = {}
+        for sym in SYMBOLS:
+            empty = torch.zeros(0, self.samples)
+            rows = self.layout.get(sym, [])
+            kept, weights = self.kept[sym], self.weights[sym]
+            stored[f"{sym}.values"] = torch.stack([kept[i] for i in sorted(kept)]) if kept else empty
+            stored[f"{sym}.weights"] = torch.stack([weights[i] for i in sorted(weights)]) if weights else empty
+            stored[f"{sym}.count"] = torch.tensor([min(r.numel, self.samples) for r in rows], dtype=torch.int64)
+            stored[f"{sym}.layers"] = torch.tensor([r.layer for r in rows], dtype=torch.int64)
+        return stored
+
+
 def sample_inputs(inputs: ProxyInputs, samples: int, seed: int) -> dict[str, torch.Tensor]:
     """Reduce full inputs to K elements per tensor; returns the tensors to store.
 
     Per input X: `X.values` [L, K], `X.weights` [L, K] (full elements per kept
     element), `X.count` [L] (elements kept), `X.layers` [L] (block index).
     Aligned inputs (W, G) are sampled at the same positions with the same
-    weights, calibrated on both tensors together.
+    weights, calibrated on both tensors together. The full inputs are handed row after
+    row to `SampleRows`, the reducer a streamed extraction (`sample_context`) uses.
     """
-    gen = torch.Generator().manual_seed(seed)
-    aligned = sorted(_aligned_symbols())
-    kept: dict[str, list[torch.Tensor]] = {sym: [] for sym in SYMBOLS}
-    weights: dict[str, list[torch.Tensor]] = {sym: [] for sym in SYMBOLS}
+    reducer = SampleRows(samples, seed)
+    reducer.begin({sym: [RowShape(lt.layer, lt.name, lt.stored.numel()) for lt in inputs[sym]] for sym in SYMBOLS})
+    group = reducer.group
     for sym in SYMBOLS:
-        if sym in aligned and sym != aligned[0]:
-            continue  # sampled together with the first aligned input, below
-        group = [s for s in aligned] if sym in aligned else [sym]
+        if sym in group and sym != group[0]:
+            continue
+        aligned = [s for s in group if inputs[s]] if sym in group else [sym]
         for i in range(len(inputs[sym])):
-            # sampled on the CPU whatever the device: the same generator draws the same positions
-            flats = [inputs[s][i].tensor.reshape(-1).float().cpu() for s in group]
-            n = flats[0].numel()
-            if n <= samples:
-                for s, flat in zip(group, flats):
-                    kept[s].append(torch.cat([flat, flat.new_zeros(samples - n)]))
-                    weights[s].append(torch.ones(samples))
-            elif len(group) > 1:
-                index = stratified_index(n, samples, gen)
-                weight = calibrated_weights([f[index] for f in flats], flats, torch.full((samples,), n / samples))
-                for s, flat in zip(group, flats):
-                    kept[s].append(flat[index])
-                    weights[s].append(weight)
-            else:
-                values, weight = _value_stratified_sample(flats[0], samples, gen)
-                kept[sym].append(values)
-                weights[sym].append(weight)
-    stored: dict[str, torch.Tensor] = {}
-    for sym in SYMBOLS:
-        empty = torch.zeros(0, samples)
-        stored[f"{sym}.values"] = torch.stack(kept[sym]) if kept[sym] else empty
-        stored[f"{sym}.weights"] = torch.stack(weights[sym]) if weights[sym] else empty
-        stored[f"{sym}.count"] = torch.tensor([min(lt.tensor.numel(), samples) for lt in inputs[sym]], dtype=torch.int64)
-        stored[f"{sym}.layers"] = torch.tensor([lt.layer for lt in inputs[sym]], dtype=torch.int64)
-    return stored
+            reducer.rows(i, {s: inputs[s][i] for s in aligned})
+    return reducer.stored()
+
+
+def sample_context(ctx: ProxyContext, samples: int, seed: int, full: bool = False) -> dict[str, torch.Tensor]:
+    """`sample_inputs` of the six inputs of `ctx`'s shared model, as the cache stores them.
+
+    Streamed (`stream_inputs`: no more than a layer's gradients held at once), unless the six
+    inputs are extracted already or `full` (other proxies of `ctx` will read them whole):
+    then they are extracted once, shared, and sampled, so there is still one pass.
+    """
+    if full or ctx.has_shared(SIX_INPUTS):
+        return sample_inputs(six_inputs(ctx), samples, seed)
+    reducer = SampleRows(samples, seed)
+    stream_inputs(ctx.benchmark, ctx.model(), ctx.inputs(), reducer)
+    return reducer.stored()
 
 
 def arch_seed(arch_id: str, seed: int) -> int:

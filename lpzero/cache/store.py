@@ -38,9 +38,9 @@ from lpzero.errors import CacheError
 from lpzero.executors import TASK_THREADS, Executor, TaskFailure, make_executor, torch_threads
 from lpzero.files import atomic_write, atomic_write_json
 from lpzero.primitives import Weighted
-from lpzero.proxies import HAND_DESIGNED, ProxyContext, score_proxies, six_inputs
+from lpzero.proxies import HAND_DESIGNED, ProxyContext, score_proxies
 
-from .sampling import arch_seed, sample_inputs, stack_stored
+from .sampling import arch_seed, sample_context, stack_stored
 
 log = logging.getLogger("lpzero")
 
@@ -94,6 +94,7 @@ class CacheSettings:
         if longest is not None and seq_len > longest:
             raise BenchmarkError(f"{bench.name}: sequence length {seq_len} exceeds the {longest} positions its models "
                                  "have (--seq-len)")
+        bench.check_batch(batch_size or default[0], seq_len)  # e.g. a text shorter than one window
         return cls(bench.name, batch_size or default[0], seq_len, options=dict(options or {}),
                    data=None if data is None else str(data), **seeds_and_samples)
 
@@ -168,7 +169,9 @@ def compute_entry(task: EntryTask, settings: CacheSettings, device: str) -> tupl
         stored, seconds, values = None, {}, {}
         if task.need_inputs:
             t0 = time.perf_counter()
-            stored = sample_inputs(six_inputs(ctx), settings.samples, arch_seed(task.arch_id, settings.model_seed))
+            # streamed, unless a baseline reads the six inputs whole: then one full pass serves both
+            stored = sample_context(ctx, settings.samples, arch_seed(task.arch_id, settings.model_seed),
+                                    full=any(p.inputs_needed for p in proxies))
             seconds["inputs"] = time.perf_counter() - t0
         results = score_proxies(proxies, ctx, strict=True)
         for name, proxy in zip(task.baselines, proxies):
