@@ -13,7 +13,7 @@ from deap import base, creator, gp, tools
 
 from lpzero.errors import LPZeroError, ResultError
 from lpzero.primitives import generate_typed
-from lpzero.search.loop import EvolutionState, EvolveSettings, _admit, identity_function, run_evolution
+from lpzero.search.loop import BLOAT_FIELDS, EvolutionState, EvolveSettings, _admit, identity_function, run_evolution
 from lpzero.search.rps import rps_guard
 from lpzero.search.toolbox import cx_one_point, ensure_creator
 from synthetic import synthetic_toolbox
@@ -72,7 +72,7 @@ def test_the_log_is_a_deap_logbook_of_the_population_statistics(tmp_path):
     assert isinstance(state.logbook, tools.Logbook) and len(state.logbook) == 10
     fits = [ind.fitness.values[0] for ind in state.population]
     assert state.log[-1]["best"] == max(fits)
-    assert set(state.log[-1]) == {"iteration", "best", "median", "invalid", "rps_rejected", "seconds"}
+    assert set(state.log[-1]) == {"iteration", "best", "median", "invalid", "rps_rejected", "seconds", *BLOAT_FIELDS}
 
 
 def test_random_search_draws_new_proxies_instead_of_varying_parents(tmp_path):

@@ -1,10 +1,13 @@
 """`lpzero evolve --benchmark BENCH`: the search (paper Algorithm 1), every setting an option."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
 from lpzero.report.evolve import EvolveRequest, evolve as run_evolve
-from lpzero.search import TOOLBOXES, EvolveSettings, SearchSetup
+from lpzero.errors import LPZeroError
+from lpzero.search import COMBINE, TOOLBOXES, EvolveSettings, SearchSetup
 from lpzero.search.loop import DISTINCT
 from lpzero.search.runs import FINAL_SELECTIONS
 
@@ -13,6 +16,14 @@ from .options import (StageBars, benchmark_options, benchmark_request, cache_opt
 
 #: settings of `lpzero evolve --quick` (explicit options still win)
 QUICK = {"batch_size": 2, "seq_len": 64, "iterations": 300, "baselines": "num_params,decoder_params,grad_norm"}
+
+
+def benchmark_names(text: str) -> list[str]:
+    """The benchmarks of `--benchmark` (one, or several separated by commas)."""
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise LPZeroError(f"--benchmark {text!r}: an empty name in the list")
+    return names
 
 
 def _evolve(name: str):
@@ -24,7 +35,11 @@ def _setup(name: str):
 
 
 @click.command()
-@click.option("--benchmark", default="gpt2", show_default=True)
+@click.option("--benchmark", default="gpt2", show_default=True,
+              help="A benchmark, or several separated by commas (one formula searched on all of them, its "
+                   "fitness combining their |ρ| by --combine).")
+@click.option("--combine", type=click.Choice(tuple(COMBINE)), default=_setup("combine"), show_default=True,
+              help="Several benchmarks: fitness is the min or the mean of their |ρ|.")
 @click.option("--toolbox", "toolbox_kind", type=click.Choice(TOOLBOXES), default=_setup("toolbox"), show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output directory (default: runs/<benchmark>).")
@@ -55,6 +70,10 @@ def _setup(name: str):
 @click.option("--select", default=_setup("select"), show_default=True,
               help="Found proxy: best (the final selection's first tree), simplest:DELTA (the simplest tree of the "
                    "complexity/search-part-ρ Pareto front within DELTA of its best ρ) or score (PySR's choice).")
+@click.option("--parsimony", default=_setup("parsimony"), show_default=True,
+              help="Parsimony pressure: COEF (selection fitness |ρ| - COEF x complexity, gplearn's coefficient; "
+                   "reported ρ stays raw) or double:FITNESS_SIZE,PARSIMONY_SIZE (DEAP's double tournament as "
+                   "parent selection). 0: none.")
 @click.option("--random-search", is_flag=True, help="Random search instead of evolution (baseline).")
 @click.option("--resume", is_flag=True, help="Continue from the checkpoints in --out.")
 @click.option("--baselines", default="all", show_default=True, help="Hand-designed proxies to compare against.")
@@ -71,15 +90,17 @@ def evolve(ctx: click.Context, benchmark: str, is_quick: bool, **kw) -> None:
     setup = SearchSetup(
         toolbox=kw.pop("toolbox_kind"), sample=kw.pop("sample"), holdout=kw.pop("holdout"), rps=not kw.pop("no_rps"),
         n_unary=kw.pop("n_unary"), max_height=kw.pop("max_height"), final_selection=kw.pop("final_selection"),
-        runs=kw.pop("n_runs"), select=kw.pop("select"),
+        runs=kw.pop("n_runs"), select=kw.pop("select"), parsimony=kw.pop("parsimony"), combine=kw.pop("combine"),
         evolve=EvolveSettings(population=kw.pop("population"), iterations=kw.pop("iterations"),
                               crossover=kw.pop("crossover"), mutation=kw.pop("mutation"),
                               top_fraction=kw.pop("top_fraction"), seed=kw.pop("seed"),
                               random_search=kw.pop("random_search"), distinct=kw.pop("distinct")),
     )
-    request = EvolveRequest(benchmark_request(benchmark, kw), executor=executor_settings(kw), setup=setup,
+    first, *others = benchmark_names(benchmark)
+    benchmarks = benchmark_request(first, kw)
+    request = EvolveRequest(benchmarks, executor=executor_settings(kw), setup=setup,
                             baselines=kw.pop("baselines"), out=kw.pop("out"), resume=kw.pop("resume"),
-                            cache=cache_request(kw))
+                            cache=cache_request(kw), more_benchmarks=tuple(replace(benchmarks, name=n) for n in others))
     with StageBars() as bars:
         out, _ = run_evolve(request, bars)
     click.echo((out / "report.md").read_text())

@@ -20,6 +20,7 @@ never collides with a hand-designed proxy's name; callers may pass another.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from lpzero.primitives import OpRegistry, PrimitiveError, op_table, parse_tree, 
 
 from .base import Proxy
 from .context import ProxyContext
-from .inputs import proxy_inputs, score_tree
+from .inputs import score_in_context, score_tree
 
 #: identifies the primitive set a saved tree refers to; bump when op semantics change
 PRIMITIVE_SET_VERSION = "1"
@@ -96,6 +97,12 @@ def check_best(best: dict, where: str) -> None:
         if key in best and not isinstance(best[key], dict if key == "split" else str):
             raise ResultError(f"{where}: {key!r} must be {'an object' if key == 'split' else 'a name'}, "
                               f"not {best[key]!r:.60}")
+    several = best.get("benchmarks", [])
+    if not isinstance(several, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("benchmark"), str) and not isinstance(e.get("orientation"), bool)
+            and e.get("orientation") in (1, -1) for e in several):
+        raise ResultError(f"{where}: 'benchmarks' must be a list of objects, each with a 'benchmark' name and an "
+                          f"'orientation' of 1 or -1, not {several!r:.60}")
 
 
 def best_ops(best: dict, where: str) -> OpRegistry:
@@ -160,6 +167,14 @@ class FoundProxy(Proxy):
         return cls(name or f"found:{folder or 'best'}", best["tree"], parsed, ops, best.get("ops"),
                    best.get("benchmark"), source, best.get("orientation", 1), tuple(best.get("protection", [])), best)
 
+    def on_benchmark(self, benchmark: str) -> "FoundProxy":
+        """The proxy as it ranks `benchmark`: of a search on several benchmarks, with that benchmark's
+        own orientation (the top-level one is the first benchmark's); else itself."""
+        for entry in self.best.get("benchmarks", []):
+            if entry["benchmark"] == benchmark:
+                return dataclasses.replace(self, orientation=entry["orientation"])
+        return self
+
     @property
     def pset(self) -> gp.PrimitiveSetTyped:
         """The primitive set of the proxy's op table (shared per table)."""
@@ -171,8 +186,9 @@ class FoundProxy(Proxy):
         return frozenset(tree_inputs(self.parsed))
 
     def score(self, ctx: ProxyContext) -> float:
-        """The tree's value (orientation applied) on the full inputs of `ctx`'s shared model."""
-        return self.score_inputs(proxy_inputs(ctx, self.inputs_needed), ctx.device)
+        """The tree's value (orientation applied) on the full inputs of `ctx`'s shared model
+        (`score_in_context`: shared with the context's other proxies, or streamed)."""
+        return self.orientation * score_in_context(ctx, self.parsed, self.pset)
 
     def score_inputs(self, inputs: ProxyInputs, device: str | torch.device = "cpu") -> float:
         """The tree's value (orientation applied) on inputs extracted already (`extract_inputs`)."""

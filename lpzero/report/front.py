@@ -12,7 +12,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from deap import gp
@@ -75,7 +75,8 @@ class EntryMaker:
 PER_COMPLEXITY = 4
 
 
-def pareto_entries(runs: SearchRuns, search_part: FitnessEvaluator, make: EntryMaker) -> list[dict]:
+def pareto_entries(runs: SearchRuns, search_part: FitnessEvaluator | None, make: EntryMaker,
+                   part_of: Callable[[gp.PrimitiveTree], dict] | None = None) -> list[dict]:
     """The front over the valid trees of every run's final population, simplest first: of each
     complexity, the `PER_COMPLEXITY` fittest on the fitness sample are scored on the search part.
 
@@ -84,6 +85,8 @@ def pareto_entries(runs: SearchRuns, search_part: FitnessEvaluator, make: EntryM
     (oriented as on the sample) decides. Final populations, not every tree ever scored: they are
     checkpointed, so a resumed search gets the front an uninterrupted one gets (the evaluator's
     memo of scored trees does not survive a resume, nor fill under a process pool's map).
+    `part_of(tree)`, if given, is a tree's search-part record in place of its ρ on `search_part`
+    (a search on several benchmarks: the combined one).
     """
     seen: set[str] = set()
     pool, per_complexity = [], Counter()
@@ -96,8 +99,14 @@ def pareto_entries(runs: SearchRuns, search_part: FitnessEvaluator, make: EntryM
             seen.add(str(ind))
             per_complexity[complexity] += 1
             pool.append((run, ind, complexity))
-    truth = np.asarray(search_part.truth)
-    parts = [correlation(ind.evaluation.orientation * search_part.scores(ind), truth) for _, ind, _ in pool]
+    truth = None if part_of is not None else np.asarray(search_part.truth)
+
+    def part(ind) -> dict:
+        if part_of is not None:
+            return part_of(ind)
+        return correlation(ind.evaluation.orientation * search_part.scores(ind), truth)
+
+    parts = [part(ind) for _, ind, _ in pool]
     front = pareto_front([c for _, _, c in pool], [p["spearman"] for p in parts])
     return [make(pool[i][0], pool[i][1], parts[i]) for i in front]
 

@@ -12,8 +12,13 @@ def report_text(best: dict, hof: list[dict], front: list[dict] | None = None) ->
     """`report.md`: the found proxy's figures, the hall of fame and (if given) the Pareto front."""
     h, w, b = best["heldout"], best["whole"], best["baseline_heldout"]
     n_runs = len(best["runs"])
+    several = best.get("benchmarks")
+    # a search on several benchmarks: fitness and search part are combined, held-out figures the first one's
+    combined = f"{best['combine']} over benchmarks" if several else ""
+    own = f" ({best['benchmark']})" if several else ""
+    title = ", ".join(e["benchmark"] for e in several) if several else best["benchmark"]
     lines = [
-        f"# lpzero evolve — {best['benchmark']} ({best['toolbox']} toolbox)",
+        f"# lpzero evolve — {title} ({best['toolbox']} toolbox)",
         "",
         f"Found proxy: `{best['formula']}`",
         "",
@@ -21,15 +26,17 @@ def report_text(best: dict, hof: list[dict], front: list[dict] | None = None) ->
         "",
         "| set | n | Spearman ρ | Kendall τ |",
         "|---|---|---|---|",
-        f"| search sample (fitness) | {best['search']['n']} | {_fmt(best['search']['spearman'])} | |",
-        f"| search part | {best['search_part']['n']} | {_fmt(best['search_part']['spearman'])} | "
-        f"{_fmt(best['search_part']['kendall'])} |",
-        f"| held-out | {h['n']} | {_fmt(h['spearman'])} | {_fmt(h['kendall'])} |",
-        f"| whole benchmark | {w['n']} | {_fmt(w['spearman'])} | {_fmt(w['kendall'])} |",
+        f"| search sample (fitness{', ' + combined if several else ''}) | {best['search']['n']} | {_fmt(best['search']['spearman'])} | |",
+        f"| search part{f' ({combined})' if several else ''} | {best['search_part']['n']} | "
+        f"{_fmt(best['search_part']['spearman'])} | {_fmt(best['search_part']['kendall'])} |",
+        f"| held-out{own} | {h['n']} | {_fmt(h['spearman'])} | {_fmt(h['kendall'])} |",
+        f"| whole benchmark{own} | {w['n']} | {_fmt(w['spearman'])} | {_fmt(w['kendall'])} |",
     ]
     if b:
-        lines.append(f"| best hand-designed ({b['proxy']}), held-out | {b['n']} | {_fmt(b['spearman'])} | "
+        lines.append(f"| best hand-designed ({b['proxy']}), held-out{own} | {b['n']} | {_fmt(b['spearman'])} | "
                      f"{_fmt(b['kendall'])} |")
+    if several:
+        lines += _benchmark_lines(best)
     lines += [
         "",
         f"ρ is oriented with ground truth higher = better ({best.get('ground_truth', 'the benchmark metric')}).",
@@ -53,6 +60,30 @@ def report_text(best: dict, hof: list[dict], front: list[dict] | None = None) ->
     if front is not None:
         lines += _front_lines(best, front)
     return "\n".join(lines) + "\n"
+
+
+def _benchmark_lines(best: dict) -> list[str]:
+    """A search on several benchmarks: each benchmark's figures of the found proxy, and its best hand-designed
+    proxy held out (where its cache has them)."""
+    lines = [
+        "",
+        "## Benchmarks",
+        "",
+        f"One formula searched on {len(best['benchmarks'])} benchmarks; fitness is the {best['combine']} of its |ρ| "
+        "on each benchmark's own search sample. Each benchmark keeps its own split and orientation (the formula "
+        f"above is oriented for {best['benchmark']}).",
+        "",
+        "| benchmark | orientation | sample ρ | search-part ρ | held-out n | held-out ρ | held-out τ | "
+        "best hand-designed, held-out ρ |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in best["benchmarks"]:
+        h, b = e["heldout"], e.get("baseline_heldout")
+        baseline = f"{_fmt(b['spearman'])} ({b['proxy']})" if b else "n/a"
+        lines.append(f"| {e['benchmark']} | {e['orientation']:+d} | {_fmt(e['search']['spearman'])} | "
+                     f"{_fmt(e['search_part']['spearman'])} | {h['n']} | {_fmt(h['spearman'])} | "
+                     f"{_fmt(h['kendall'])} | {baseline} |")
+    return lines
 
 
 def _front_lines(best: dict, front: list[dict]) -> list[str]:

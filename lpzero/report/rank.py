@@ -31,7 +31,7 @@ from lpzero.proxies.found_proxy import FoundProxy
 from lpzero.search import correlation
 
 from .plots import plot_ranks
-from .results import check_benchmark, split_ids
+from .results import check_benchmark, found_on, split_ids
 
 log = logging.getLogger("lpzero")
 
@@ -190,10 +190,11 @@ def rank(request: RankRequest, progress: Progress = no_progress) -> tuple[list[R
         if len(found) != 1:
             raise LPZeroError("--split needs exactly one --proxy (the run whose split it is)")
         check_benchmark(found[0], bench.name, found[0].source)
-        ids = split_ids(found[0], request.split, ids)
+        ids = split_ids(found[0], request.split, ids, bench.name)
     for proxy in found:
-        if proxy.found_on not in (None, bench.name):
+        if proxy.found_on is not None and bench.name not in found_on(proxy):
             log.warning("%s was found on %r, ranked here on %r", proxy.source, proxy.found_on, bench.name)
+    found = [proxy.on_benchmark(bench.name) for proxy in found]
     names = proxy_names(request.proxies)
     unmeasured = [a for a in ids if not measured(bench.architecture(a))]
     if unmeasured:

@@ -43,22 +43,35 @@ def _record(best: dict | FoundProxy) -> dict:
     return best.best if isinstance(best, FoundProxy) else best
 
 
+def found_on(best: dict | FoundProxy) -> list[str]:
+    """The benchmarks the proxy in `best` was found on: its `benchmark`, or every one of a search on
+    several (`"benchmarks"`, the first being `benchmark`); empty if the file does not say."""
+    best = _record(best)
+    several = best.get("benchmarks")
+    if isinstance(several, list) and all(isinstance(e, dict) and isinstance(e.get("benchmark"), str) for e in several):
+        return [e["benchmark"] for e in several]
+    return [best["benchmark"]] if isinstance(best.get("benchmark"), str) else []
+
+
 def check_benchmark(best: dict | FoundProxy, benchmark: str, path: Path | str) -> None:
     """ResultError unless the proxy in `best` was found on `benchmark` (a proxy's sign and
-    scale are those of the benchmark it was found on)."""
-    found_on = _record(best).get("benchmark")
-    if found_on is not None and found_on != benchmark:
-        raise ResultError(f"{path}: a proxy found on {found_on!r}, not {benchmark!r} (its split and orientation "
-                          "belong to that benchmark)")
+    scale are those of the benchmark it was found on; a search on several: any of them)."""
+    names = found_on(best)
+    if names and benchmark not in names:
+        raise ResultError(f"{path}: a proxy found on {' and '.join(repr(n) for n in names)}, not {benchmark!r} (its "
+                          "split and orientation belong to that benchmark)")
 
 
-def split_ids(best: dict | FoundProxy, part: str, ids: list[str]) -> list[str]:
-    """The architectures of `ids` in one part ("all", "search", "heldout") of a run's split."""
+def split_ids(best: dict | FoundProxy, part: str, ids: list[str], benchmark: str | None = None) -> list[str]:
+    """The architectures of `ids` in one part ("all", "search", "heldout") of a run's split; of a search
+    on several benchmarks, `benchmark`'s own split (default: the first benchmark's, best.json's `split`)."""
     best = _record(best)
     if part == "all":
         return ids
     if part not in SPLIT_PARTS:
         raise UnknownNameError("split part", part, SPLIT_PARTS)
+    if benchmark is not None and benchmark in found_on(best)[1:]:
+        best = best["benchmarks"][found_on(best).index(benchmark)]
     saved = best.get("split", {}).get(f"{part}_ids")
     if saved is None:
         raise ResultError("this best.json does not list its split's architectures (written by an older "
@@ -71,4 +84,4 @@ def split_ids(best: dict | FoundProxy, part: str, ids: list[str]) -> list[str]:
 
 
 __all__ = ["BEST_FILE", "BEST_VERSION", "PRIMITIVE_SET_VERSION", "SPLIT_PARTS", "best_baseline", "check_benchmark",
-           "load_best", "split_ids"]
+           "found_on", "load_best", "split_ids"]

@@ -7,16 +7,16 @@ toolbox (`build_toolbox`) is an ordinary DEAP `base.Toolbox`, and the loop
 """
 from __future__ import annotations
 
-from .fitness import (INVALID_FITNESS, Evaluation, FitnessEvaluator, Invalid, correlation, is_valid_fitness,
+from .fitness import (COMBINE, INVALID_FITNESS, CombinedEvaluator, Evaluation, FitnessEvaluator, Invalid, correlation, is_valid_fitness,
                       spearman_fitness)
 from .genome import GenomeError, PaperGenes
 from .loop import EvolutionState, EvolveSettings, evaluate_all, identity_function, run_evolution
 from .rps import RPSLog, Violation, rps_guard, violations
-from .runs import SearchRuns, SearchSetup, evolve_on, run_seed, search_sample, select_final, split_architectures
+from .runs import SearchRuns, SearchSetup, evolve_on, evolve_on_several, run_seed, search_sample, select_final, split_architectures
 from .toolbox import TOOLBOX_KINDS, TOOLBOXES, build_toolbox, ensure_creator, register_operator
 
-__all__ = ["EvolutionState", "EvolveSettings", "Evaluation", "FitnessEvaluator", "GenomeError", "INVALID_FITNESS",
+__all__ = ["COMBINE", "CombinedEvaluator", "EvolutionState", "EvolveSettings", "Evaluation", "FitnessEvaluator", "GenomeError", "INVALID_FITNESS",
            "Invalid", "PaperGenes", "RPSLog", "SearchRuns", "SearchSetup", "TOOLBOXES", "TOOLBOX_KINDS", "Violation", "build_toolbox",
-           "correlation", "ensure_creator", "evaluate_all", "evolve_on", "identity_function", "is_valid_fitness",
+           "correlation", "ensure_creator", "evaluate_all", "evolve_on", "evolve_on_several", "identity_function", "is_valid_fitness",
            "register_operator", "rps_guard", "run_evolution", "run_seed", "search_sample", "select_final", "split_architectures",
            "spearman_fitness", "violations"]

@@ -6,16 +6,23 @@ valid tree of every run, the best tree at each complexity that beats all simpler
 `select_model` picks the found proxy: "best" (the final selection's first tree, today's
 choice), "simplest:DELTA" or "score" (PySR's `model_selection`). Only search-part ρ takes
 part in the choice; held-out figures never do.
+
+Parsimony pressure (`--parsimony`, `parse_parsimony`) uses the same complexity: "COEF" is
+gplearn's parsimony coefficient (selection fitness |ρ| - COEF x complexity, `penalized_fitness`;
+reported figures stay the raw |ρ|), "double:FITNESS_SIZE,PARSIMONY_SIZE" DEAP's double
+tournament (`tools.selDoubleTournament`, whose size test is DEAP's own: nodes, not complexity).
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 from deap import gp
 
 from lpzero.errors import LPZeroError
 from lpzero.primitives import OpRegistry, op_and_type
+
+from .fitness import Evaluation
 
 #: the ways `--select` chooses the found proxy (simplest takes ":DELTA")
 SELECTIONS = ("best", "simplest:DELTA", "score")
@@ -82,3 +89,42 @@ def select_model(select: str, complexity: Sequence[int], rho: Sequence[float]) -
     scores = pysr_scores(complexity, rho)
     eligible = [i for i in range(len(rho)) if loss[i] <= SCORE_LOSS_FACTOR * min(loss)]
     return max(eligible, key=lambda i: (scores[i], -i))  # ties: the simpler tree
+
+
+#: the forms of `--parsimony` ("0": none, today's search)
+PARSIMONY_FORMS = ("COEF", "double:FITNESS_SIZE,PARSIMONY_SIZE")
+
+
+def parse_parsimony(parsimony: str) -> tuple[str, tuple[float, ...]]:
+    """("coefficient", (COEF,)) or ("double", (FITNESS_SIZE, PARSIMONY_SIZE)) of a `--parsimony`
+    value; LPZeroError if malformed (a coefficient below 0, a fitness tournament under 1 or a
+    parsimony tournament outside DEAP's [1, 2])."""
+    how, sep, arg = parsimony.partition(":")
+    if not sep:
+        try:
+            coefficient = float(parsimony)
+        except ValueError:
+            coefficient = math.nan
+        if math.isfinite(coefficient) and coefficient >= 0:
+            return "coefficient", (coefficient,)
+        raise LPZeroError(f"--parsimony {parsimony!r}: a nonnegative coefficient, e.g. 0.001, "
+                          "or double:FITNESS_SIZE,PARSIMONY_SIZE")
+    if how == "double":
+        try:
+            fitness_size, parsimony_size = (float(x) for x in arg.split(","))
+        except ValueError:
+            fitness_size = parsimony_size = math.nan
+        if fitness_size >= 1 and fitness_size == int(fitness_size) and 1 <= parsimony_size <= 2:
+            return "double", (int(fitness_size), parsimony_size)
+        raise LPZeroError(f"--parsimony {parsimony!r}: double takes a fitness tournament size (an integer, at "
+                          "least 1) and a parsimony tournament size in [1, 2], e.g. double:7,1.4")
+    raise LPZeroError(f"unknown --parsimony {parsimony!r} (one of: {', '.join(PARSIMONY_FORMS)})")
+
+
+def penalized_fitness(ind: gp.PrimitiveTree, evaluation: Evaluation, coefficient: float,
+                      complexity: Callable[[gp.PrimitiveTree], int]) -> float:
+    """gplearn's parsimony: the selection fitness |ρ| - `coefficient` x complexity; an invalid proxy
+    keeps the invalid fitness (`lpzero.search.fitness` decides it)."""
+    if not evaluation.valid:
+        return evaluation.fitness
+    return evaluation.fitness - coefficient * complexity(ind)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Sequence
 
@@ -61,6 +62,8 @@ class Evaluation:
     #: the architectures' order under the oriented proxy (dense ranks as bytes): proxies with
     #: equal `ranking` are the same proxy as far as this set of architectures can tell
     ranking: bytes | None = field(default=None, repr=False, compare=False)
+    #: a search on several benchmarks (`CombinedEvaluator`): each benchmark's own Evaluation, by name
+    parts: Mapping[str, "Evaluation"] | None = field(default=None, repr=False, compare=False)
 
     def __iter__(self) -> Iterator[float]:
         return iter((self.fitness,))
@@ -165,3 +168,56 @@ class FitnessEvaluator:
     def __call__(self, tree: gp.PrimitiveTree) -> Evaluation:
         """DEAP's evaluate convention: the result iterates as a one-element fitness tuple."""
         return self.details(tree)
+
+
+#: how a search on several benchmarks combines their |ρ| into one fitness (`--combine`)
+COMBINE = {"min": min, "mean": statistics.fmean}
+
+
+class CombinedEvaluator:
+    """Scores trees on several benchmarks at once (`lpzero evolve --benchmark a,b`).
+
+    Each benchmark has its own `FitnessEvaluator` (its own cached inputs and ground truth);
+    fitness is `combine` ("min" or "mean") of their |ρ|. Each benchmark keeps its own
+    orientation (`Evaluation.parts`); the combined Evaluation's `spearman` is the combined
+    |ρ| signed with the first benchmark's orientation, which is the formula's. A tree invalid
+    on any benchmark is invalid, its detail naming the benchmark. Results are memoised by
+    the tree's text.
+    """
+
+    def __init__(self, evaluators: Mapping[str, FitnessEvaluator], combine: str = "min"):
+        if combine not in COMBINE:
+            raise LPZeroError(f"unknown combine {combine!r} (one of: {', '.join(COMBINE)})")
+        if not evaluators:
+            raise LPZeroError("a combined fitness needs at least one benchmark")
+        self.evaluators = dict(evaluators)
+        self.combine = combine
+        self.pset = next(iter(self.evaluators.values())).pset
+        self.memo: dict[str, Evaluation] = {}
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "memo": {}}
+
+    def details(self, tree: gp.PrimitiveTree) -> Evaluation:
+        key = str(tree)
+        if key not in self.memo:
+            self.memo[key] = combine_evaluations({name: ev.details(tree) for name, ev in self.evaluators.items()},
+                                                 self.combine)
+        return self.memo[key]
+
+    def __call__(self, tree: gp.PrimitiveTree) -> Evaluation:
+        """DEAP's evaluate convention, as `FitnessEvaluator`'s."""
+        return self.details(tree)
+
+
+def combine_evaluations(parts: Mapping[str, Evaluation], combine: str) -> Evaluation:
+    """One Evaluation of several benchmarks' (see `CombinedEvaluator`)."""
+    for name, ev in parts.items():
+        if not ev.valid:
+            return Evaluation(INVALID_FITNESS, reason=ev.reason, detail=f"on {name}" + (f" ({ev.detail})" if ev.detail else ""),
+                              parts=parts)
+    first = next(iter(parts.values()))
+    fitness = float(COMBINE[combine]([ev.fitness for ev in parts.values()]))
+    # the benchmarks' samples have fixed sizes, so the joined rankings identify a proxy on all of them
+    return Evaluation(fitness, spearman=first.orientation * fitness,
+                      ranking=b"|".join(ev.ranking or b"" for ev in parts.values()), parts=parts)

@@ -8,7 +8,8 @@ proxies. The loop touches nothing but the toolbox, so a research script can
 re-register any of these operators, or make a toolbox by hand: it needs `individual`,
 `population(n)`, `evaluate`, `select`, `mate` and `mutate` (plus DEAP's own `clone` and
 `map`); `rps_log` (RPS counts), `record` and `from_record` (the checkpoint's form of an
-individual) are optional.
+individual), `complexity` (the log's bloat columns; default: the node count) and
+`selection_fitness` (parsimony: what `ind.fitness` holds instead of the raw |ρ|) are optional.
 
 The variation step is written out rather than DEAP's `algorithms.varAnd`:
 Algorithm 1 makes one child per iteration from two parents, and `varAnd` would
@@ -23,7 +24,8 @@ the smaller is kept; `distinct="text"` counts only identical trees as the same.
 `random_search=True` replaces the variation step by a fresh random proxy (the
 paper's random-search baseline).
 
-Per-iteration statistics are DEAP's `tools.Statistics` in a `tools.Logbook`. The
+Per-iteration statistics are DEAP's `tools.Statistics` in a `tools.Logbook`: best and median raw
+fitness, and the population's mean and largest tree size and complexity (bloat). The
 loop state (population, iteration, `random` state, counters, logbook) is written
 as a versioned JSON checkpoint (`lpzero.checkpoint`) every `checkpoint_every`
 iterations; `resume=True` continues from it and reaches the same result as an
@@ -55,7 +57,9 @@ from .toolbox import from_record, to_record
 RESUMABLE_CHANGES = ("iterations", "checkpoint_every")
 #: the same, as `differences` names them in a checkpoint's record
 MAY_CHANGE = tuple(f"settings.{k}" for k in RESUMABLE_CHANGES)
-LOG_FIELDS = ("run", "iteration", "best", "median", "invalid", "rps_rejected", "seconds")
+#: bloat columns: the population's mean and largest tree size (nodes) and complexity (`toolbox.complexity`)
+BLOAT_FIELDS = ("size_mean", "size_max", "complexity_mean", "complexity_max")
+LOG_FIELDS = ("run", "iteration", "best", "median", *BLOAT_FIELDS, "invalid", "rps_rejected", "seconds")
 CHECKPOINT = "checkpoint.json"
 DISTINCT = ("ranking", "text")
 #: the loop's checkpoint; files written before checkpoints had a version are version 1
@@ -113,11 +117,21 @@ class EvolutionState:
 
 
 def statistics_of_fitness() -> tools.Statistics:
-    """Best and median fitness of a population (DEAP `Statistics`)."""
-    stats = tools.Statistics(key=lambda ind: ind.fitness.values[0])
+    """Best and median raw fitness (|ρ|, before any parsimony penalty) of a population (DEAP `Statistics`)."""
+    stats = tools.Statistics(key=lambda ind: ind.evaluation.fitness)
     stats.register("best", max)
     stats.register("median", statistics.median)
     return stats
+
+
+def statistics_of_bloat(toolbox: base.Toolbox) -> tools.MultiStatistics:
+    """Mean and largest tree size (nodes) and complexity of a population (DEAP `MultiStatistics`);
+    complexity is `toolbox.complexity`, or the size for a toolbox made by hand without one."""
+    bloat = tools.MultiStatistics(size=tools.Statistics(key=len),
+                                  complexity=tools.Statistics(key=getattr(toolbox, "complexity", len)))
+    bloat.register("mean", lambda xs: round(statistics.fmean(xs), 3))
+    bloat.register("max", max)
+    return bloat
 
 
 def _recorder(toolbox: base.Toolbox) -> Callable:
@@ -196,11 +210,13 @@ def evaluate_all(toolbox: base.Toolbox, inds: list, invalid: Counter | None = No
     """Fitness through `toolbox.map(toolbox.evaluate, ...)` (register a pool's map to run in parallel).
 
     Each individual keeps its `Evaluation` as `ind.evaluation`; invalid ones are counted
-    by reason in `invalid`.
+    by reason in `invalid`. `ind.fitness` is what selection sees: the evaluation's fitness, or
+    `toolbox.selection_fitness(ind, evaluation)` where one is registered (`--parsimony COEF`).
     """
+    selection_fitness = getattr(toolbox, "selection_fitness", None)
     for ind, result in zip(inds, toolbox.map(toolbox.evaluate, inds)):
         ev = Evaluation.of(result)
-        ind.fitness.values = ev
+        ind.fitness.values = ev if selection_fitness is None else (selection_fitness(ind, ev),)
         ind.evaluation = ev
         if invalid is not None and not ev.valid:
             invalid[ev.reason.value] += 1
@@ -216,8 +232,14 @@ def identity_function(distinct: str) -> Callable:
 
 
 def rank_key(ind) -> tuple:
-    """Best first; among equally fit proxies the smaller tree first (parsimony)."""
+    """Best selection fitness first; among equally fit proxies the smaller tree first (parsimony)."""
     return -ind.fitness.values[0], len(ind), str(ind)
+
+
+def raw_rank_key(ind) -> tuple:
+    """As `rank_key` on the raw |ρ| (`ind.evaluation`, no parsimony penalty): how results are ranked.
+    The same order as `rank_key` when no `selection_fitness` is registered."""
+    return -ind.evaluation.fitness, len(ind), str(ind)
 
 
 def _admit(population: list, members: dict, identity: Callable, child, size: int) -> None:
@@ -284,7 +306,7 @@ def run_evolution(
     else:
         state = _initial_state(toolbox, settings, identity)
 
-    stats = statistics_of_fitness()
+    stats, bloat = statistics_of_fitness(), statistics_of_bloat(toolbox)
     rps = getattr(toolbox, "rps_log", None)  # a toolbox made by hand may have no RPS
     members = {identity(ind): ind for ind in reversed(state.population)}
     started = time.perf_counter() - state.seconds
@@ -304,7 +326,9 @@ def run_evolution(
         state.iteration += 1
         state.seconds = time.perf_counter() - started
         record = stats.compile(state.population)
+        sizes = bloat.compile(state.population)
         state.logbook.record(iteration=state.iteration, best=record["best"], median=record["median"],
+                             **{f"{k}_{stat}": v for k, stats_k in sizes.items() for stat, v in stats_k.items()},
                              invalid=sum(state.invalid.values()), rps_rejected=rps.rejected if rps is not None else 0,
                              seconds=round(state.seconds, 3))
         if progress is not None:

@@ -22,9 +22,9 @@ from deap import base, gp, tools
 from lpzero.errors import LPZeroError, UnknownNameError
 from lpzero.primitives import OPS, OpRegistry, Weighted, build_primitive_set, op_table
 
-from .complexity import parse_select
-from .fitness import INVALID_FITNESS, FitnessEvaluator
-from .loop import EvolutionState, EvolveSettings, identity_function, rank_key, run_evolution
+from .complexity import parse_parsimony, parse_select
+from .fitness import COMBINE, INVALID_FITNESS, CombinedEvaluator, FitnessEvaluator
+from .loop import EvolutionState, EvolveSettings, identity_function, raw_rank_key, run_evolution
 from .toolbox import TOOLBOXES, build_toolbox
 
 FINAL_SELECTIONS = ("search", "sample")
@@ -51,6 +51,13 @@ class SearchSetup:
     #: tree of the complexity/search-part-ρ Pareto front within DELTA of its best ρ) or "score"
     #: (PySR's model selection on that front); see `lpzero.search.complexity`
     select: str = "best"
+    #: parsimony pressure: "0" (none), "COEF" (selection fitness |ρ| - COEF x complexity, gplearn's
+    #: coefficient) or "double:FITNESS_SIZE,PARSIMONY_SIZE" (DEAP's double tournament as `select`);
+    #: see `lpzero.search.complexity.parse_parsimony`. Reported ρ is always the raw one.
+    parsimony: str = "0"
+    #: a search on several benchmarks (`lpzero evolve --benchmark a,b`): fitness is the "min" or
+    #: "mean" of their |ρ| (`lpzero.search.fitness.COMBINE`); unused on one benchmark
+    combine: str = "min"
     evolve: EvolveSettings = field(default_factory=EvolveSettings)
 
     def __post_init__(self) -> None:
@@ -59,6 +66,9 @@ class SearchSetup:
         if self.final_selection not in FINAL_SELECTIONS:
             raise UnknownNameError("final selection", self.final_selection, FINAL_SELECTIONS)
         parse_select(self.select)  # a malformed --select fails before any work
+        parse_parsimony(self.parsimony)
+        if self.combine not in COMBINE:
+            raise UnknownNameError("combine", self.combine, tuple(COMBINE))
         problems = []
         if self.sample < 2:
             problems.append(f"sample {self.sample} (at least 2 architectures)")
@@ -100,9 +110,9 @@ def run_seed(seed: int, run: int) -> int:
 
 @dataclass
 class SearchRuns:
-    """The independent runs of Algorithm 1 of one search, on one fitness sample."""
+    """The independent runs of Algorithm 1 of one search, on one fitness sample (or one per benchmark)."""
 
-    evaluator: FitnessEvaluator
+    evaluator: FitnessEvaluator | CombinedEvaluator
     pset: gp.PrimitiveSetTyped
     states: list[EvolutionState] = field(default_factory=list)
     toolboxes: list[base.Toolbox] = field(default_factory=list)
@@ -116,11 +126,13 @@ class SearchRuns:
         copies, as a DEAP hall of fame holds them.
         """
         identity = identity_function(distinct)
-        # best first (parsimony among equally fit), so of similar proxies the hall of fame keeps the
+        # best raw |ρ| first (under --parsimony the population is ordered by the penalised fitness);
+        # smaller trees first among equally fit, so of similar proxies the hall of fame keeps the
         # first it sees, the smallest; a stable sort leaves equal trees in run order
         pool = sorted(((run, ind) for run, state in enumerate(self.states)
-                       for ind in [ind for ind in state.population if ind.evaluation.valid][:per_run]),
-                      key=lambda pair: rank_key(pair[1]))
+                       for ind in sorted((ind for ind in state.population if ind.evaluation.valid),
+                                         key=raw_rank_key)[:per_run]),
+                      key=lambda pair: raw_rank_key(pair[1]))
         if not pool:
             return []
         # room for all: the hall of fame only merges similar proxies, it drops no distinct one
@@ -130,7 +142,7 @@ class SearchRuns:
         for run, ind in pool:
             run_of.setdefault(identity(ind), run)
         # DEAP orders by fitness alone; ties go smaller tree first, as everywhere in the search
-        return sorted(((run_of[identity(ind)], ind) for ind in hof), key=lambda pair: rank_key(pair[1]))
+        return sorted(((run_of[identity(ind)], ind) for ind in hof), key=lambda pair: raw_rank_key(pair[1]))
 
 
 def fingerprint(*arrays: object) -> str:
@@ -143,7 +155,11 @@ def fingerprint(*arrays: object) -> str:
 
 def setup_context(setup: SearchSetup) -> dict:
     """What of `setup` a run's checkpoint records besides its `EvolveSettings`."""
-    return {"toolbox": setup.toolbox, "rps": setup.rps, "n_unary": setup.n_unary, "max_height": setup.max_height}
+    context = {"toolbox": setup.toolbox, "rps": setup.rps, "n_unary": setup.n_unary, "max_height": setup.max_height}
+    for key in ("parsimony", "combine"):  # absent by default: earlier checkpoints resume as they were
+        if getattr(setup, key) != getattr(SearchSetup, key):
+            context[key] = getattr(setup, key)
+    return context
 
 
 def evolve_on(inputs: Mapping[str, Weighted], truth: np.ndarray, setup: SearchSetup, out: Path | None = None,
@@ -162,17 +178,51 @@ def evolve_on(inputs: Mapping[str, Weighted], truth: np.ndarray, setup: SearchSe
     `context`, the search settings and a fingerprint of the fitness data; `resume` refuses a
     checkpoint that differs in any of them.
     """
+    return _evolve(lambda pset: FitnessEvaluator(pset, inputs, truth), fitness_data(inputs, truth), setup, out,
+                   resume, progress, customize, ops, context)
+
+
+def evolve_on_several(data: Mapping[str, tuple[Mapping[str, Weighted], np.ndarray]], setup: SearchSetup,
+                      out: Path | None = None, resume: bool = False,
+                      progress: Callable[[int, float], None] | None = None,
+                      customize: Callable[[base.Toolbox], None] | None = None, ops: OpRegistry | str | None = None,
+                      context: dict | None = None) -> SearchRuns:
+    """As `evolve_on`, with fitness on several benchmarks' search samples at once: `data` maps each
+    benchmark's name to its (inputs, truth); fitness combines their |ρ| by `setup.combine`
+    (`lpzero.search.fitness.CombinedEvaluator`; the first benchmark gives the formula's orientation)."""
+    if not data:
+        raise LPZeroError("a search on several benchmarks needs at least one")
+
+    def evaluator(pset: gp.PrimitiveSetTyped) -> CombinedEvaluator:
+        return CombinedEvaluator({name: FitnessEvaluator(pset, inputs, truth) for name, (inputs, truth) in data.items()},
+                                 setup.combine)
+
+    digests = " ".join(f"{name}={fitness_data(inputs, truth)}" for name, (inputs, truth) in data.items())
+    digest = hashlib.sha1(digests.encode()).hexdigest()[:16]
+    return _evolve(evaluator, digest, setup, out, resume, progress, customize, ops, context)
+
+
+def fitness_data(inputs: Mapping[str, Weighted], truth: np.ndarray) -> str:
+    """The fingerprint a checkpoint keeps of one fitness sample (its ground truth and inputs)."""
+    return fingerprint(truth, *(inputs[s].values for s in sorted(inputs)))
+
+
+def _evolve(make_evaluator: Callable[[gp.PrimitiveSetTyped], Callable], data_fingerprint: str, setup: SearchSetup,
+            out: Path | None, resume: bool, progress: Callable[[int, float], None] | None,
+            customize: Callable[[base.Toolbox], None] | None, ops: OpRegistry | str | None,
+            context: dict | None) -> SearchRuns:
+    """The runs of `evolve_on` with the evaluator `make_evaluator(pset)` (see there)."""
     ops = op_table(ops)
-    context = {**(context or {}), **setup_context(setup),
-               "fitness_data": fingerprint(truth, *(inputs[s].values for s in sorted(inputs)))}
+    context = {**(context or {}), **setup_context(setup), "fitness_data": data_fingerprint}
     if ops is not OPS:  # a resume with another op table is refused; the built-in one's checkpoints say nothing
         context["ops"] = ops.path
     pset = build_primitive_set(ops)
-    runs = SearchRuns(FitnessEvaluator(pset, inputs, truth), pset)
+    runs = SearchRuns(make_evaluator(pset), pset)
     best_so_far = INVALID_FITNESS
     for r in range(setup.runs):
         tb = build_toolbox(setup.toolbox, runs.evaluator, pset=pset, ops=ops, rps=setup.rps, n_unary=setup.n_unary,
-                           max_height=setup.max_height, select_fraction=setup.evolve.top_fraction)
+                           max_height=setup.max_height, select_fraction=setup.evolve.top_fraction,
+                           parsimony=setup.parsimony)
         if customize is not None:
             customize(tb)
         settings = replace(setup.evolve, seed=run_seed(setup.evolve.seed, r))

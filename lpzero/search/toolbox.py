@@ -16,8 +16,10 @@ an `Evaluation`, which iterates as DEAP's `(fitness,)`; a plain tuple works too)
 population, paper Algorithm 1), `mate`, `mutate` (each returning a tuple of
 offspring, RPS applied as a decorator unless disabled), `map` (DEAP's default;
 register a pool's map to evaluate in parallel), `record(ind)` / `from_record(rec)`
-(an individual as JSON and back, for checkpoints). Attributes: `pset`, `ops`,
-`rps_log`, `kind`, `rps` (RPS on), `max_height` (the height limit of `mate` and `mutate`;
+(an individual as JSON and back, for checkpoints),
+`complexity(ind)` (`lpzero.search.complexity.tree_complexity` with the toolbox's op table),
+`selection_fitness(ind, evaluation)` (only under `--parsimony COEF`: the fitness selection sees).
+Attributes: `pset`, `ops`, `rps_log`, `kind`, `rps` (RPS on), `max_height` (the height limit of `mate` and `mutate`;
 None for the paper toolbox, whose genome fixes the tree's shape). The loop
 (`lpzero.search.loop`) uses nothing else.
 
@@ -31,11 +33,13 @@ import operator
 import random
 from typing import Callable
 
-from deap import base, creator, gp
+from deap import base, creator, gp, tools
 
 from lpzero.registry import Registry
 from lpzero.primitives import OPS, OpRegistry, build_primitive_set, generate_typed, parse_tree
 
+from .fitness import INVALID_FITNESS
+from .complexity import parse_parsimony, penalized_fitness, tree_complexity
 from .genome import GenomeError, PaperGenes, crossover_genes, genes_to_tree, mutate_genes, random_genes
 from .rps import RPSLog, rps_guard, violations
 
@@ -129,7 +133,8 @@ def to_record(ind) -> dict:
 def from_record(rec: dict, pset: gp.PrimitiveSetTyped):
     """The individual `to_record` wrote, with its fitness."""
     ind = creator.ProxyTree(parse_tree(rec["tree"], pset))
-    ind.fitness.values = (float(rec["fitness"]),)
+    # null: an invalid proxy's fitness as a strict JSON file without its why-key holds it
+    ind.fitness.values = (INVALID_FITNESS if rec["fitness"] is None else float(rec["fitness"]),)
     if "genes" in rec:
         ind.genes = PaperGenes.from_dict(rec["genes"])
     return ind
@@ -184,6 +189,19 @@ def paper_operators(tb: base.Toolbox, init_height: tuple[int, int], n_unary: int
     register_operator(tb, "mutate", mutate)
 
 
+def add_parsimony(tb: base.Toolbox, parsimony: str) -> None:
+    """Parsimony pressure on `tb` (`--parsimony`): "COEF" > 0 registers `selection_fitness`
+    (`penalized_fitness` with `tb.complexity`: what `ind.fitness` holds, ρ stays raw in
+    `ind.evaluation`), "double:F,P" registers `select` as DEAP's `selDoubleTournament`
+    (fitness first). "0" registers nothing: the search is today's."""
+    how, args = parse_parsimony(parsimony)
+    if how == "double":
+        tb.register("select", tools.selDoubleTournament, fitness_size=args[0], parsimony_size=args[1],
+                    fitness_first=True)
+    elif args[0] > 0:
+        tb.register("selection_fitness", penalized_fitness, coefficient=args[0], complexity=tb.complexity)
+
+
 #: toolbox kind -> the function registering its individual, mate and mutate (`lpzero.toolboxes` entry points
 #: add kinds); `typed` limits tree height, `paper` has fixed-shape trees
 TOOLBOX_KINDS: Registry = Registry("toolbox", group="lpzero.toolboxes")
@@ -202,11 +220,14 @@ def build_toolbox(
     max_height: int = 8,
     n_unary: int = 2,
     select_fraction: float = 0.1,
+    parsimony: str = "0",
 ) -> base.Toolbox:
     """The `typed` or `paper` toolbox (see the module docstring), or a kind registered in `TOOLBOX_KINDS`.
 
     `pset` is the primitive set the evaluator compiles with (built from `ops` if not given):
     one set for both, so the trees the toolbox makes are the ones the evaluator reads.
+    `parsimony` (`lpzero.search.complexity.parse_parsimony`): a coefficient above 0 registers
+    `selection_fitness`, "double:F,P" registers DEAP's double tournament as `select`.
     """
     add_operators = TOOLBOX_KINDS.get(kind)
     ensure_creator()
@@ -217,6 +238,8 @@ def build_toolbox(
     tb.register("compile", gp.compile, pset=pset)
     tb.register("evaluate", evaluate)
     tb.register("select", select_from_top, fraction=select_fraction)
+    tb.register("complexity", tree_complexity, ops=ops)
+    add_parsimony(tb, parsimony)
     tb.register("record", to_record)
     tb.register("from_record", from_record, pset=pset)
     add_operators(tb, init_height, n_unary)
