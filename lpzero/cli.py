@@ -46,9 +46,10 @@ class UserError(click.ClickException):
         click.echo(f"lpzero: error: {self.format_message()}", err=True)
 
 
-#: OS errors that are the user's to fix (a full disk, a read-only or misplaced output path)
-USER_OS_ERRORS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR, errno.EEXIST,
-                  errno.EDQUOT}
+#: OS errors that are the user's to fix (a full disk, a read-only or misplaced output path, a folder
+#: that cannot be made where the file system allows none, e.g. under /proc)
+USER_OS_ERRORS = {errno.ENOENT, errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR,
+                  errno.EEXIST, errno.EDQUOT}
 
 
 class LPZeroGroup(click.Group):

@@ -9,6 +9,7 @@ with its own saved tokenizer.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -336,6 +337,17 @@ class LoNASBenchmark(Benchmark):
         if self.text_path is not None:
             files.append(self.text_path)
         return list(dict.fromkeys(files))  # a checkpoint directory is both the base and the path
+
+    def fingerprint(self) -> str:
+        """`Benchmark.fingerprint`, and the dtype the models load in where it is not the checkpoint's own
+        (`--dtype`: other scores, so `nas --resume` refuses a checkpoint of another dtype)."""
+        own = super().fingerprint()
+        try:
+            if self.dtype == stored_dtype(self.base_config):
+                return own
+        except BenchmarkError:  # a stored dtype lpzero does not load in: `--dtype` chose another
+            pass
+        return hashlib.sha1(f"{own}:{self.dtype}".encode()).hexdigest()[:16]
 
 
 class SubnetworkGenomes:

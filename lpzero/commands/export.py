@@ -4,7 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
+from lpzero.errors import LPZeroError
 from lpzero.primitives import op_table
 from lpzero.primitives.registry import markdown_table
 from lpzero.proxies.found_proxy import FoundProxy
@@ -22,11 +24,16 @@ EXPORTS = ("torch", "sympy")
 @click.option("--format", "fmt", type=click.Choice(FORMATS + EXPORTS), default="latex", show_default=True,
               help="A formula (latex, pretty, text), a standalone torch module (torch: `def proxy(A, J, G, H, W, "
                    "S)` over per-layer tensor lists) or a sympy srepr string (sympy).")
-def export(best_json: str, fmt: str) -> None:
+@click.pass_context
+def export(ctx: click.Context, best_json: str, fmt: str) -> None:
     """Print the simplified formula of a found proxy (best.json), or a search's Pareto front
     (its folder, hall_of_fame.json or pareto_front.json: complexity, search-part ρ, formula)."""
     path = Path(best_json)
     if path.is_dir() or path.name in (HALL_OF_FAME_FILE, FRONT_FILE):
+        if ctx.get_parameter_source("fmt") != ParameterSource.DEFAULT:
+            best = (path if path.is_dir() else path.parent) / "best.json"
+            raise LPZeroError(f"--format {fmt} exports one found proxy: give {best} ({path} prints the search's "
+                              "front, as text, without --format)")
         click.echo(front_text(load_front(path)))
         return
     # guards that were active on the search sample are written out, as evolve's report does

@@ -111,10 +111,16 @@ def open_part(request: EvolveRequest, benchmark: BenchmarkRequest) -> BenchmarkP
     return BenchmarkPart(bench, store, ids, search_ids, held_ids, sample_ids)
 
 
+def same_benchmark(name: str) -> str:
+    """`name` with a `file.py:Class` benchmark's file resolved: one benchmark however its path is spelled."""
+    file, sep, cls = name.rpartition(":")
+    return f"{Path(file).resolve()}:{cls}" if sep and file.endswith(".py") else name
+
+
 def evolve(request: EvolveRequest, progress: Progress = no_progress) -> tuple[Path, dict]:
     """Run the search `request` describes; (output folder, the best.json record)."""
     parts = [open_part(request, b) for b in request.benchmarks]  # every benchmark checked before any work
-    if len({p.name for p in parts}) < len(parts):
+    if len({same_benchmark(p.name) for p in parts}) < len(parts):
         raise LPZeroError(f"--benchmark names a benchmark twice: {', '.join(p.name for p in parts)}")
     names = proxy_names(request.baselines)
     out = Path(request.out) if request.out else default_out(*(p.bench for p in parts))

@@ -114,7 +114,8 @@ def parse_parsimony(parsimony: str) -> tuple[str, tuple[float, ...]]:
             fitness_size, parsimony_size = (float(x) for x in arg.split(","))
         except ValueError:
             fitness_size = parsimony_size = math.nan
-        if fitness_size >= 1 and fitness_size == int(fitness_size) and 1 <= parsimony_size <= 2:
+        if math.isfinite(fitness_size) and fitness_size >= 1 and fitness_size == int(fitness_size) \
+                and 1 <= parsimony_size <= 2:
             return "double", (int(fitness_size), parsimony_size)
         raise LPZeroError(f"--parsimony {parsimony!r}: double takes a fitness tournament size (an integer, at "
                           "least 1) and a parsimony tournament size in [1, 2], e.g. double:7,1.4")
