@@ -254,6 +254,22 @@ def measure(out: Path, device: str, batch_size: int, seq_len: int, subnets: str,
     (out / f"measure_{device.replace(':', '')}.json").write_text(json.dumps(result, indent=1))
 
 
+@main.command("speed")
+@click.option("--tokens", type=click.IntRange(min=1), default=32, show_default=True)
+def speed(tokens: int) -> None:
+    """Seconds of one Linear(4096, 11008) forward and backward on TOKENS tokens, bfloat16 and float32."""
+    import torch
+
+    for dtype in (torch.bfloat16, torch.float32):
+        layer = torch.nn.Linear(SHAPE["hidden_size"], SHAPE["intermediate_size"], bias=False).to(dtype)
+        x = torch.randn(1, tokens, SHAPE["hidden_size"], dtype=dtype, requires_grad=True)
+        t0 = time.perf_counter()
+        y = layer(x)
+        t1 = time.perf_counter()
+        y.float().sum().backward()
+        click.echo(f"{str(dtype):15} forward {t1 - t0:.2f} s  backward {time.perf_counter() - t1:.2f} s")
+
+
 @main.command("child", hidden=True)
 @click.argument("args", nargs=-1)
 def child(args: tuple[str, ...]) -> None:

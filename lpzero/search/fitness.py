@@ -181,8 +181,7 @@ class CombinedEvaluator:
     fitness is `combine` ("min" or "mean") of their |ρ|. Each benchmark keeps its own
     orientation (`Evaluation.parts`); the combined Evaluation's `spearman` is the combined
     |ρ| signed with the first benchmark's orientation, which is the formula's. A tree invalid
-    on any benchmark is invalid, its detail naming the benchmark. Results are memoised by
-    the tree's text.
+    on any benchmark is invalid, its detail naming the benchmark.
     """
 
     def __init__(self, evaluators: Mapping[str, FitnessEvaluator], combine: str = "min"):
@@ -193,17 +192,10 @@ class CombinedEvaluator:
         self.evaluators = dict(evaluators)
         self.combine = combine
         self.pset = next(iter(self.evaluators.values())).pset
-        self.memo: dict[str, Evaluation] = {}
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "memo": {}}
 
     def details(self, tree: gp.PrimitiveTree) -> Evaluation:
-        key = str(tree)
-        if key not in self.memo:
-            self.memo[key] = combine_evaluations({name: ev.details(tree) for name, ev in self.evaluators.items()},
-                                                 self.combine)
-        return self.memo[key]
+        # each benchmark's evaluator memoises its own scores; combining them is cheap
+        return combine_evaluations({name: ev.details(tree) for name, ev in self.evaluators.items()}, self.combine)
 
     def __call__(self, tree: gp.PrimitiveTree) -> Evaluation:
         """DEAP's evaluate convention, as `FitnessEvaluator`'s."""
