@@ -13,7 +13,7 @@ from lpzero.benchmarks.inputs import SYMBOLS, LayerTensor, Layout, as_weighted, 
 from lpzero.cache.sampling import sample_context, sample_inputs
 from lpzero.primitives import INPUT_SYMBOLS, default_pset, parse_tree, tree_inputs
 from lpzero.proxies import ProxyContext, score_tree
-from lpzero.proxies import inputs as proxy_inputs_module
+from lpzero.proxies import context as proxy_context_module
 from lpzero.proxies.found_proxy import PRIMITIVE_SET_VERSION, FoundProxy
 from lpzero.proxies.paper import LPZERO_FLEXIBERT_TREE, LPZERO_LLAMA_TREE
 from lpzero.proxies.streaming import row_subtrees, stream_score
@@ -134,7 +134,7 @@ def test_a_found_proxy_streams_above_the_size_limit_and_shares_below_it(monkeypa
     expected = proxy.score_inputs(extract_inputs(ctx.benchmark, ctx.model(), ctx.inputs()))
     shared = _context(CASES[2])
     assert proxy.score(shared) == expected and shared.has_shared("inputs AGW")  # small: one shared extraction
-    monkeypatch.setattr(proxy_inputs_module, "STREAM_ABOVE_BYTES", 0)
+    monkeypatch.setattr(proxy_context_module, "STREAM_ABOVE_BYTES", 0)
     streamed = _context(CASES[2])
     assert proxy.score(streamed) == expected and not streamed.has_shared("inputs AGW")
     assert proxy.score(shared) == expected  # what a context holds already is read, not extracted again

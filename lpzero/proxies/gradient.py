@@ -1,54 +1,61 @@
-"""Gradient-based proxies: one forward and one backward pass of the shared model."""
+"""Gradient-based proxies: one forward and one backward pass of the shared model.
+
+Those whose value is a sum over block weights of a term of (W, dL/dW) alone are declared
+as such (`@hand_designed(per_weight=PerWeight(...))`, the function being the term): they are
+read from the shared pass, or from one streamed pass when the model is large
+(`lpzero.proxies.context.PerWeight`). GraSP and Fisher read more than (W, dL/dW).
+"""
 from __future__ import annotations
 
 import torch
 
-from .context import ProxyContext, as_matrix, clear_grads, forward_loss, recipe_weights, shared_pass
+from .context import PerWeight, ProxyContext, as_matrix, clear_grads, forward_loss, shared_pass
 from .hand_designed import hand_designed
 
 
-def _sum_abs_weight_times_grad(ctx: ProxyContext, part: str | None = None, min_rows: int = 0) -> float:
-    """sum |W * dL/dW| over all block weights, or over a recipe `part` of them."""
-    run = shared_pass(ctx)
-    weights = run.sites.weights if part is None else recipe_weights(ctx, ctx.model(), run.sites, part)
-    return sum(
-        float((s.param.detach().double() * run.grad(s).double()).abs().sum())
-        for s in weights
-        if s.param.shape[0] >= min_rows
-    )
+def _abs_weight_times_grad(weight: torch.Tensor, grad: torch.Tensor) -> float:
+    """sum |W * dL/dW| of one weight, in float64."""
+    return float((weight.double() * grad.double()).abs().sum())
 
 
 @hand_designed("snip",
                 expressible="layer_sum__Lw(l1__Tw(mul__Tw(W, G)))",
-                note="all block weights, whatever the recipe.")
-def snip(ctx: ProxyContext) -> float:
+                note="all block weights, whatever the recipe.",
+                per_weight=PerWeight())
+def snip(weight: torch.Tensor, grad: torch.Tensor) -> float:
     """SNIP: sum over block weights of |W * dL/dW|.
 
     The original multiplies each weight by a mask of ones and sums |dL/dmask|,
     which is exactly |W * dL/dW|; this computes it directly.
     """
-    return _sum_abs_weight_times_grad(ctx)
+    return _abs_weight_times_grad(weight, grad)
 
 
 @hand_designed("synaptic_saliency",
                 expressible="layer_sum__Lw(l1__Tw(mul__Tw(W, G)))",
-                note='recipe "lpzero" only (all block weights).')
-def synaptic_saliency(ctx: ProxyContext) -> float:
+                note='recipe "lpzero" only (all block weights).',
+                per_weight=PerWeight(part="ffn"))
+def synaptic_saliency(weight: torch.Tensor, grad: torch.Tensor) -> float:
     """Synaptic saliency: sum of |W * dL/dW| over block weights.
 
     Recipe "lpzero": all block weights (equal to `snip` on the same model).
     Recipe "tfnas": the feed-forward weights only (ElectraLayer.intermediate
     and .output in the original).
     """
-    return _sum_abs_weight_times_grad(ctx, part="ffn")
+    return _abs_weight_times_grad(weight, grad)
 
 
 #: the originals only count weights whose first dimension has at least this many rows
 HEAD_IMPORTANCE_MIN_ROWS = 128
 
 
-@hand_designed("head_importance", note="no primitive selects layers by their number of rows.")
-def head_importance(ctx: ProxyContext) -> float:
+def _has_min_rows(weight: torch.Tensor) -> bool:
+    return weight.shape[0] >= HEAD_IMPORTANCE_MIN_ROWS
+
+
+@hand_designed("head_importance", note="no primitive selects layers by their number of rows.",
+                per_weight=PerWeight(part="mixer", reads=_has_min_rows))
+def head_importance(weight: torch.Tensor, grad: torch.Tensor) -> float:
     """Attention head importance: sum of |W * dL/dW| over weights with >= 128 rows.
 
     The row filter is both originals' `weight.shape[0] >= 128` on the stored
@@ -58,31 +65,28 @@ def head_importance(ctx: ProxyContext) -> float:
     Recipe "lpzero": all block weights. Recipe "tfnas": the token-mixing
     operation's weights (ElectraLayer.operation.operation in the original).
     """
-    return _sum_abs_weight_times_grad(ctx, part="mixer", min_rows=HEAD_IMPORTANCE_MIN_ROWS)
+    return _abs_weight_times_grad(weight, grad)
 
 
 @hand_designed("grad_norm",
                 expressible="layer_sum__Lw(frobenius__Tw(G))",
-                note="exactly (the norm is taken per weight matrix).")
-def grad_norm(ctx: ProxyContext) -> float:
+                note="exactly (the norm is taken per weight matrix).",
+                per_weight=PerWeight())
+def grad_norm(weight: torch.Tensor, grad: torch.Tensor) -> float:
     """GradNorm: sum over block weights of the Frobenius norm of dL/dW."""
-    run = shared_pass(ctx)
-    return sum(float(run.grad(s).double().norm()) for s in run.sites.weights)
+    return float(grad.double().norm())
 
 
-@hand_designed("synaptic_diversity", note="the nuclear norm is not a primitive.")
-def synaptic_diversity(ctx: ProxyContext) -> float:
+@hand_designed("synaptic_diversity", note="the nuclear norm is not a primitive.",
+                per_weight=PerWeight(part="non_ffn"))
+def synaptic_diversity(weight: torch.Tensor, grad: torch.Tensor) -> float:
     """Synaptic diversity: sum of ||W||_nuc * ||dL/dW||_nuc over block weights.
 
     Recipe "lpzero": all block weights. Recipe "tfnas": all but the
     feed-forward weights (ElectraLayer.operation in the original: the token
     mixer and its output projection).
     """
-    run = shared_pass(ctx)
-    total = 0.0
-    for s in recipe_weights(ctx, ctx.model(), run.sites, "non_ffn"):
-        total += float(_nuclear_norm(s.param.detach()) * _nuclear_norm(run.grad(s)))
-    return total
+    return float(_nuclear_norm(weight) * _nuclear_norm(grad))
 
 
 def _nuclear_norm(t: torch.Tensor) -> torch.Tensor:
@@ -97,32 +101,31 @@ def _nuclear_norm(t: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().sum()
 
 
-@hand_designed("eznas", note="sign and log-determinant are not primitives.")
-def eznas(ctx: ProxyContext) -> float:
+def _not_taller_than_wide(weight: torch.Tensor) -> bool:
+    # rank <= columns < rows: det(sign(G) sign(G)^T) is exactly 0 and sigmoid(log 0) adds 0
+    rows, columns = as_matrix(weight).shape
+    return rows <= columns
+
+
+@hand_designed("eznas", note="sign and log-determinant are not primitives.",
+                per_weight=PerWeight(reads=_not_taller_than_wide, skip_ungraded=True))
+def eznas(weight: torch.Tensor, grad: torch.Tensor) -> float:
     """EZNAS: sum over block weights of sigmoid(log|det(sign(G) sign(G)^T)|).
 
     G is dL/dW with rows as stored (GPT-2 Conv1D: input features). sign(G)
     sign(G)^T is an integer matrix, so its determinant is 0 or at least 1: a
-    layer adds 0 (singular, e.g. more rows than columns) or sigmoid(log|det|),
-    in practice 1, and the score is close to a count of layers. Computed in
+    layer adds 0 (singular, e.g. more rows than columns, which are skipped) or
+    sigmoid(log|det|), in practice 1, and the score is close to a count of layers.
+    As in the original, a layer without a gradient adds nothing. Computed in
     float64; the original's float32 turns some exactly singular matrices (on
     LTS GPT-2 often attn.c_proj's) into rounding noise that counts up to 1, so
     its scores run a few units higher (ours still rank 24 LTS architectures
     like the reference scores, Spearman 0.99). The original's final Frobenius norm of a scalar is its
     absolute value, a no-op here.
     """
-    run = shared_pass(ctx)
-    total = 0.0
-    for s in run.sites.weights:
-        g = run.weight_grads[id(s.param)]
-        if g is None:
-            continue  # as the original: layers without a gradient add nothing
-        signs = torch.sign(as_matrix(g)).double()
-        if signs.shape[0] > signs.shape[1]:
-            continue  # rank <= columns < rows: det is exactly 0 and sigmoid(log 0) adds 0
-        _, logabsdet = torch.linalg.slogdet(signs @ signs.T)
-        total += float(torch.sigmoid(logabsdet))
-    return total
+    signs = torch.sign(as_matrix(grad)).double()
+    _, logabsdet = torch.linalg.slogdet(signs @ signs.T)
+    return float(torch.sigmoid(logabsdet))
 
 
 @hand_designed("grasp", note="needs a Hessian-gradient product.")

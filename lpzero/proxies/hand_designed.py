@@ -7,13 +7,17 @@ module, registered where it is defined (as NASLib's `@measure`):
     def grad_norm(ctx: ProxyContext) -> float: ...
 
 The decorator leaves the function as it is and registers a `HandDesigned` proxy wrapping
-it in `HAND_DESIGNED` (a name registered twice is refused). Registering costs nothing:
+it in `HAND_DESIGNED` (a name registered twice is refused). A proxy that is a sum over block
+weights of a term of (W, dL/dW) alone is declared with `per_weight=PerWeight(...)` on the
+function of one weight's term, `fn(weight, grad) -> float`; the decorator then returns the
+proxy's function of a context (`PerWeight.value`). Registering costs nothing:
 no model is built before a proxy is scored. `HAND_DESIGNED.get(name)` also answers an
 entry point of the group `lpzero.proxies` and `"module:ATTR"` / `"file.py:ATTR"` naming
 a `Proxy` or a function of a `ProxyContext`.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass, replace
 from typing import Any, Callable, ClassVar, Iterable, Iterator
@@ -21,7 +25,7 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator
 from lpzero.registry import Lookup, Registry
 
 from .base import Proxy
-from .context import ProxyContext
+from .context import PerWeight, ProxyContext
 
 #: the order tables, caches and docs list the built-in proxies in (the paper's tables);
 #: proxies registered otherwise follow, in registration order
@@ -62,6 +66,13 @@ class HandDesigned(Proxy):
 
     def __call__(self, ctx: ProxyContext) -> float:
         return self.score(ctx)
+
+    @property
+    def per_weight(self) -> PerWeight | None:
+        """The proxy as a sum of per-weight terms (`hand_designed(per_weight=...)`), else None:
+        `score_proxies` declares it, so one streamed pass serves all such proxies of a large model."""
+        spec = getattr(self.fn, "per_weight", None)
+        return spec if isinstance(spec, PerWeight) else None
 
     def oriented(self, orientation: int) -> "HandDesigned":
         """This proxy with `orientation` (-1: used negated, as `--proxy -name`)."""
@@ -133,17 +144,38 @@ class ProxyRegistry(Registry[Proxy]):
 HAND_DESIGNED = ProxyRegistry()
 
 
+def _per_weight_proxy(term: Callable, spec: PerWeight) -> Callable[[ProxyContext], float]:
+    """The proxy function of a context summing `term` as `spec` says, named and documented as `term`.
+
+    It carries `spec` (with `term`) as its attribute `per_weight`, so a pickled proxy finds it again
+    through the function, which pickles by its name.
+    """
+    spec = replace(spec, term=term)
+
+    def proxy(ctx: ProxyContext) -> float:
+        return spec.value(ctx)
+
+    functools.update_wrapper(proxy, term, assigned=("__module__", "__name__", "__qualname__", "__doc__"),
+                             updated=())
+    proxy.per_weight = spec
+    return proxy
+
+
 def hand_designed(name: str | None = None, *, expressible: str | None = None, note: str = "",
-                  pass_free: bool = False, inputs: Iterable[str] = (),
-                  registry: Registry | None = None) -> Callable[[Callable[[ProxyContext], float]], Any]:
+                  pass_free: bool = False, inputs: Iterable[str] = (), per_weight: PerWeight | None = None,
+                  registry: Registry | None = None) -> Callable[[Callable[..., float]], Any]:
     """Decorator: register the function as the `HandDesigned` proxy `name` (default: its own name).
 
     `expressible`/`note`: the proxy as a tree of the search space, and why (not); `pass_free`:
     it needs no forward or backward pass; `inputs`: the six inputs it reads through
     `proxy_inputs`/`six_inputs`. Into `HAND_DESIGNED` unless `registry` is given. Returns
-    the function unchanged.
+    the function unchanged, except with `per_weight`: the proxy is the sum of the function
+    `fn(weight, grad) -> float` over the block weights `per_weight` selects, and the decorator
+    returns the proxy's function of a context.
     """
-    def decorate(fn: Callable[[ProxyContext], float]) -> Callable[[ProxyContext], float]:
+    def decorate(fn: Callable[..., float]) -> Callable[[ProxyContext], float]:
+        if per_weight is not None:
+            fn = _per_weight_proxy(fn, replace(per_weight, name=name or fn.__name__))
         proxy = HandDesigned.of(fn, name, expressible, note, pass_free, inputs)
         summary = proxy.doc.splitlines()[0] if proxy.doc else ""
         (HAND_DESIGNED if registry is None else registry).register(proxy.name, proxy, description=summary)

@@ -58,24 +58,20 @@ def proxy_inputs(ctx: ProxyContext, symbols: Iterable[str] = SYMBOLS) -> ProxyIn
     return ctx.shared(_subset_key(some), lambda: extract_inputs(ctx.benchmark, ctx.model(), ctx.inputs(), some))
 
 
-#: parameters (bytes) above which a found proxy streams its own pass rather than share the context's
-#: full extraction, which holds every gradient at once
-STREAM_ABOVE_BYTES = 1 << 30
-
-
 def score_in_context(ctx: ProxyContext, tree: gp.PrimitiveTree, pset: gp.PrimitiveSetTyped) -> float:
     """`score_tree(tree, proxy_inputs(ctx, ...))`: the tree's value on `ctx`'s shared model.
 
     On the full inputs when `ctx` holds them already, or when the model is small enough
-    (`STREAM_ABOVE_BYTES`) that sharing one full extraction with the context's other proxies
-    costs nothing: a streamed pass could not be shared with a proxy that reads the inputs
-    whole (the paper's), so it would be a second pass. Above that, from a streamed pass
+    (`ProxyContext.streams`: at most `STREAM_ABOVE_BYTES` of parameters) that sharing one full
+    extraction, which holds every gradient at once, with the context's other proxies costs
+    nothing: a streamed pass could not be shared with a proxy that reads the inputs whole
+    (the paper's), so it would be a second pass. Above that, from a streamed pass
     (`stream_score`), which holds a layer's gradients at a time; the value is the same.
     """
     needed = tree_inputs(tree)
     wanted = needed | ctx.declared_inputs
     shared = ctx.has_shared(SIX_INPUTS) or ctx.has_shared(_subset_key(wanted))
-    if shared or sum(p.numel() * p.element_size() for p in ctx.model().parameters()) <= STREAM_ABOVE_BYTES:
+    if shared or not ctx.streams():
         return score_tree(tree, proxy_inputs(ctx, needed), ctx.device, pset)
     return stream_score(ctx, tree, pset)
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .base import Proxy
-from .context import ProxyContext
+from .context import ProxyContext, declare_per_weight
+from .hand_designed import HandDesigned
 from .inputs import declare_inputs
 
 
@@ -40,7 +41,8 @@ def score_proxies(proxies: Sequence[Proxy], ctx: ProxyContext, strict: bool = Fa
     """Each proxy's result on `ctx`'s architecture, by name, in the order given (which is the order they run in).
 
     One shared context: the inputs all proxies declare (`Proxy.inputs_needed`) are extracted
-    in one pass, and each shared pass runs once whichever proxy needs it first. A proxy that
+    in one pass, the per-weight gradient proxies (`HandDesigned.per_weight`) of a large model
+    share one streamed pass, and each shared pass runs once whichever proxy needs it first. A proxy that
     raises is an invalid result with the error as its reason, unless `strict` (the error
     propagates, as a cache build or a search wants). Two proxies of one name are refused.
     """
@@ -49,6 +51,7 @@ def score_proxies(proxies: Sequence[Proxy], ctx: ProxyContext, strict: bool = Fa
     if twice:
         raise ValueError(f"proxies scored together need distinct names; given twice: {', '.join(twice)}")
     declare_inputs(ctx, {s for p in proxies for s in p.inputs_needed})
+    declare_per_weight(ctx, [p.per_weight for p in proxies if isinstance(p, HandDesigned) and p.per_weight])
     results: dict[str, ProxyResult] = {}
     for proxy in proxies:
         try:
