@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from ..base import Architecture, Batch, Benchmark, BenchmarkError, Site, WeightSite, ZCSites, read_json_object
+from ..half_cpu import fast_half_backward
 from .export import export_subnetwork
 from .slicing import WeightFamily, count_subnetwork_params, extract_subnetwork, in_family
 from .space import LONAS_ALPHA, LONAS_RANK, SPACE_PRESETS, Choice, LoNASSpace, choice_id, lonas_space
@@ -256,7 +257,10 @@ class LoNASBenchmark(Benchmark):
         # J is the gradient at the embedding's output: make that output a leaf that wants a
         # gradient, rather than computing the whole embedding table's gradient
         inner_model(sub).get_input_embeddings().register_forward_hook(_output_wants_grad)
-        return sub if torch.device(device).type == "cpu" else sub.to(device)
+        if torch.device(device).type != "cpu":
+            return sub.to(device)
+        fast_half_backward(sub)  # a bfloat16 checkpoint's backward on a CPU without bfloat16 arithmetic
+        return sub
 
     def count_params(self, arch_id: str) -> dict[str, int]:
         """base / lora / nonembedding / total parameters of the sub-network."""
