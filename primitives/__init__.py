@@ -4,8 +4,9 @@
 - `INPUTS`: the six terminals A, J, G, H, W, S and their marker types.
 - `build_primitive_set()`: the DEAP `PrimitiveSetTyped` over both; `parse_tree`
   reads a tree back from its text.
-- `op_table(name)`: an op table by name (`OP_TABLES`: "default" is `OPS`, entry points of
-  group `lpzero.ops`, `"module:ATTR"`, `"file.py:ATTR"`); `pset_of(table)` its primitive set.
+- `op_table(name)`: an op table by name (`OP_TABLES`: "default" is `OPS`, "extended" is `OPS` plus
+  `ops.EXTENDED_OPS` (`extended_table`), entry points of group `lpzero.ops`, `"module:ATTR"`,
+  `"file.py:ATTR"`); `pset_of(table)` its primitive set.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from deap import gp
 from .ops import build_registry
 from .pset import build_primitive_set, generate_typed, op_and_type, parse_tree, tree_inputs
 from .registry import Kind, Level, Op, OpRegistry, PrimitiveError, UnknownOpError
-from .tables import DEFAULT_TABLE, OP_TABLES, op_table, op_table_path, pset_of
+from .tables import DEFAULT_TABLE, EXTENDED_TABLE, OP_TABLES, extended_table, op_table, op_table_path, pset_of
 from .types import FAMILIES, INPUT_SYMBOLS, INPUTS, InputSpec, Scalar
 from .values import Weighted
 
@@ -29,6 +30,7 @@ def default_pset() -> gp.PrimitiveSetTyped:
 
 __all__ = [
     "DEFAULT_TABLE",
+    "EXTENDED_TABLE",
     "FAMILIES",
     "INPUTS",
     "INPUT_SYMBOLS",
@@ -44,6 +46,7 @@ __all__ = [
     "Weighted",
     "build_primitive_set",
     "default_pset",
+    "extended_table",
     "generate_typed",
     "op_and_type",
     "op_table",

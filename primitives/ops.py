@@ -8,6 +8,9 @@ comes out non-finite is caught by the fitness layer, which marks the proxy inval
 Reductions and softmax-like ops act along the last axis of a `Weighted` value, with
 each element counted `weight` times (see `primitives.values`), so on a sampled
 tensor they estimate the full tensor's value.
+
+`EXTENDED_OPS` are declared here too but are in no table built here: the "extended" op table
+(`primitives.tables.extended_table`) adds them to this one, so the default search is unchanged.
 """
 from __future__ import annotations
 
@@ -108,6 +111,67 @@ def _layer_sum(x: Weighted) -> torch.Tensor:
 
 def _relu_sym(x: sympy.Expr) -> sympy.Expr:
     return sympy.Max(x, 0)
+
+
+# --- ops of the extended table only (`EXTENDED_OPS`) ------------------------------
+
+def _positions(x: Weighted) -> torch.Tensor:
+    """1, 2, ... counting only present entries along the last axis (absent ones repeat the count):
+    a layer's position among the architecture's real layers, however the rows are padded."""
+    return torch.cumsum(x.present.to(x.values.dtype), -1)
+
+
+def _depth_weighted(x: Weighted) -> torch.Tensor:
+    pos = _positions(x)
+    depth = pos[..., -1:].clamp_min(1.0)  # an architecture without the layers: the sum is 0 anyway
+    return weighted_sum(x, x.values * (pos / depth))
+
+
+def _at_position(x: Weighted, last: bool) -> torch.Tensor:
+    pos = _positions(x)
+    at = x.present & (pos == (pos[..., -1:] if last else 1.0))
+    # at most one entry per row is selected, so the sum is that value exactly (0 for an absent row)
+    return torch.where(at, x.values, torch.zeros((), dtype=x.values.dtype, device=x.values.device)).sum(-1)
+
+
+def _first_layer(x: Weighted) -> torch.Tensor:
+    return _at_position(x, last=False)
+
+
+def _last_layer(x: Weighted) -> torch.Tensor:
+    return _at_position(x, last=True)
+
+
+def _median(x: Weighted) -> torch.Tensor:
+    """Lower weighted median: the smallest value whose cumulative weight reaches half the total
+    (unit weights: `torch.median`'s choice, the lower of the two middle values)."""
+    inf = torch.full((), float("inf"), dtype=x.values.dtype, device=x.values.device)
+    v = torch.where(x.present, x.values, inf)  # absent entries sort last and carry no weight
+    order = torch.argsort(v, dim=-1, stable=True)
+    w = torch.where(x.present, x.weights.expand_as(x.values), 0.0).to(torch.float64)
+    cum = torch.cumsum(torch.gather(w, -1, order), -1)  # float64: stratum weights sum exactly
+    k = (cum < cum[..., -1:] / 2).sum(-1, keepdim=True).clamp_max(v.shape[-1] - 1)
+    out = torch.gather(torch.gather(v, -1, order), -1, k).squeeze(-1)
+    return torch.where(x.present.any(-1), out, torch.zeros_like(out))
+
+
+#: ops a researcher would try beyond the paper's table (issue 26, part 6), declared as the built-in
+#: ones are; in no table of their own: `lpzero.primitives.tables.extended_table` adds them to the
+#: default table (registered as "extended", one of them alone as "extended:OP"). None of RPS's facts
+#: holds for them (each can be negative, none is idempotent or an inverse), so none is declared.
+EXTENDED_OPS: tuple[Op, ...] = (
+    Op("depth_weighted", "e01", "reduce", ("layers",), _depth_weighted,
+       opaque("depth_weighted", r"\sum_{l} \frac{l}{L} \left(#\right)", "odd"),
+       "sum over layers of x_l l/L, l the layer's position (from 1) among the architecture's L layers"),
+    Op("first_layer", "e02", "reduce", ("layers",), _first_layer,
+       opaque("first_layer", r"\left(#\right)_{l=1}", "odd"), "the value of the first layer"),
+    Op("last_layer", "e03", "reduce", ("layers",), _last_layer,
+       opaque("last_layer", r"\left(#\right)_{l=L}", "odd"), "the value of the last layer"),
+    # not odd: the lower median of -x is minus the upper median of x
+    Op("median", "e04", "reduce", ("tensors", "layers"), _median,
+       opaque("median", r"\operatorname{median}@\left(#\right)"),
+       "lower weighted median (the smallest value with half the total weight at or below it)"),
+)
 
 
 def build_registry() -> OpRegistry:

@@ -7,6 +7,7 @@ import click
 
 from lpzero.report.evolve import EvolveRequest, evolve as run_evolve
 from lpzero.errors import LPZeroError
+from lpzero.primitives import DEFAULT_TABLE
 from lpzero.search import COMBINE, TOOLBOXES, EvolveSettings, SearchSetup
 from lpzero.search.loop import DISTINCT
 from lpzero.search.runs import FINAL_SELECTIONS
@@ -41,6 +42,10 @@ def _setup(name: str):
 @click.option("--combine", type=click.Choice(tuple(COMBINE)), default=_setup("combine"), show_default=True,
               help="Several benchmarks: fitness is the min or the mean of their |ρ|.")
 @click.option("--toolbox", "toolbox_kind", type=click.Choice(TOOLBOXES), default=_setup("toolbox"), show_default=True)
+@click.option("--ops", default=DEFAULT_TABLE, show_default=True,
+              help="Op table: default (the paper's), extended (plus depth_weighted, first_layer, last_layer, "
+                   "median), extended:OP,OP (the default plus only those), an lpzero.ops entry point, module:ATTR "
+                   "or file.py:ATTR.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output directory (default: runs/<benchmark>).")
 @click.option("--population", type=click.IntRange(min=2), default=_evolve("population"), show_default=True)
@@ -100,7 +105,8 @@ def evolve(ctx: click.Context, benchmark: str, is_quick: bool, **kw) -> None:
     benchmarks = benchmark_request(first, kw)
     request = EvolveRequest(benchmarks, executor=executor_settings(kw), setup=setup,
                             baselines=kw.pop("baselines"), out=kw.pop("out"), resume=kw.pop("resume"),
-                            cache=cache_request(kw), more_benchmarks=tuple(replace(benchmarks, name=n) for n in others))
+                            cache=cache_request(kw), ops=kw.pop("ops"),
+                            more_benchmarks=tuple(replace(benchmarks, name=n) for n in others))
     with StageBars() as bars:
         out, _ = run_evolve(request, bars)
     click.echo((out / "report.md").read_text())

@@ -26,12 +26,12 @@ from lpzero.cache.request import CacheRequest, Progress, fill_cache, no_progress
 from lpzero.errors import LPZeroError
 from lpzero.executors import ExecutorSettings
 from lpzero.files import atomic_write_json, atomic_write_text, owned_folder, remove_outputs
-from lpzero.primitives import OpRegistry, op_table, op_table_path
+from lpzero.primitives import DEFAULT_TABLE, OpRegistry, op_table, op_table_path
 from lpzero.search import (COMBINE, FitnessEvaluator, SearchSetup, correlation, evolve_on, evolve_on_several,
                            run_seed, search_sample, select_final)
 from lpzero.search.complexity import select_model
 from lpzero.search.loop import CHECKPOINT, check_checkpoint, raw_rank_key, write_log_csv
-from lpzero.search.runs import SearchRuns, setup_context
+from lpzero.search.runs import SearchRuns, ops_context, setup_context
 
 from .front import FRONT_FILE, HALL_OF_FAME_FILE, EntryMaker, pareto_entries
 from .markdown import report_text
@@ -68,6 +68,8 @@ class EvolveRequest:
     #: the other benchmarks of a search on several at once (`--benchmark a,b,c`: one formula, its fitness
     #: combining their |ρ| by `setup.combine`); each has `benchmark`'s options but its own cache and split
     more_benchmarks: tuple[BenchmarkRequest, ...] = ()
+    #: the op table searched with (`lpzero.primitives.op_table`: "default", "extended", "module:ATTR", ...)
+    ops: str = DEFAULT_TABLE
 
     @property
     def benchmarks(self) -> tuple[BenchmarkRequest, ...]:
@@ -119,6 +121,7 @@ def same_benchmark(name: str) -> str:
 
 def evolve(request: EvolveRequest, progress: Progress = no_progress) -> tuple[Path, dict]:
     """Run the search `request` describes; (output folder, the best.json record)."""
+    table = op_table(request.ops)  # an unknown table fails before any work
     parts = [open_part(request, b) for b in request.benchmarks]  # every benchmark checked before any work
     if len({same_benchmark(p.name) for p in parts}) < len(parts):
         raise LPZeroError(f"--benchmark names a benchmark twice: {', '.join(p.name for p in parts)}")
@@ -128,9 +131,9 @@ def evolve(request: EvolveRequest, progress: Progress = no_progress) -> tuple[Pa
     with owned_folder(out):  # before any work: an unwritable or busy --out fails now
         if request.resume:  # before the cache is filled
             if len(parts) == 1:
-                check_resume(parts[0].cache, parts[0].ids, setup, out)
+                check_resume(parts[0].cache, parts[0].ids, setup, out, table)
             else:
-                check_resume_several(parts, setup, out)
+                check_resume_several(parts, setup, out, table)
         remove_outputs(out, OUTPUTS)  # a run that stops early must not leave another run's best.json
         for part in parts:
             fill_cache(part.cache, part.ids, names, request.executor, request.cache.device, progress)
@@ -142,10 +145,10 @@ def evolve(request: EvolveRequest, progress: Progress = no_progress) -> tuple[Pa
 
         if len(parts) == 1:
             best = run_search(parts[0].bench, parts[0].cache, parts[0].ids, setup, out, resume=request.resume,
-                              device=request.cache.device, progress=report)
+                              device=request.cache.device, progress=report, ops=table)
         else:
             best = run_several_search(parts, setup, out, resume=request.resume, device=request.cache.device,
-                                      progress=report)
+                                      progress=report, ops=table)
     return out, best
 
 
@@ -155,10 +158,13 @@ def search_context(cache: InputCache, setup: SearchSetup, sample_ids: list[str])
             "sample": setup.sample, "sample_ids": sample_ids}
 
 
-def check_resume(cache: InputCache, ids: list[str], setup: SearchSetup, out: Path) -> None:
-    """Refuse, before the cache is filled, a --resume whose checkpoints were written for another search."""
+def check_resume(cache: InputCache, ids: list[str], setup: SearchSetup, out: Path,
+                 ops: OpRegistry | str | None = None) -> None:
+    """Refuse, before the cache is filled, a --resume whose checkpoints were written for another search
+    (another op table included, where the new search names one)."""
     _, _, sample_ids = search_sample(ids, setup)
-    _check_runs(out, setup, {**search_context(cache, setup, sample_ids), **setup_context(setup)})
+    _check_runs(out, setup, {**search_context(cache, setup, sample_ids), **setup_context(setup),
+                             **ops_context(op_table(ops))})
 
 
 def several_context(parts: list[BenchmarkPart], setup: SearchSetup) -> dict:
@@ -166,9 +172,10 @@ def several_context(parts: list[BenchmarkPart], setup: SearchSetup) -> dict:
     return {"benchmarks": [search_context(p.cache, setup, p.sample_ids) for p in parts]}
 
 
-def check_resume_several(parts: list[BenchmarkPart], setup: SearchSetup, out: Path) -> None:
+def check_resume_several(parts: list[BenchmarkPart], setup: SearchSetup, out: Path,
+                         ops: OpRegistry | str | None = None) -> None:
     """`check_resume` of a search on several benchmarks."""
-    _check_runs(out, setup, {**several_context(parts, setup), **setup_context(setup)})
+    _check_runs(out, setup, {**several_context(parts, setup), **setup_context(setup), **ops_context(op_table(ops))})
 
 
 def _check_runs(out: Path, setup: SearchSetup, context: dict) -> None:

@@ -4,7 +4,8 @@
 `proxy(A, J, G, H, W, S)`: each argument a list of tensors, one per layer (as
 `lpzero.benchmarks.inputs.extract_inputs` lists them; unused ones may be None), the
 result the score `FoundProxy.score_inputs` gives. The text of each op is in one table,
-`TORCH_OPS` (as PySR keeps one table per export target); its guards are the op table's
+`TORCH_OPS` (as PySR keeps one table per export target; `EXTENDED_TORCH_OPS` for the ops of the
+"extended" op table); its guards are the op table's
 protection exactly (`lpzero.primitives.ops`, `values`). On full tensors every element
 weight of `primitives.values.Weighted` is 1 and every element present, so weighted
 reductions are plain sums and counts; inputs are read in float32, as lpzero reads them.
@@ -50,6 +51,16 @@ TORCH_OPS: dict[str, tuple[str, str]] = {
     "softmax": ("v", "torch.exp(v - _max(v)) / _safe(torch.exp(v - _max(v)).sum(-1))"),
     "log_softmax": ("v", "(v - _max(v)) - torch.log(torch.exp(v - _max(v)).sum(-1).clamp_min(EPS))"),
     "min_max": ("v", "(v - _min(v)) / _safe(_max(v) - _min(v))"),
+}
+
+#: the same for the ops of the "extended" table only (`lpzero.primitives.ops.EXTENDED_OPS`); kept apart
+#: so that `TORCH_OPS` stays exactly the built-in table's
+EXTENDED_TORCH_OPS: dict[str, tuple[str, str]] = {
+    "depth_weighted": ("v", "(v * (torch.arange(1, v.shape[-1] + 1, dtype=v.dtype) / v.shape[-1])).sum(-1)"),
+    "first_layer": ("v", "v[0]"),
+    "last_layer": ("v", "v[-1]"),
+    # sorted as lpzero sorts (NaN last), the lower of the two middle values
+    "median": ("v", "torch.sort(v).values[(v.shape[-1] - 1) // 2]"),
 }
 
 #: the module's fixed part: constants and helpers the table's texts use
@@ -98,9 +109,10 @@ def _layers(name, tensors):
 
 
 def _op_function(name: str) -> str:
-    if name not in TORCH_OPS:
-        raise LPZeroError(f"op {name!r} has no torch export (known: {', '.join(TORCH_OPS)})")
-    params, body = TORCH_OPS[name]
+    known = {**TORCH_OPS, **EXTENDED_TORCH_OPS}
+    if name not in known:
+        raise LPZeroError(f"op {name!r} has no torch export (known: {', '.join(known)})")
+    params, body = known[name]
     return f"\n\ndef op_{name}({params}):\n    return {body}\n"
 
 
@@ -172,4 +184,4 @@ def sympy_srepr(proxy: FoundProxy) -> str:
     return sympy.srepr(simplify(proxy.orientation * tree_to_sympy(proxy.parsed, proxy.ops, guarded)))
 
 
-__all__ = ["TORCH_OPS", "sympy_namespace", "sympy_srepr", "torch_module"]
+__all__ = ["EXTENDED_TORCH_OPS", "TORCH_OPS", "sympy_namespace", "sympy_srepr", "torch_module"]

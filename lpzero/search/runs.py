@@ -162,6 +162,12 @@ def setup_context(setup: SearchSetup) -> dict:
     return context
 
 
+def ops_context(ops: OpRegistry) -> dict:
+    """What a run's checkpoint records of its op table: nothing for the built-in one (its checkpoints
+    say nothing), else the table's path, so a resume with another table is refused."""
+    return {} if ops is OPS else {"ops": ops.path}
+
+
 def evolve_on(inputs: Mapping[str, Weighted], truth: np.ndarray, setup: SearchSetup, out: Path | None = None,
               resume: bool = False, progress: Callable[[int, float], None] | None = None,
               customize: Callable[[base.Toolbox], None] | None = None, ops: OpRegistry | str | None = None,
@@ -213,9 +219,7 @@ def _evolve(make_evaluator: Callable[[gp.PrimitiveSetTyped], Callable], data_fin
             context: dict | None) -> SearchRuns:
     """The runs of `evolve_on` with the evaluator `make_evaluator(pset)` (see there)."""
     ops = op_table(ops)
-    context = {**(context or {}), **setup_context(setup), "fitness_data": data_fingerprint}
-    if ops is not OPS:  # a resume with another op table is refused; the built-in one's checkpoints say nothing
-        context["ops"] = ops.path
+    context = {**(context or {}), **setup_context(setup), "fitness_data": data_fingerprint, **ops_context(ops)}
     pset = build_primitive_set(ops)
     runs = SearchRuns(make_evaluator(pset), pset)
     best_so_far = INVALID_FITNESS
