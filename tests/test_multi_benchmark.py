@@ -167,3 +167,15 @@ def test_a_tree_invalid_on_one_benchmark_is_invalid_naming_it():
     pset = build_primitive_set(OPS)
     ev = _two(pset, flat_h=True)(parse_tree(TREE, pset))
     assert not ev.valid and ev.reason is Invalid.CONSTANT and "on b" in ev.describe()
+
+
+def test_the_proxy_takes_each_benchmarks_own_orientation(searched, other, tmp_path):
+    out, best = searched
+    # the two benchmarks oriented oppositely, whatever the search found, so the test can fail
+    best["benchmarks"][1]["orientation"] = -best["benchmarks"][0]["orientation"]
+    (tmp_path / "best.json").write_text(json.dumps(best))
+    found = FoundProxy.load(tmp_path / "best.json")
+    for entry in best["benchmarks"]:
+        on = found.on_benchmark(entry["benchmark"])
+        assert on.orientation == entry["orientation"] and on.found_on == entry["benchmark"]
+    assert found.on_benchmark("another") is found

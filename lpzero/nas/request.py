@@ -103,6 +103,8 @@ def pick(request: NASRequest, progress: Progress = no_progress) -> Path:
     longest = base.max_seq_len()
     if request.cost_seq_len is not None and longest is not None and request.cost_seq_len > longest:
         raise LPZeroError(f"--cost-seq-len {request.cost_seq_len}: the models of {base.name} have {longest} positions")
+    if isinstance(proxy, FoundProxy):
+        proxy = proxy.on_benchmark(base.name)  # of a search on several benchmarks: this one's orientation
     if proxy.found_on not in (None, base.name):
         log.warning("%s was found on %r, used here on %r", proxy.source, proxy.found_on, base.name)
     s = request.cache.settings(base, options, request.space.data)  # the batch candidates are scored on

@@ -169,10 +169,10 @@ class FoundProxy(Proxy):
 
     def on_benchmark(self, benchmark: str) -> "FoundProxy":
         """The proxy as it ranks `benchmark`: of a search on several benchmarks, with that benchmark's
-        own orientation (the top-level one is the first benchmark's); else itself."""
+        own orientation (the top-level one is the first benchmark's) and found on it; else itself."""
         for entry in self.best.get("benchmarks", []):
             if entry["benchmark"] == benchmark:
-                return dataclasses.replace(self, orientation=entry["orientation"])
+                return dataclasses.replace(self, orientation=entry["orientation"], found_on=benchmark)
         return self
 
     @property
