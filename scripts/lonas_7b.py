@@ -20,7 +20,8 @@ with `--device cuda` also torch's peak GPU allocation) and wall time:
   `lonas-mini`, lonas-mini's found proxy (it reads S: one forward pass), or a hand-designed name
   (e.g. `grad_norm`, whose shared pass holds every gradient: run it on the 2-layer checkpoint only);
 - `nas` (unless `--skip-nas`): `lpzero nas --space lonas:OUT/base --adapter OUT/adapter --proxy
-  GRADIENT_TREE --population 4 --generations 1`, then the pick's adapter loaded back with peft.
+  NAS_PROXY --population 4 --generations 1` (`--nas-proxy`, `--population`, `--generations`), then
+  the pick's adapter loaded back with peft.
 
 Results go to OUT/measure_<device>.json (and are printed, one JSON line each).
 """
@@ -140,11 +141,8 @@ def child_score(out: Path, subnet: str, proxy: str, device: str, batch_size: int
     after_load = _peak()
     choice = bench.space.pick(subnet)
     batch = bench.make_batch(0, batch_size, seq_len).to(device)
-    found = {"gradient": GRADIENT_TREE, "lonas-mini": LONAS_MINI_TREE}
-    if proxy in found:
-        chosen = FoundProxy.load(_write_best(out / "proxies" / proxy, found[proxy], proxy))
-    else:
-        chosen = HAND_DESIGNED.get(proxy)
+    spec = proxy_spec(out, proxy)
+    chosen = FoundProxy.load(spec) if spec != proxy else HAND_DESIGNED.get(proxy)
     if device != "cpu":
         torch.cuda.reset_peak_memory_stats()
     model = bench.build_subnetwork(choice, device)
@@ -170,16 +168,23 @@ def run_child(args: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_nas(out: Path, device: str, batch_size: int, seq_len: int) -> dict:
+def proxy_spec(out: Path, proxy: str) -> str:
+    """What `--proxy` gets for `proxy`: a best.json written for a found-proxy tree, else the name."""
+    found = {"gradient": GRADIENT_TREE, "lonas-mini": LONAS_MINI_TREE}
+    return str(_write_best(out / "proxies" / proxy, found[proxy], proxy)) if proxy in found else proxy
+
+
+def run_nas(out: Path, device: str, batch_size: int, seq_len: int, proxy: str, population: int,
+            generations: int) -> dict:
     """`lpzero nas` on the checkpoint under /usr/bin/time; then the pick's adapter loaded with peft."""
-    best = _write_best(out / "proxies" / "gradient", GRADIENT_TREE, "gradient")
-    nas_out = out / "nas"
+    nas_out = out / f"nas_{proxy}"
     cmd = ["/usr/bin/time", "-f", "%M %e", "lpzero", "nas", "--space", f"lonas:{out / 'base'}",
-           "--adapter", str(out / "adapter"), "--proxy", str(best), "--population", "4", "--generations", "1",
+           "--adapter", str(out / "adapter"), "--proxy", proxy_spec(out, proxy), "--population", str(population),
+           "--generations", str(generations),
            "--batch-size", str(batch_size), "--seq-len", str(seq_len), "--device", device,
            "--out", str(nas_out)]
     done = subprocess.run(cmd, capture_output=True, text=True)
-    row: dict = {"command": " ".join(cmd[3:]), "exit": done.returncode}
+    row: dict = {"command": " ".join(cmd[3:]), "proxy": proxy, "exit": done.returncode}
     try:
         kib, seconds = done.stderr.strip().splitlines()[-1].split()
         row.update(peak_rss_gib=round(int(kib) * 1024 / GIB, 2), wall_s=float(seconds))
@@ -237,8 +242,12 @@ def write(out: Path, layers: int, seed: int, data: Path | None) -> None:
 @click.option("--proxies", default="lonas-mini,gradient", show_default=True,
               help="Comma-separated: lonas-mini, gradient (found-proxy trees) or hand-designed names.")
 @click.option("--skip-nas", is_flag=True)
+@click.option("--nas-proxy", default="gradient", show_default=True,
+              help="The proxy `lpzero nas` searches with: lonas-mini, gradient or a hand-designed name.")
+@click.option("--population", type=click.IntRange(min=2), default=4, show_default=True)
+@click.option("--generations", type=click.IntRange(min=0), default=1, show_default=True)
 def measure(out: Path, device: str, batch_size: int, seq_len: int, subnets: str, proxies: str,
-            skip_nas: bool) -> None:
+            skip_nas: bool, nas_proxy: str, population: int, generations: int) -> None:
     """Score sub-networks and run `lpzero nas`, each in a fresh process; write OUT/measure.json."""
     rows = []
     for subnet in subnets.split(","):
@@ -249,7 +258,7 @@ def measure(out: Path, device: str, batch_size: int, seq_len: int, subnets: str,
             rows.append(row)
     result = {"device": device, "batch": [batch_size, seq_len], "threads": os.cpu_count(), "scores": rows}
     if not skip_nas:
-        result["nas"] = run_nas(out, device, batch_size, seq_len)
+        result["nas"] = run_nas(out, device, batch_size, seq_len, nas_proxy, population, generations)
         click.echo(json.dumps(result["nas"]))
     (out / f"measure_{device.replace(':', '')}.json").write_text(json.dumps(result, indent=1))
 
@@ -257,17 +266,24 @@ def measure(out: Path, device: str, batch_size: int, seq_len: int, subnets: str,
 @main.command("speed")
 @click.option("--tokens", type=click.IntRange(min=1), default=32, show_default=True)
 def speed(tokens: int) -> None:
-    """Seconds of one Linear(4096, 11008) forward and backward on TOKENS tokens, bfloat16 and float32."""
+    """Seconds of one Linear(4096, 11008) forward and backward on TOKENS tokens: bfloat16 with the native
+    kernels, bfloat16 with lpzero's float32 backward products (`fast_half_backward`), and float32."""
     import torch
 
-    for dtype in (torch.bfloat16, torch.float32):
+    from lpzero.benchmarks.half_cpu import fast_half_backward, native_half
+
+    click.echo(f"this CPU multiplies bfloat16 natively: {native_half(torch.bfloat16)}")
+    for name, dtype, fast in (("bfloat16", torch.bfloat16, False), ("bfloat16, fast_half_backward", torch.bfloat16, True),
+                              ("float32", torch.float32, False)):
         layer = torch.nn.Linear(SHAPE["hidden_size"], SHAPE["intermediate_size"], bias=False).to(dtype)
+        if fast:
+            fast_half_backward(layer)
         x = torch.randn(1, tokens, SHAPE["hidden_size"], dtype=dtype, requires_grad=True)
         t0 = time.perf_counter()
         y = layer(x)
         t1 = time.perf_counter()
         y.float().sum().backward()
-        click.echo(f"{str(dtype):15} forward {t1 - t0:.2f} s  backward {time.perf_counter() - t1:.2f} s")
+        click.echo(f"{name:29} forward {t1 - t0:.2f} s  backward {time.perf_counter() - t1:.2f} s")
 
 
 @main.command("child", hidden=True)

@@ -3,7 +3,11 @@
 Run them where a GPU is lent: `python -m pytest tests -m gpu`.
 """
 import json
+import math
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -25,6 +29,7 @@ from test_benchmarks_lonas import _space_file, tiny_llama, tokens, trained_super
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA is not available on this machine")]
+ROOT = Path(__file__).resolve().parent.parent
 IDS = ["tiny0", "tiny1", "tiny2", "tiny3", "tiny4", "tiny5"]
 
 
@@ -113,3 +118,16 @@ def test_nas_on_cuda_picks_what_it_picks_on_the_cpu(lonas_smoke, tmp_path):
         assert result.exit_code == 0, result.output
         picks[device] = json.loads((tmp_path / device / "summary.json").read_text())["chosen"]["key"]
     assert picks["cuda"] == picks["cpu"]
+
+
+@pytest.mark.data
+def test_the_7b_script_measures_a_llama_7b_shaped_layer_on_cuda(tmp_path):
+    # one layer of LLaMA-7B's shapes (about 0.9 GB), so the test is minutes, not the 13.5 GB checkpoint
+    script = [sys.executable, str(ROOT / "scripts" / "lonas_7b.py")]
+    subprocess.run([*script, "write", "--out", str(tmp_path), "--layers", "1"], check=True)
+    done = subprocess.run([*script, "measure", "--out", str(tmp_path), "--device", "cuda", "--subnets", "max",
+                           "--proxies", "lonas-mini,gradient", "--skip-nas"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads((tmp_path / "measure_cuda.json").read_text())["scores"]
+    assert [r.get("error") for r in rows] == [None, None]
+    assert all(r["peak_gpu_gib"] > 0 and math.isfinite(r["value"]) for r in rows)
