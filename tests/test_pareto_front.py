@@ -12,7 +12,8 @@ from lpzero.cli import main
 from lpzero.errors import LPZeroError
 from lpzero.primitives import OPS, Op, PrimitiveError, parse_tree, pset_of
 from lpzero.search import SearchSetup
-from lpzero.search.complexity import parse_select, pareto_front, pysr_scores, select_model, tree_complexity
+from lpzero.search.complexity import (DEFAULT_SELECT, parse_select, pareto_front, pysr_scores, select_model,
+                                     tree_complexity)
 
 SEARCH = ["--population", "8", "--iterations", "15", "--sample", "3", "--runs", "2", "--baselines", "none",
           "--batch-size", "2", "--seq-len", "16", "--holdout", "0.34"]
@@ -75,7 +76,11 @@ def test_a_malformed_select_is_refused_before_any_work(bad):
         parse_select(bad)
     with pytest.raises(LPZeroError, match="select"):
         SearchSetup(select=bad)
-    assert SearchSetup().select == "best"
+
+
+def test_the_default_select_is_the_one_chosen_on_validation_data():
+    assert SearchSetup().select == DEFAULT_SELECT == "simplest:0.005"
+    parse_select(DEFAULT_SELECT)
 
 
 # --- end to end on the fake benchmark ----------------------------------------------------------

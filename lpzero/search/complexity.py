@@ -3,8 +3,8 @@
 As in PySR: a tree's complexity is the sum over its nodes of each op's declared weight
 (`Op.complexity`, default 1; input terminals count 1). The front keeps, over every
 valid tree of every run, the best tree at each complexity that beats all simpler ones.
-`select_model` picks the found proxy: "best" (the final selection's first tree, today's
-choice), "simplest:DELTA" or "score" (PySR's `model_selection`). Only search-part ρ takes
+`select_model` picks the found proxy: "best" (the final selection's first tree), "simplest:DELTA"
+(the default, `DEFAULT_SELECT`) or "score" (PySR's `model_selection`). Only search-part ρ takes
 part in the choice; held-out figures never do.
 
 Parsimony pressure (`--parsimony`, `parse_parsimony`) uses the same complexity: "COEF" is
@@ -26,6 +26,10 @@ from .fitness import Evaluation
 
 #: the ways `--select` chooses the found proxy (simplest takes ":DELTA")
 SELECTIONS = ("best", "simplest:DELTA", "score")
+#: the default `--select`, chosen on validation data (`scripts/search_validation.py --selects`, never
+#: the held-out half): on GPT-2 and FlexiBERT it picked simpler trees than "best" that ranked the
+#: held-back architectures at least as well (docs/results.md)
+DEFAULT_SELECT = "simplest:0.005"
 #: PySR's "score" considers only trees whose loss is within this factor of the best loss
 SCORE_LOSS_FACTOR = 1.5
 #: a loss of 0 (ρ = 1) has no log; it is read as this

@@ -22,7 +22,7 @@ from deap import base, gp, tools
 from lpzero.errors import LPZeroError, UnknownNameError
 from lpzero.primitives import OPS, OpRegistry, Weighted, build_primitive_set, op_table
 
-from .complexity import parse_parsimony, parse_select
+from .complexity import DEFAULT_SELECT, parse_parsimony, parse_select
 from .fitness import COMBINE, INVALID_FITNESS, CombinedEvaluator, FitnessEvaluator
 from .loop import EvolutionState, EvolveSettings, identity_function, raw_rank_key, run_evolution
 from .toolbox import TOOLBOXES, build_toolbox
@@ -49,8 +49,8 @@ class SearchSetup:
     final_selection: str = "search"
     #: the found proxy: "best" (the final selection's first tree), "simplest:DELTA" (the simplest
     #: tree of the complexity/search-part-ρ Pareto front within DELTA of its best ρ) or "score"
-    #: (PySR's model selection on that front); see `lpzero.search.complexity`
-    select: str = "best"
+    #: (PySR's model selection on that front); see `lpzero.search.complexity` (`DEFAULT_SELECT`)
+    select: str = DEFAULT_SELECT
     #: parsimony pressure: "0" (none), "COEF" (selection fitness |ρ| - COEF x complexity, gplearn's
     #: coefficient) or "double:FITNESS_SIZE,PARSIMONY_SIZE" (DEAP's double tournament as `select`);
     #: see `lpzero.search.complexity.parse_parsimony`. Reported ρ is always the raw one.
