@@ -35,27 +35,21 @@ import time
 from pathlib import Path
 
 import click
+# this script's folder is on sys.path when it runs: the one-layer script's shapes and /proc reader
+from lonas_memory import SHAPE, proc_status
 
 GIB = 2 ** 30
-#: LLaMA-7B's shapes
-SHAPE = dict(hidden_size=4096, intermediate_size=11008, num_attention_heads=32, num_key_value_heads=32,
-             vocab_size=32000, max_position_embeddings=2048, rms_norm_eps=1e-6)
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "up_proj", "gate_proj", "down_proj"]
 #: GradNorm as a tree (`grad_norm`'s `expressible` form): reads every weight's gradient
 GRADIENT_TREE = "layer_sum__Lw(frobenius__Tw(G))"
-#: the proxy `lpzero evolve --benchmark lonas-mini` finds (docs/lonas.md): the spread of the attention maps
+#: the proxy an earlier `lpzero evolve --benchmark lonas-mini` found (docs/lonas.md): the spread of the
+#: attention maps, read in one forward pass
 LONAS_MINI_TREE = "std__Ls(sub__Ls(add__Ls(l1__Ts(S), mean__Ts(S)), std__Ts(S)))"
 
 
 def _peak() -> dict[str, float]:
     """This process's peak and current resident memory (GiB)."""
-    out = {}
-    with open("/proc/self/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) * 1024 / GIB
-    return out
+    return {key: value / GIB for key, value in proc_status().items()}
 
 
 def _write_best(path: Path, tree: str, name: str) -> Path:

@@ -52,7 +52,7 @@ SHAPE = dict(hidden_size=4096, intermediate_size=11008, num_attention_heads=32, 
 FULL_LAYERS = 32
 
 
-def _proc_status() -> dict[str, int]:
+def proc_status() -> dict[str, int]:
     """VmRSS and VmHWM of this process, in bytes."""
     out = {}
     with open("/proc/self/status") as f:
@@ -92,7 +92,7 @@ def measure(subnet: str, weights: str, batch_size: int, seq_len: int, threads: i
     """One sub-network, in this (fresh) process; returns the figures as a dict of bytes."""
     torch.set_num_threads(threads)
     gc.collect()
-    libraries = _proc_status()["VmRSS"]
+    libraries = proc_status()["VmRSS"]
     torch.manual_seed(0)
     config = LlamaConfig(**SHAPE, num_hidden_layers=layers, attn_implementation="eager", dtype="float32")
     base = LlamaForCausalLM(config).float()
@@ -132,14 +132,14 @@ def measure(subnet: str, weights: str, batch_size: int, seq_len: int, threads: i
             p.register_post_accumulate_grad_hook(lambda q: grad_ptrs.add(q.grad.untyped_storage().data_ptr()))
 
     gc.collect()
-    before = _proc_status()["VmRSS"]
+    before = proc_status()["VmRSS"]
     reset = _reset_peak()
     peak_before = _maxrss()
     start = time.perf_counter()
     inputs = extract_inputs(bench, sub, batch)
     seconds = time.perf_counter() - start
     peak_after = _maxrss()
-    status = _proc_status()
+    status = proc_status()
     after = status["VmRSS"]
 
     per_symbol = {s: sum(_nbytes(lt.tensor) for lt in inputs[s]) for s in SYMBOLS}

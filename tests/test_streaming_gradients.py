@@ -12,7 +12,8 @@ from lpzero.benchmarks.flexibert import FlexiBERTBenchmark
 from lpzero.benchmarks.flexibert_model import FlexiBERTConfig, LayerSpec
 from lpzero.proxies import BASELINES, ProxyContext, ProxyRegistry, hand_designed, score_proxies
 from lpzero.proxies import context as context_module
-from lpzero.proxies.context import SHARED_PASS, PerWeight
+from lpzero.proxies.context import SHARED_PASS
+from lpzero.proxies.per_weight import PerWeight
 from test_streaming_inputs import TinyLlamaBenchmark
 
 PER_WEIGHT = ["snip", "synaptic_saliency", "head_importance", "grad_norm", "synaptic_diversity", "eznas"]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .context import PerWeight, ProxyContext, as_matrix, clear_grads, forward_loss, shared_pass
+from .context import ProxyContext, as_matrix, clear_grads, forward_loss, shared_pass
+from .per_weight import PerWeight
 from .hand_designed import hand_designed
 
 

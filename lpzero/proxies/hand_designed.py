@@ -25,7 +25,8 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator
 from lpzero.registry import Lookup, Registry
 
 from .base import Proxy
-from .context import PerWeight, ProxyContext
+from .context import ProxyContext
+from .per_weight import PerWeight
 
 #: the order tables, caches and docs list the built-in proxies in (the paper's tables);
 #: proxies registered otherwise follow, in registration order

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .base import Proxy
-from .context import ProxyContext, declare_per_weight
+from .context import ProxyContext
+from .per_weight import declare_per_weight
 from .hand_designed import HandDesigned
 from .inputs import declare_inputs
 
