@@ -1,17 +1,20 @@
-"""Benchmarks: trained architectures, ground truth, model builders, mini-batches.
+"""Benchmarks and search spaces: trained architectures, ground truth, models, and what NAS picks from.
 
-Installed as `lpzero.benchmarks`. `get_benchmark(name)` opens:
+Installed as `lpzero.benchmarks`. Each model family is one folder holding its benchmark, its
+model builder and its search space (`lts/`: Archai's LiteTransformerSearch GPT-2, `flexibert/`,
+`lonas/`: LoNAS sub-networks of a LLaMA-family super-network); the folder's `__init__.py`
+registers its names in the two registries below, as a plugin registers through an entry point.
+Shared machinery lives beside them: `base` (the `Benchmark` interface), `space` (the
+`SearchSpace` interface), `tabular` (a benchmark's own architectures as a space), `inputs`
+(extracting the six proxy inputs), `selection` (which benchmark and architectures a command
+works on).
 
-- a built-in: "gpt2", "flexibert", "lts:PATH" (any results directory in the
-  Archai / LiteTransformerSearch layout), "lonas-mini" (built by `lpzero build
-  lonas-mini`) or "lonas:PATH" (a built LoNAS directory or a local LLaMA checkpoint);
-- a benchmark a package registers in the entry-point group `lpzero.benchmarks`
-  (the entry point names a `Benchmark` subclass);
-- a user's own class, as "package.module:Class" or "path/to/file.py:Class".
-
-A benchmark class is constructed as `Class(data_root=..., **options)` and gets the
-name it was opened by; `tests/fake_benchmark.py` is a complete small one
-(`lpzero info tests/fake_benchmark.py:TinyGPT2Benchmark`).
+`get_benchmark(name)` opens a benchmark registered by name ("gpt2", "flexibert", "lonas-mini"),
+by a registered prefix and its argument ("lts:PATH", "lonas:DIR"), through the entry-point group
+`lpzero.benchmarks`, or as a user's "package.module:Class" / "path/to/file.py:Class": every one
+through its class's `Benchmark.open`. `get_space(name)` opens a search space the same way
+(`lpzero.spaces`; "tabular:BENCH" is a benchmark's own architectures).
+`tests/fake_benchmark.py` is a complete small benchmark (`lpzero info tests/fake_benchmark.py:TinyGPT2Benchmark`).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from lpzero.errors import UnknownNameError
 from lpzero.registry import Registry, subclass_check
@@ -35,9 +38,8 @@ from .base import (
     default_data_root,
     resolve_data_root,
 )
+from .space import NASError, SearchSpace, SpaceView
 
-#: where `lpzero build lonas-mini` writes by default, and where "lonas-mini" looks after the data root
-LONAS_MINI_DIR = "lonas_mini"
 #: entry-point group through which other packages register benchmarks
 ENTRY_POINT_GROUP = "lpzero.benchmarks"
 
@@ -46,69 +48,35 @@ class UnknownBenchmarkError(BenchmarkError, UnknownNameError):
     """A benchmark name that is neither built in, registered, nor a `module:Class`."""
 
 
-#: benchmark classes by name. The built-ins are "module:Class" text: their model modules
-#: import transformers (seconds), so they load only when a benchmark is opened.
+#: benchmark classes by name, each opened by its `Benchmark.open`. The built-ins are "module:Class"
+#: text: their model modules import transformers (seconds), so they load only when opened.
 BENCHMARKS: Registry = Registry("benchmark", group=ENTRY_POINT_GROUP, error=BenchmarkError,
                                 unknown=UnknownBenchmarkError, check=subclass_check(Benchmark),
                                 forms=("module:Class", "file.py:Class"))
-BENCHMARKS.register("gpt2", "lpzero.benchmarks.lts:LTSBenchmark",
-                    description="LiteTransformerSearch GPT-2 on WikiText-103, 200 architectures (lts_gpt2_wt103/)")
-BENCHMARKS.register("flexibert", "lpzero.benchmarks.flexibert:FlexiBERTBenchmark",
-                    description="FlexiBERT / NAS-Bench-BERT, 500 architectures, GLUE score (flexibert/)")
-BENCHMARKS.register("lts", "lpzero.benchmarks.lts:LTSBenchmark", prefix=True,
-                    description="any results directory in the Archai/LTS layout (lts:PATH)")
-BENCHMARKS.register("lonas-mini", "lpzero.benchmarks.lonas:LoNASBenchmark",
-                    description="LoNAS sub-networks of a tiny LLaMA super-network, held-out perplexity (built by "
-                                "`lpzero build lonas-mini`)")
-BENCHMARKS.register("lonas", "lpzero.benchmarks.lonas:LoNASBenchmark", prefix=True,
-                    description="a built LoNAS directory, or a local LLaMA checkpoint with --adapter DIR (lonas:DIR)")
-
-
-def _builtin_folder(head: str, argument: str | None, name: str, data: str | os.PathLike | None) -> tuple[Path, Path]:
-    """(the built-in benchmark's folder, the data root it reads text and tokenizers from)."""
-    if head in ("gpt2", "flexibert"):
-        root = resolve_data_root(data)  # these live under the data root: it must exist
-        return root / {"gpt2": "lts_gpt2_wt103", "flexibert": "flexibert"}[head], root
-    root = resolve_data_root(data) if head == "lts" and data is not None else (
-        Path(data) if data is not None else default_data_root())
-    if head == "lonas-mini":
-        return _lonas_path(name, root), root
-    return Path(argument), root
+#: search-space classes by name, each constructed as `Class(data=..., path=..., **options)` (`path`: the text
+#: after "NAME:", or None); entry points of the group `lpzero.spaces` add others
+SPACES: Registry = Registry("space", group="lpzero.spaces", error=NASError, check=subclass_check(SearchSpace),
+                            forms=("module:Class", "file.py:Class"))
+SPACES.register("tabular", "lpzero.benchmarks.tabular:TabularSpace", prefix=True,
+                description="a benchmark's own architectures, scored exhaustively (tabular:BENCHMARK)")
 
 
 def get_benchmark(name: str, data: str | os.PathLike | None = None, **options: Any) -> Benchmark:
-    """The benchmark called `name` (see the module docstring).
+    """The benchmark called `name` (see the module docstring), opened by its class's `Benchmark.open`.
 
-    `data` is the data root (default: `LPZERO_DATA`, else `../shared/data`).
-    `options` go to the benchmark's constructor (e.g. `hidden_size_compat=True`
-    for FlexiBERT).
+    `data` is the data root (default: `LPZERO_DATA`, else `../shared/data`). `options` go to the
+    benchmark's constructor (e.g. `hidden_size_compat=True` for FlexiBERT).
     """
     found = BENCHMARKS.lookup(name)
-    cls = found.obj
-    if found.source == "registered":
-        head = name.partition(":")[0] if found.argument is not None else name
-        if found.argument is not None:
-            name = canonical_name(name)  # one benchmark, one name, however its path is spelled
-        folder, root = _builtin_folder(head, found.argument and name.partition(":")[2], name, data)
-        if head == "flexibert":
-            return cls(folder, data_root=root, **options)
-        return cls(folder, data_root=root, name=name, **options)
-    root = Path(data) if data is not None else default_data_root()
-    try:
-        bench = cls(data_root=root, **options)
-    except TypeError as e:
-        raise BenchmarkError(f"benchmark {name!r}: cannot construct {cls.__name__}(data_root=..., "
-                             f"**{options}): {e}") from None
-    bench.name = name  # the name opens it again (a cache's settings reopen it in worker processes)
-    return bench
+    return found.obj.open(canonical_name(name), found.argument, data, **options)
 
 
 def canonical_name(name: str) -> str:
     """A prefix benchmark's name with its path resolved and absolute (`lts:lts`, `lts:/abs/lts/` ->
     `lts:/abs/lts`), so a cache, a found proxy's benchmark and a resume see one benchmark; other
-    names unchanged."""
+    names unchanged. (Every registered prefix takes a path.)"""
     head, sep, argument = name.partition(":")
-    if not sep or head not in ("lts", "lonas") or not argument:
+    if not sep or not BENCHMARKS.is_prefix(head) or not argument:
         return name
     return f"{head}:{Path(argument).expanduser().resolve()}"
 
@@ -141,25 +109,35 @@ def open_benchmark(name: str, data: str | os.PathLike | None = None, **options: 
     return _OPENED[key]
 
 
-def __getattr__(name: str) -> Any:
-    # `build_lonas_mini` on first use: the build module imports scipy.stats (most of a second)
-    if name == "build_lonas_mini":
-        from .lonas.build import build_lonas_mini
+def get_space(name: str, data: str | os.PathLike | None = None, options: dict | None = None,
+              ids: Sequence[str] | None = None) -> SearchSpace:
+    """The search space `name` names: constructed as `Class(data=data, path=ARGUMENT, **options)`.
 
-        return build_lonas_mini
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    `options` are benchmark options (e.g. a LoNAS checkpoint's `adapter`); `ids` restricts a space
+    that selects architectures (`SearchSpace.selects_architectures`: a tabular one) to those.
+    """
+    found = SPACES.lookup(name)
+    cls = found.obj
+    if ids is not None and not cls.selects_architectures:
+        raise NASError(f"space {name}: --ids and --limit select architectures of a tabular space only")
+    if found.source != "registered" and options:
+        raise NASError(f"space {name}: benchmark options ({', '.join(options)}) apply to registered spaces only")
+    kwargs = dict(options or {})
+    if ids is not None:
+        kwargs["ids"] = ids
+    try:
+        return cls(data=data, path=found.argument or None, **kwargs)
+    except TypeError:
+        if not options:
+            raise
+        raise NASError(f"space {name}: takes no options ({', '.join(options)})") from None
 
 
-def _lonas_path(name: str, root: Path) -> Path:
-    if name.startswith("lonas:"):
-        return Path(name[len("lonas:"):])  # `get_benchmark` made it absolute
-    for candidate in (root / LONAS_MINI_DIR, Path(LONAS_MINI_DIR)):
-        if (candidate / "ground_truth.json").is_file():
-            return candidate
-    raise BenchmarkError(f"lonas-mini is not built (looked in {root / LONAS_MINI_DIR} and ./{LONAS_MINI_DIR}): "
-                         f"run `lpzero build lonas-mini` (writes ./{LONAS_MINI_DIR}), or open a built copy as "
-                         "lonas:DIR")
+# The built-in families register their benchmarks and spaces (each folder's `__init__.py`); last,
+# because they register into the registries above.
+from . import lts, flexibert, lonas  # noqa: E402,F401  (in the order `lpzero info` lists them)
 
+LONAS_MINI_DIR = lonas.LONAS_MINI_DIR
 
 __all__ = [
     "Architecture",
@@ -169,15 +147,19 @@ __all__ = [
     "BenchmarkError",
     "ENTRY_POINT_GROUP",
     "LONAS_MINI_DIR",
+    "NASError",
+    "SPACES",
+    "SearchSpace",
     "Site",
+    "SpaceView",
     "UnknownBenchmarkError",
     "WeightSite",
     "ZCSites",
-    "build_lonas_mini",
     "canonical_name",
     "default_data_root",
     "folder_name",
     "get_benchmark",
+    "get_space",
     "open_benchmark",
     "resolve_data_root",
 ]

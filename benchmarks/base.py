@@ -191,6 +191,27 @@ class Benchmark(abc.ABC):
     default_batch_size: int = 4
     default_seq_len: int = 192
 
+    @classmethod
+    def open(cls, name: str, argument: str | None = None, data: str | os.PathLike | None = None,
+             **options: Any) -> "Benchmark":
+        """The benchmark registered (or given) as `name`, opened: how `lpzero.benchmarks.get_benchmark`
+        makes every benchmark.
+
+        `argument` is the text after a registered prefix (the `PATH` of `lts:PATH`, made absolute),
+        `data` the data root (None: `default_data_root()`), `options` the command's benchmark options.
+        This default is what a user's class gets: `cls(data_root=ROOT, **options)`, named `name` (the
+        name opens it again, e.g. in a cache's worker processes). A built-in family overrides it to
+        find its own files.
+        """
+        root = Path(data) if data is not None else default_data_root()
+        try:
+            bench = cls(data_root=root, **options)
+        except TypeError as e:
+            raise BenchmarkError(f"benchmark {name!r}: cannot construct {cls.__name__}(data_root=..., "
+                                 f"**{options}): {e}") from None
+        bench.name = name
+        return bench
+
     def max_seq_len(self) -> int | None:
         """The longest sequence every architecture's model accepts (None: no limit)."""
         return None

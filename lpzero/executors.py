@@ -15,11 +15,13 @@ driver), which writes them, so where the work ran never changes what is stored.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -28,6 +30,8 @@ import torch
 
 from .errors import LPZeroError
 from .registry import Registry, subclass_check
+
+log = logging.getLogger("lpzero")
 
 #: the built-in executor kinds (`EXECUTOR_KINDS` also finds entry points)
 EXECUTORS = ("local", "process", "ray")
@@ -48,14 +52,12 @@ class Executor:
         """(item, result) as tasks finish; result is a `TaskFailure` for a task that raised."""
         raise NotImplementedError
 
-    def map(self, fn: Callable, items: Iterable) -> list:
-        """`[fn(item) for item in items]`, in order (DEAP's `toolbox.map`); raises on the first failure."""
+    def map(self, fn: Callable, items: Iterable) -> Iterator[Any]:
+        """`fn(item)` of each item, in order, each as soon as it and those before it are done (DEAP's
+        `toolbox.map`: register `executor.map` to run a toolbox's `evaluate` here); LPZeroError on the
+        first task that raised, naming its item."""
         items = list(items)
-        results = dict(self.imap_unordered(_call_at, list(range(len(items))), fn, items))
-        failed = [r for r in results.values() if isinstance(r, TaskFailure)]
-        if failed:
-            raise LPZeroError(f"task {failed[0].item} failed: {failed[0].error}")
-        return [results[i] for i in range(len(items))]
+        yield from _in_order(self.imap_unordered(_call_at, list(range(len(items))), fn, items), items, {}, 0)
 
     def close(self) -> None:
         """Release workers (a Ray session started here is shut down)."""
@@ -87,6 +89,18 @@ def _call_at(index: int, fn: Callable, items: list) -> Any:
     return fn(items[index])
 
 
+def _in_order(results: Iterable[tuple[int, Any]], items: list, done: dict[int, Any], start: int) -> Iterator[Any]:
+    """The results of `_call_at` tasks (index, result) as they finish, yielded in index order from `start`;
+    `done` keeps those finished ahead of their turn (a caller that retries keeps them)."""
+    for index, result in results:
+        if isinstance(result, TaskFailure):
+            raise LPZeroError(f"task {items[result.item]!r} failed: {result.error}")
+        done[index] = result
+        while start in done:
+            yield done.pop(start)
+            start += 1
+
+
 def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}"
 
@@ -102,8 +116,8 @@ class LocalExecutor(Executor):
                 result = TaskFailure(item, _describe(e))
             yield item, result
 
-    def map(self, fn: Callable, items: Iterable) -> list:
-        return [fn(item) for item in items]
+    def map(self, fn: Callable, items: Iterable) -> Iterator[Any]:
+        return map(fn, items)  # the builtin: exceptions as they are, as DEAP's default `map`
 
 
 def _exit_with_parent(parent: int) -> None:
@@ -158,6 +172,29 @@ class ProcessExecutor(Executor):
             self._pool = None
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+    def map(self, fn: Callable, items: Iterable) -> Iterator[Any]:
+        """`Executor.map`, surviving one killed worker: a worker killed from outside (out of memory, a signal)
+        breaks the whole pool, so a fresh one runs the unfinished items again, once; a second death is an
+        LPZeroError naming them (what a caller checkpointed before is kept)."""
+        items = list(items)
+        done: dict[int, Any] = {}
+        start = 0
+        for attempt in range(2):
+            todo = [i for i in range(start, len(items)) if i not in done]
+            try:
+                for result in _in_order(self.imap_unordered(_call_at, todo, fn, items), items, done, start):
+                    start += 1
+                    yield result
+                return
+            except BrokenProcessPool as e:
+                unfinished = [items[i] for i in range(start, len(items)) if i not in done]
+                if attempt:
+                    shown = ", ".join(map(str, unfinished[:3])) + (f" and {len(unfinished) - 3} more"
+                                                                 if len(unfinished) > 3 else "")
+                    raise LPZeroError(f"a worker process died twice while running {shown} ({e}); what was done "
+                                      "before is kept: run again (--resume), or with fewer --jobs") from None
+                log.warning("a worker process died (%s): running %d task(s) again", e, len(unfinished))
 
     def close(self) -> None:
         if self._pool is not None:

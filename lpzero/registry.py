@@ -133,6 +133,10 @@ class Registry(Generic[T]):
         own = [f"{n}:ARG" if n in self._prefixes and n not in self._entries else n for n in self._entries]
         return own + [n for n in self._entry_point_names() if n not in self._entries]
 
+    def is_prefix(self, name: str) -> bool:
+        """Whether `name` is registered as a prefix (it answers `"name:ARGUMENT"`)."""
+        return name in self._prefixes
+
     def descriptions(self) -> dict[str, str]:
         """Registered name -> its one-line description."""
         return dict(self._descriptions)

@@ -1,4 +1,4 @@
-"""The primitive operations of SPEC section 3 (paper Table 7), declared once.
+"""The primitive operations (the LPZero paper's Table 7; docs/concepts.md, "Primitive operations"), declared once.
 
 Protection lives here and only here: log and sqrt clamp their argument into their
 domain, reciprocal and div keep denominators away from zero, exp caps its
@@ -17,7 +17,7 @@ from __future__ import annotations
 import sympy
 import torch
 
-from .registry import Op, OpRegistry
+from .op import Op, OpTable
 from .symbolic import opaque
 from .values import EPS, Weighted, masked_extreme, safe_denominator, weight_total, weighted_sum
 
@@ -155,7 +155,7 @@ def _median(x: Weighted) -> torch.Tensor:
     return torch.where(x.present.any(-1), out, torch.zeros_like(out))
 
 
-#: ops a researcher would try beyond the paper's table (issue 26, part 6), declared as the built-in
+#: ops a researcher would try beyond the paper's table (docs/concepts.md, "The extended op table"), declared as the built-in
 #: ones are; in no table of their own: `lpzero.primitives.tables.extended_table` adds them to the
 #: default table (registered as "extended", one of them alone as "extended:OP"). None of RPS's facts
 #: holds for them (each can be negative, none is idempotent or an inverse), so none is declared.
@@ -174,9 +174,9 @@ EXTENDED_OPS: tuple[Op, ...] = (
 )
 
 
-def build_registry() -> OpRegistry:
+def build_registry() -> OpTable:
     """The op table. Called once by `primitives.OPS`; tests may build their own."""
-    r = OpRegistry()
+    r = OpTable()
     add = r.add
     # Unary, any level -> same (f01-f09, f19).
     add(Op("log", "f01", "elementwise", ANY, _log, lambda x: sympy.log(x),
@@ -215,7 +215,7 @@ def build_registry() -> OpRegistry:
     add(Op("std", "f18", "reduce", VECTOR_MATRIX, _std, opaque("std", r"\operatorname{std}@\left(#\right)", "even"),
            "population standard deviation", nonnegative=True, can_produce_zero=True))
     add(Op("layer_sum", "sum", "reduce", ("layers",), _layer_sum, opaque("layer_sum", r"\sum_{l} #", "odd"),
-           "sum over layers: how per-layer results become one score (SPEC section 3)"))
+           "sum over layers: how per-layer results become one score"))
     # Vector/matrix -> same (f13-f16).
     add(Op("softmax", "f13", "distribution", VECTOR_MATRIX, _softmax,
            opaque("softmax", r"\operatorname{softmax}@\left(#\right)"), "softmax over the whole tensor / over layers",

@@ -12,7 +12,7 @@ from typing import Iterable
 
 from deap import gp
 
-from .registry import Kind, Op, OpRegistry, PrimitiveError
+from .op import Kind, Op, OpTable, PrimitiveError
 from .types import ALL_TYPES, INPUTS, TYPES_BY_CODE, InputSpec, ProxyType, Scalar, reduced_type
 
 
@@ -27,7 +27,7 @@ def instance_name(op: Op, t: type[ProxyType]) -> str:
     return f"{op.name}__{t.code}"
 
 
-def op_and_type(name: str, ops: OpRegistry) -> tuple[Op, type[ProxyType]]:
+def op_and_type(name: str, ops: OpTable) -> tuple[Op, type[ProxyType]]:
     """The table entry and argument type behind a primitive instance name."""
     op_name, _, code = name.rpartition("__")
     if not op_name or code not in TYPES_BY_CODE:
@@ -35,7 +35,7 @@ def op_and_type(name: str, ops: OpRegistry) -> tuple[Op, type[ProxyType]]:
     return ops[op_name], TYPES_BY_CODE[code]
 
 
-def build_primitive_set(ops: OpRegistry, inputs: Iterable[InputSpec] = INPUTS) -> gp.PrimitiveSetTyped:
+def build_primitive_set(ops: OpTable, inputs: Iterable[InputSpec] = INPUTS) -> gp.PrimitiveSetTyped:
     """A typed primitive set over `inputs` with every typed op of `ops`.
 
     Compiled trees are functions of the inputs in `INPUTS` order, named by their

@@ -1,6 +1,6 @@
 """Op tables as named plugins, and the primitive set of each.
 
-An op table (`OpRegistry`) is found by name in `OP_TABLES`, a `lpzero.registry.Registry`
+An op table (`OpTable`) is found by name in `OP_TABLES`, a `lpzero.registry.Registry`
 of entry-point group `lpzero.ops`:
 
 - `"default"`: the built-in table, `lpzero.primitives.OPS` (paper Table 7);
@@ -27,7 +27,7 @@ from lpzero.registry import Registry
 
 from .ops import EXTENDED_OPS
 from .pset import build_primitive_set
-from .registry import OpRegistry, PrimitiveError, UnknownOpError
+from .op import OpTable, PrimitiveError, UnknownOpError
 
 #: the registered name of the built-in table
 DEFAULT_TABLE = "default"
@@ -36,12 +36,12 @@ EXTENDED_TABLE = "extended"
 
 
 def _is_table(obj: object) -> str | None:
-    return None if isinstance(obj, OpRegistry) else \
-        f"is not an op table (a lpzero.primitives.OpRegistry) but a {type(obj).__name__}"
+    return None if isinstance(obj, OpTable) else \
+        f"is not an op table (a lpzero.primitives.OpTable) but a {type(obj).__name__}"
 
 
 #: op tables by name; the built-in one is imported when first asked for (no work at import)
-OP_TABLES: Registry[OpRegistry] = Registry("op table", group="lpzero.ops", error=PrimitiveError, check=_is_table)
+OP_TABLES: Registry[OpTable] = Registry("op table", group="lpzero.ops", error=PrimitiveError, check=_is_table)
 OP_TABLES.register(DEFAULT_TABLE, "lpzero.primitives:OPS", description="the paper's 20 unary and 4 binary ops")
 # `EXTENDED` is built by the module's `__getattr__` when first asked for; "extended:OP,OP" takes an argument
 OP_TABLES.register(EXTENDED_TABLE, "lpzero.primitives.tables:EXTENDED", prefix=True,
@@ -49,7 +49,7 @@ OP_TABLES.register(EXTENDED_TABLE, "lpzero.primitives.tables:EXTENDED", prefix=T
                                "(extended:OP,OP: the default ops plus only those)")
 
 
-def extended_table(names: Iterable[str] | None = None) -> OpRegistry:
+def extended_table(names: Iterable[str] | None = None) -> OpTable:
     """The default table plus the extended ops named in `names` (None: all of `EXTENDED_OPS`), each
     probed as it is added. One table per choice (so one primitive set, `pset_of`), whose `path` is
     what `op_table` reads it from: `"extended"`, or `"extended:OP,OP"` in the table's order."""
@@ -62,7 +62,7 @@ def extended_table(names: Iterable[str] | None = None) -> OpRegistry:
 
 
 @functools.lru_cache(maxsize=None)
-def _extended(names: tuple[str, ...]) -> OpRegistry:
+def _extended(names: tuple[str, ...]) -> OpTable:
     every = names == tuple(op.name for op in EXTENDED_OPS)
     table = OP_TABLES.get(DEFAULT_TABLE).copy(EXTENDED_TABLE if every else f"{EXTENDED_TABLE}:{','.join(names)}")
     for op in EXTENDED_OPS:
@@ -71,7 +71,7 @@ def _extended(names: tuple[str, ...]) -> OpRegistry:
     return table
 
 
-def __getattr__(name: str) -> OpRegistry:
+def __getattr__(name: str) -> OpTable:
     # the registered "extended" entry is imported as this attribute: built on first use, not at import
     if name == "EXTENDED":
         return extended_table()
@@ -86,14 +86,14 @@ def _canonical(spec: str) -> str:
     return spec
 
 
-def op_table(spec: str | OpRegistry | None = None) -> OpRegistry:
+def op_table(spec: str | OpTable | None = None) -> OpTable:
     """The op table `spec` names: None or `"default"` (the built-in `OPS`), an `lpzero.ops` entry
-    point, `"module:ATTR"` or `"file.py:ATTR"`; an `OpRegistry` is returned as is.
+    point, `"module:ATTR"` or `"file.py:ATTR"`; an `OpTable` is returned as is.
 
     A table loaded here remembers `spec` as its `path` (unless it declared one). One line of
     `PrimitiveError` (or `UnknownNameError`) when the table cannot be imported, whatever failed.
     """
-    if isinstance(spec, OpRegistry):
+    if isinstance(spec, OpTable):
         return spec
     spec = DEFAULT_TABLE if spec is None else spec
     try:
@@ -113,23 +113,23 @@ def op_table(spec: str | OpRegistry | None = None) -> OpRegistry:
     return table
 
 
-def op_table_path(ops: OpRegistry) -> str | None:
+def op_table_path(ops: OpTable) -> str | None:
     """What best.json records of `ops` (its `"ops"`): None for the built-in table, else its `path`.
 
     PrimitiveError when the table has no path: a found proxy a new process could not read
-    back must not be written (declare it `OpRegistry(path=...)` or load it with `op_table`).
+    back must not be written (declare it `OpTable(path=...)` or load it with `op_table`).
     """
     if ops is OP_TABLES.get(DEFAULT_TABLE):
         return None
     if not ops.path:
         raise PrimitiveError(f"{ops!r} has no path a new process can import it from: define it at module level and "
-                             "declare it with OpRegistry(path='module:ATTR') or load it with "
+                             "declare it with OpTable(path='module:ATTR') or load it with "
                              "op_table('module:ATTR' or 'file.py:ATTR')")
     return ops.path
 
 
 @functools.lru_cache(maxsize=None)
-def pset_of(ops: OpRegistry) -> gp.PrimitiveSetTyped:
+def pset_of(ops: OpTable) -> gp.PrimitiveSetTyped:
     """The primitive set of `ops`, built on first use and shared per table (read trees with it;
     a search that may change its set builds its own with `build_primitive_set`)."""
     return build_primitive_set(ops)

@@ -1,6 +1,6 @@
 """Marker types of the strongly typed proxy trees, and the six inputs.
 
-Three levels, as the design card says (matrix / vector / scalar):
+Three levels (matrix / vector / scalar; docs/concepts.md, "Types"):
 
 - `*Tensors` (matrix level): one tensor per layer of one input family.
 - `*Layers` (vector level): one number per layer of that family.
@@ -104,7 +104,7 @@ class InputSpec:
     doc: str
 
 
-#: the six inputs θ of SPEC section 3, in the argument order of compiled trees
+#: the six inputs θ (docs/concepts.md, "The six inputs"), in the argument order of compiled trees
 INPUTS: tuple[InputSpec, ...] = (
     InputSpec("A", "activation", ActivationTensors, "outputs of each block's feed-forward activation"),
     InputSpec("J", "jacobs", JacobTensors, "gradient of the objective w.r.t. the embedding output, per sample"),

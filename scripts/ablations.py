@@ -16,11 +16,11 @@ from pathlib import Path
 
 import click
 
-from lpzero.benchmarks import get_benchmark
-from lpzero.cache import CacheSettings, InputCache
-from lpzero.report import run_search
+from lpzero.benchmarks.selection import BenchmarkRequest
+from lpzero.cache.request import CacheRequest
 from lpzero.report.plots import plot_mean_curves
 from lpzero.search import EvolveSettings, SearchSetup
+from lpzero.workflows.evolve import EvolveRequest, evolve
 
 STUDIES = {
     # study -> list of (variant label, changes to SearchSetup, changes to EvolveSettings)
@@ -55,10 +55,7 @@ def _read_best_curve(run_dir: Path) -> list[float]:
 @click.option("--cache-dir", type=click.Path(), default=None)
 @click.option("--out", type=click.Path(), default="runs/ablations")
 def main(study, benchmark, iterations, seeds, runs, batch_size, seq_len, cache_dir, out):
-    bench = get_benchmark(benchmark)
-    cache = InputCache(CacheSettings.for_benchmark(bench, batch_size, seq_len), Path(cache_dir) if cache_dir else None)
-    ids = bench.ids()
-    cache.compute(ids)
+    cache = CacheRequest(batch_size, seq_len, cache_dir=cache_dir)
     seed_list = [int(s) for s in seeds.split(",")] if study == "rps" else [int(seeds.split(",")[0])]
     out_dir = Path(out) / f"{benchmark}_{study}"
     rows, curves = [], {}
@@ -67,7 +64,8 @@ def main(study, benchmark, iterations, seeds, runs, batch_size, seq_len, cache_d
             setup = replace(SearchSetup(runs=runs, **setup_changes),
                             evolve=replace(EvolveSettings(iterations=iterations, seed=seed), **evolve_changes))
             run_dir = out_dir / f"{label.replace(' ', '_')}_seed{seed}"
-            best = run_search(bench, cache, ids, setup, run_dir)
+            best = evolve(EvolveRequest(BenchmarkRequest(benchmark), cache, setup=setup, baselines="none",
+                                        out=str(run_dir))).best
             rows.append({
                 "variant": label, "seed": seed, "search_rho": best["search"]["spearman"],
                 "heldout_rho": best["heldout"]["spearman"], "heldout_tau": best["heldout"]["kendall"],

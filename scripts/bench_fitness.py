@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -19,10 +20,12 @@ import numpy as np
 from deap import gp
 
 from lpzero.benchmarks import get_benchmark
+from lpzero.benchmarks.selection import BenchmarkRequest
 from lpzero.cache import CacheSettings, InputCache
+from lpzero.cache.request import CacheRequest
 from lpzero.primitives import OPS, build_primitive_set, generate_typed
-from lpzero.report import run_search
 from lpzero.search import EvolveSettings, FitnessEvaluator, SearchSetup, violations
+from lpzero.workflows.evolve import EvolveRequest, evolve
 
 
 @click.command()
@@ -56,7 +59,7 @@ def main(benchmark, batch_size, seq_len, samples, sample, trees, cache_dir, no_s
         if violations(tree):
             continue
         t = time.perf_counter()
-        evaluator.details(tree)
+        evaluator(tree)
         times.append(time.perf_counter() - t)
         sizes.append(len(tree))
         evaluator.memo.clear()
@@ -66,13 +69,13 @@ def main(benchmark, batch_size, seq_len, samples, sample, trees, cache_dir, no_s
                f"p90 {ms[int(0.9 * len(ms))]:.1f} ms")
     if no_search:
         return
-    ids_all = bench.ids()
-    cache.compute(ids_all)
+    request = EvolveRequest(BenchmarkRequest(benchmark), CacheRequest(batch_size, seq_len, samples=samples,
+                                                                      cache_dir=cache_dir), baselines="none")
     for label, n_runs in (("paper-protocol search (80 x 1000, one run)", 1), (f"default search ({runs} runs)", runs)):
         setup = SearchSetup(runs=n_runs, evolve=EvolveSettings(population=80, iterations=1000, seed=42,
                                                                distinct=distinct))
         t = time.perf_counter()
-        best = run_search(bench, cache, ids_all, setup, Path("runs") / f"bench_fitness_{n_runs}runs")
+        best = evolve(replace(request, setup=setup, out=f"runs/bench_fitness_{n_runs}runs")).best
         click.echo(f"{label} incl. reporting: {time.perf_counter() - t:.1f} s (loops alone {best['seconds']:.1f} s); "
                    f"held-out rho {best['heldout']['spearman']:+.3f}")
 

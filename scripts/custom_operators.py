@@ -1,6 +1,6 @@
 """Example research script: a new primitive op and other DEAP operators, same search and report.
 
-The design card's research script, worked out:
+A research script that tweaks the search (docs/concepts.md, "Python API"), worked out:
 
 1. **One new op.** `CUSTOM_OPS` is a copy of the built-in op table with one more op,
    `softplus`, declared as data like the built-in ones (`lpzero.primitives.Op`): its kind
@@ -8,7 +8,7 @@ The design card's research script, worked out:
    sympy form (for the exported formula) and the facts RPS reasons with (nonnegative, so
    `abs(softplus(x))` is rejected as redundant).
 2. **Where the table lives.** It is a module attribute that declares its own path
-   (`OpRegistry(path="/abs/path/scripts/custom_operators.py:CUSTOM_OPS")`): the file form
+   (`OpTable(path="/abs/path/scripts/custom_operators.py:CUSTOM_OPS")`): the file form
    imports it again in any process, from any folder (this script's folder is not on
    `sys.path` there). `run_search` records that path in best.json as `"ops"`, so
    `lpzero export RUN/best.json`, `lpzero rank BENCH --proxy RUN/best.json` and
@@ -30,12 +30,13 @@ import sympy
 import torch
 from deap import base, gp, tools
 
-from lpzero.benchmarks import get_benchmark
-from lpzero.cache import CacheSettings, InputCache
+from lpzero.benchmarks.selection import BenchmarkRequest
+from lpzero.cache import CacheSettings
+from lpzero.cache.request import CacheRequest
 from lpzero.primitives import OPS, Op
-from lpzero.report import run_search
 from lpzero.search import EvolveSettings, SearchSetup
 from lpzero.search.toolbox import register_operator
+from lpzero.workflows.evolve import EvolveRequest, evolve
 
 
 def _softplus_sympy(x: sympy.Expr) -> sympy.Expr:
@@ -103,7 +104,8 @@ def customize(tb: base.Toolbox) -> None:
 @click.option("--seq-len", type=click.IntRange(min=1), default=None, help="Default: the benchmark's CPU batch.")
 @click.option("--samples", type=click.IntRange(min=1), default=CacheSettings.samples, show_default=True,
               help="Elements kept per cached tensor.")
-@click.option("--limit", type=click.IntRange(min=4), default=None, help="Only the first N architectures.")
+@click.option("--limit", type=click.IntRange(min=4), default=None,
+              help="Only N architectures (a seeded subset, as `lpzero evolve --limit`).")
 @click.option("--population", type=click.IntRange(min=2), default=EvolveSettings.population, show_default=True)
 @click.option("--iterations", type=click.IntRange(min=0), default=300, show_default=True)
 @click.option("--runs", type=click.IntRange(min=1), default=SearchSetup.runs, show_default=True)
@@ -114,14 +116,12 @@ def customize(tb: base.Toolbox) -> None:
 def main(benchmark, out, batch_size, seq_len, samples, limit, population, iterations, runs, seed, cache_dir, no_rps,
          max_height):
     """Search with the softplus op table and the operators above; write the usual outputs to --out."""
-    bench = get_benchmark(benchmark)
-    settings = CacheSettings.for_benchmark(bench, batch_size, seq_len, samples=samples)
-    cache = InputCache(settings, Path(cache_dir) if cache_dir else None)
-    ids = bench.ids()[:limit] if limit else bench.ids()
-    cache.compute(ids)
     setup = SearchSetup(rps=not no_rps, max_height=max_height, runs=runs,
                         evolve=EvolveSettings(population=population, iterations=iterations, seed=seed))
-    best = run_search(bench, cache, ids, setup, Path(out), customize=customize, ops=CUSTOM_OPS)
+    request = EvolveRequest(BenchmarkRequest(benchmark, limit=limit),
+                            CacheRequest(batch_size, seq_len, samples=samples, cache_dir=cache_dir), setup=setup,
+                            baselines="none", out=out, ops=CUSTOM_OPS.path)
+    best = evolve(request, customize=customize).best
     rho = best["heldout"]["spearman"]
     click.echo(f"{best['formula']}: held-out rho {'n/a' if rho is None else format(rho, '+.3f')}")
     click.echo(f"written: {Path(out) / 'best.json'} (op table {best['ops']})")

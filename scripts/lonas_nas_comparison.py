@@ -18,6 +18,7 @@ import io
 import json
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -27,28 +28,28 @@ from matplotlib.figure import Figure
 from lpzero.benchmarks.lonas import GROUND_TRUTH_FILE, perplexity, window_nll, windows
 from lpzero.executors import LocalExecutor
 from lpzero.files import atomic_write, atomic_write_json, atomic_write_text
-from lpzero.nas import EvalSettings, Evaluator, NSGASettings, proxy_spec, run_nas, run_nsga
-from lpzero.nas.lonas_space import LoNASSearchSpace
+from lpzero.nas import (CHECKPOINT_FILE, CandidateResult, EvalSettings, NASCheckpoint, NSGASettings,
+                        build_nsga_toolbox, proxy_spec, run_nsga)
+from lpzero.benchmarks.lonas.search_space import LoNASSearchSpace
+from lpzero.workflows.nas import run_nas
 
 
-def validation_evaluator(space: LoNASSearchSpace, val: torch.Tensor, budget: float) -> Evaluator:
-    """An Evaluator whose score is minus the validation perplexity (LoNAS's search), under the budget."""
+def validation_evaluate(space: LoNASSearchSpace, val: torch.Tensor, budget: float):
+    """An NSGA-II toolbox's `evaluate` whose score is minus the validation perplexity (LoNAS's search), under
+    the budget."""
     bench = space.bench
     model, lonas = bench.supernetwork(), bench.space
 
-    def evaluate_many(keys: list[str]) -> dict[str, dict]:
-        out = {}
-        for key in keys:
-            config = space.config(key)
-            t = time.perf_counter()
-            params = space.count_params(config)["total"]
-            feasible = params <= budget
-            score = -perplexity(window_nll(model, lonas, config, val), val.shape[1]) if feasible else None
-            out[key] = {"score": score, "feasible": feasible, "violation": max(0.0, (params - budget) / budget),
-                        "params": params, "seconds": {"evaluate": time.perf_counter() - t}}
-        return out
+    def evaluate(key: str) -> CandidateResult:
+        config = space.config(key)
+        t = time.perf_counter()
+        params = space.count_params(config)["total"]
+        feasible = params <= budget
+        score = -perplexity(window_nll(model, lonas, config, val), val.shape[1]) if feasible else None
+        return CandidateResult(score, feasible, max(0.0, (params - budget) / budget),
+                               seconds={"evaluate": time.perf_counter() - t}, params=params)
 
-    return Evaluator(evaluate_many, ("params",))
+    return evaluate
 
 
 @click.command(help=__doc__.split("\n\n")[0])
@@ -87,12 +88,14 @@ def main(space_name: str, proxy_text: str, population: int, generations: int, se
         summary = run_nas(space, proxy_spec(proxy_text), settings, nsga, out_dir / label, LocalExecutor())
         picks[label] = (summary["chosen"]["config"], time.perf_counter() - t, summary["evaluated"])
     picks["heuristic"] = (heuristic, 0.0, 0)
-    evaluator = validation_evaluator(space, val, budget)
+    toolbox = build_nsga_toolbox(space, nsga, 1, validation_evaluate(space, val, budget))
+    checkpoint = NASCheckpoint(out_dir / "validation" / CHECKPOINT_FILE,
+                               {"nsga": asdict(nsga), "space": space.name, "scores": "validation perplexity"})
     t = time.perf_counter()
-    run_nsga(space, evaluator, nsga, out_dir / "validation")
-    valid = {k: r for k, r in evaluator.memo.items() if r["feasible"]}
-    best = max(valid, key=lambda k: valid[k]["score"])
-    picks["validation"] = (space.config(best), time.perf_counter() - t, len(evaluator.memo))
+    memo = run_nsga(toolbox, nsga, ("params",), checkpoint).memo
+    valid = {k: r for k, r in memo.items() if r.feasible}
+    best = max(valid, key=lambda k: valid[k].score)
+    picks["validation"] = (space.config(best), time.perf_counter() - t, len(memo))
 
     model, lonas = bench.supernetwork(), bench.space
     rows = []

@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from functools import partial
 from pathlib import Path
 
 import click
@@ -35,8 +36,8 @@ from matplotlib.figure import Figure
 from lpzero.cache import CacheSettings, InputCache
 from lpzero.executors import make_executor
 from lpzero.files import atomic_write, atomic_write_json, atomic_write_text
-from lpzero.nas import (EvalSettings, TabularSpace, budget_regret, front_hypervolume_ratio, pareto_mask, proxy_spec,
-                        scorer)
+from lpzero.nas import (EvalSettings, TabularSpace, budget_regret, evaluate_candidate, front_hypervolume_ratio,
+                        pareto_mask, proxy_spec)
 from lpzero.report import best_baseline
 from lpzero.search import correlation
 
@@ -56,8 +57,8 @@ def found_scores(space: TabularSpace, best_path: Path, out: Path, jobs: int) -> 
     cache = json.loads(best_path.read_text())["cache"]  # the batch the proxy was found with
     settings = EvalSettings(cache["batch_size"], cache["seq_len"], cache["batch_seed"], cache["model_seed"])
     with make_executor(None, jobs) as executor:
-        results = scorer(space, proxy, settings, executor)(list(space.ids))
-    scores = {k: (np.nan if r["score"] is None else r["score"]) for k, r in results.items()}
+        results = executor.map(partial(evaluate_candidate, space=space, proxy=proxy, settings=settings), space.ids)
+        scores = {k: (np.nan if r.score is None else r.score) for k, r in zip(space.ids, results)}
     atomic_write_json(path, {"proxy": str(best_path), "settings": settings.record(), "scores": scores})
     return scores
 

@@ -2,7 +2,7 @@
 
     python scripts/search_validation.py                      # GPT-2, all variants, 16 seeds
     python scripts/search_validation.py --variants typed,paper --seeds 0-7
-    python scripts/search_validation.py --variants typed --seeds 0-7 --selects best,score,simplest:0.005
+    python scripts/search_validation.py --variants typed --seeds 0-7 --selects accuracy,best,simplest:0.005
     python scripts/search_validation.py --benchmark gpt2 --seeds 0-3 \
         --variants typed,typed-extended,typed+depth_weighted,typed+first_layer,typed+last_layer,typed+median
 
@@ -22,7 +22,7 @@ is halved `--halvings` times (seeded); the sample plus one half plays the search
 part, and the chosen tree is scored on the other half, beside the fittest tree on the
 same half.
 
-`--selects best,score,simplest:0.005` checks `lpzero evolve --select` the same way: on each
+`--selects accuracy,best,simplest:0.005` checks `lpzero evolve --select` the same way: on each
 halving, the complexity–ρ front is built on the stand-in search part (as `evolve` builds it on
 the search part) and each rule's pick is scored on the other half.
 
@@ -45,8 +45,8 @@ from lpzero.benchmarks import get_benchmark
 from lpzero.cache import CacheSettings, InputCache
 from lpzero.primitives import DEFAULT_TABLE, EXTENDED_TABLE, op_table
 from lpzero.primitives.ops import EXTENDED_OPS
-from lpzero.report.front import pareto_entries
-from lpzero.search.complexity import parse_select, select_model, tree_complexity
+from lpzero.search.complexity import pareto_front, parse_select, select_model, tree_complexity
+from lpzero.search.search import front_pool
 from lpzero.search import (EvolveSettings, FitnessEvaluator, SearchSetup, evolve_on, search_sample, select_final,
                            spearman_fitness)
 
@@ -76,32 +76,26 @@ def _seeds(spec: str) -> list[int]:
     return [int(s) for s in spec.split(",")]
 
 
-class _FrontTrees:
-    """What `pareto_entries` makes of a front tree here: the tree and its complexity (no report)."""
-
-    def __init__(self, table):
-        self.table = table
-
-    def __call__(self, run: int, ind, part: dict) -> dict:
-        return {"tree": ind, "complexity": tree_complexity(ind, self.table), "rho": part["spearman"]}
-
-
 def _nested_selects(runs, evaluator, setup, halves, selects: list[str], table) -> dict[str, tuple[float, float]]:
     """Per `--select` rule: (mean ρ on the held-back halves, mean complexity) of the tree the rule picks
     from the complexity–ρ front built on the stand-in search part (sample + one half), as `lpzero
-    evolve` builds it on the search part; "best" is the final selection's first tree, as there."""
+    evolve` builds it on the search part; "accuracy" is the final selection's first tree, as there."""
     picked: dict[str, list[tuple[float, int]]] = {rule: [] for rule in selects}
     for (part_inputs, part_truth), (rest_inputs, rest_truth) in halves:
         part = FitnessEvaluator(evaluator.pset, part_inputs, part_truth)
         rest = FitnessEvaluator(evaluator.pset, rest_inputs, rest_truth)
-        front = pareto_entries(runs, part, _FrontTrees(table))
+        pool = front_pool(runs, table)
+        pool_rho = [spearman_fitness(ind.evaluation.orientation * part.scores(ind), part.truth).spearman
+                    for _, ind, _ in pool]
+        front = [{"tree": pool[i][1], "complexity": pool[i][2], "rho": pool_rho[i]}
+                 for i in pareto_front([c for _, _, c in pool], pool_rho)]
         finalists = [ind for _, ind in runs.finalists(setup.hall_of_fame, setup.evolve.distinct)]
-        part_rho = [spearman_fitness(evaluator.details(t).orientation * part.scores(t), part.truth).spearman
+        part_rho = [spearman_fitness(evaluator(t).orientation * part.scores(t), part.truth).spearman
                     for t in finalists]
         for rule in selects:
             at = select_model(rule, [e["complexity"] for e in front], [e["rho"] for e in front])
             tree = finalists[select_final(part_rho, setup.final_selection)[0]] if at is None else front[at]["tree"]
-            r = spearman_fitness(evaluator.details(tree).orientation * rest.scores(tree), rest.truth).spearman
+            r = spearman_fitness(evaluator(tree).orientation * rest.scores(tree), rest.truth).spearman
             picked[rule].append((float("nan") if r is None else r, tree_complexity(tree, table)))
     return {rule: (statistics.mean(r for r, _ in got), statistics.mean(c for _, c in got))
             for rule, got in picked.items()}
@@ -115,7 +109,7 @@ def _nested_final_selection(finalists, evaluator, setup, halves) -> tuple[float,
         rest = FitnessEvaluator(evaluator.pset, rest_inputs, rest_truth)
 
         def rho(tree, on: FitnessEvaluator) -> float | None:
-            return spearman_fitness(evaluator.details(tree).orientation * on.scores(tree), on.truth).spearman
+            return spearman_fitness(evaluator(tree).orientation * on.scores(tree), on.truth).spearman
 
         choice = finalists[select_final([rho(t, part) for t in finalists], setup.final_selection)[0]]
         for tree, into in ((finalists[0], fittest), (choice, selected)):
@@ -132,7 +126,7 @@ def _nested_final_selection(finalists, evaluator, setup, halves) -> tuple[float,
 @click.option("--paper-batch", is_flag=True, help="Inputs from the paper's mini-batch shape.")
 @click.option("--halvings", type=int, default=10, show_default=True, help="Halvings of the validation set "
               "for the check of the final selection.")
-@click.option("--selects", default="", help="Comma-separated `--select` rules (best, score, simplest:DELTA) "
+@click.option("--selects", default="", help="Comma-separated `--select` rules (accuracy, best, score, simplest:DELTA) "
               "checked in the nested scheme: each picks from the front built on the stand-in search part.")
 @click.option("--cache-dir", type=click.Path(), default=None)
 @click.option("--out", type=click.Path(), default="runs/search_validation")
@@ -169,7 +163,7 @@ def main(benchmark, variants, seeds, split_seed, paper_batch, halvings, selects,
             runs = evolve_on(sample_inputs, sample_truth, setup, ops=ops)
             finalists = [ind for _, ind in runs.finalists(setup.hall_of_fame, setup.evolve.distinct)]
             best, evaluator = finalists[0], runs.evaluator
-            found = evaluator.details(best)
+            found = evaluator(best)
             scores = FitnessEvaluator(evaluator.pset, validation_inputs, validation_truth).scores(best)
             m = spearman_fitness(found.orientation * scores, validation_truth, with_kendall=True)
             fittest, selected = _nested_final_selection(finalists, evaluator, setup, halves)

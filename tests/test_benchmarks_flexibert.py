@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from lpzero.benchmarks.base import BenchmarkError, default_data_root
-from lpzero.benchmarks.flexibert import REFERENCE_CSV, FlexiBERTBenchmark
-from lpzero.benchmarks.flexibert_model import PROXY_CODE_FEED_FORWARD_DIM, count_parameters
+from lpzero.benchmarks.flexibert.benchmark import REFERENCE_CSV, FlexiBERTBenchmark
+from lpzero.benchmarks.flexibert.model import PROXY_CODE_FEED_FORWARD_DIM, count_parameters
 
 pytestmark = pytest.mark.data
 
@@ -204,13 +204,13 @@ def test_softmax_confidence_follows_the_released_scores(compat):
     """"Head Softmax Confidence" on a handful of architectures ranks as the released column."""
     from scipy import stats
 
-    from lpzero.proxies import BASELINES, ProxyContext
+    from lpzero.proxies import HAND_DESIGNED, ProxyContext
 
     with open(DATA / REFERENCE_CSV, newline="") as f:
         released = {row["ID"]: float(row["Head Softmax Confidence"]) for row in csv.DictReader(f)}
     ids = [str(i) for i in range(12)]
     batch = compat.make_batch(0, 4, 128)
-    ours = [BASELINES["softmax_confidence"](ProxyContext(compat, a, 0, batch, "cpu")) for a in ids]
+    ours = [HAND_DESIGNED["softmax_confidence"](ProxyContext(compat, a, 0, batch, "cpu")) for a in ids]
     # 0.99 measured; reading the attention maps alone (recipe "lpzero") gives -0.04
     assert stats.spearmanr(ours, [released[a] for a in ids]).statistic > 0.95
 

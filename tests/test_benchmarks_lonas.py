@@ -21,8 +21,8 @@ from lpzero.benchmarks.lonas import (SPACE_PRESETS, SUBNETWORK_FILE, VOCAB_FILE,
                                      sliced_tensors)
 from lpzero.benchmarks.lonas.build import SIZES, Builder
 from lpzero.cli import main
-from lpzero.proxies import BASELINES, ProxyContext
-from lpzero.report.spread import explained_spread
+from lpzero.proxies import HAND_DESIGNED, ProxyContext
+from lpzero.benchmarks.lonas.spread import explained_spread
 
 LAYERS, HIDDEN, FFN, VOCAB, RANK = 2, 32, 64, 99, 8
 
@@ -241,7 +241,7 @@ def test_baselines_leave_the_supernetwork_untouched(checkpoint):
     bench = LoNASBenchmark(root / "base", data_root=default_data_root(), adapter=root / "adapter")
     before = {n: p.detach().clone() for n, p in bench.supernetwork().named_parameters()}
     ctx = ProxyContext(bench, "min", 0, bench.make_batch(0, 2, 16))
-    values = {name: b(ctx) for name, b in BASELINES.items()}
+    values = {name: b(ctx) for name, b in HAND_DESIGNED.items()}
     assert all(math.isfinite(v) for v in values.values())
     assert all(torch.equal(p, before[n]) for n, p in bench.supernetwork().named_parameters())
 

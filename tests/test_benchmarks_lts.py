@@ -9,8 +9,8 @@ import torch
 
 from lpzero.benchmarks import BenchmarkError, get_benchmark
 from lpzero.benchmarks.base import default_data_root
-from lpzero.benchmarks.gpt2_flex import FlexConfig, build_gpt2_flex, clean_cutoffs
-from lpzero.benchmarks.lts import PARAM_KEYS, LTSBenchmark
+from lpzero.benchmarks.lts.gpt2_flex import FlexConfig, build_gpt2_flex, clean_cutoffs
+from lpzero.benchmarks.lts.benchmark import PARAM_KEYS, LTSBenchmark
 
 pytestmark = pytest.mark.data
 
@@ -263,7 +263,7 @@ def test_flex_config_rejects_unsupported_div_val() -> None:
 
 @pytest.mark.slow
 def test_parameter_count_proxies_reproduce_paper_table_3(bench: LTSBenchmark) -> None:
-    """Decoder (non-embedding) params: rho .967 / tau .847; all params: .737 / .582 (SPEC section 6)."""
+    """Decoder (non-embedding) params: rho .967 / tau .847; all params: .737 / .582 (the LPZero paper's Table 3)."""
     from lpzero.search.fitness import spearman_fitness
 
     truth = [bench.architecture(a).ground_truth for a in bench.ids()]

@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from conftest import FAKE_BENCHMARK
 from lpzero.cache import CacheSettings, InputCache
 from lpzero.errors import CacheError
-from lpzero.proxies import BASELINES, ProxyContext
+from lpzero.proxies import HAND_DESIGNED, ProxyContext
 
 IDS = ["tiny1", "tiny4"]
 
@@ -88,4 +88,4 @@ def test_stored_baselines_are_the_proxies_on_the_caches_own_batch(tmp_path):
     cache.compute(IDS[:1], baselines=names)
     bench = s.open_benchmark()
     ctx = ProxyContext(bench, IDS[0], s.model_seed, bench.make_batch(s.batch_seed, s.batch_size, s.seq_len))
-    assert cache.info(IDS[0])["baselines"] == {n: BASELINES[n](ctx) for n in names}
+    assert cache.info(IDS[0])["baselines"] == {n: HAND_DESIGNED[n](ctx) for n in names}

@@ -8,10 +8,10 @@ import torch
 from click.testing import CliRunner
 
 from lpzero.benchmarks.lonas.training import TrainingState, load_training_checkpoint, save_training_checkpoint
-from lpzero.checkpoint import random_state, random_state_from_json
+from lpzero.checkpoint import random_state, random_state_from_json, write_checkpoint
 from lpzero.cli import main
 from lpzero.errors import ResultError
-from lpzero.nas.nsga import load_checkpoint, save_checkpoint
+from lpzero.nas.nsga import NAS_CHECKPOINT, load_checkpoint
 
 KEY = '{"n_embd":16}'
 ENTRY = {"score": 1.5, "feasible": True, "violation": 0.0, "params": 100}
@@ -20,7 +20,9 @@ RECORD = {"space": "tiny", "settings": {"costs": ["params"]}}
 
 def _nas_checkpoint(path, **changes):
     entry = {k: v for k, v in {**ENTRY, **changes}.items() if v is not ...}
-    save_checkpoint(path, RECORD, {KEY: entry}, rng_state=random_state())
+    # written as JSON by hand: a damaged entry is what no CandidateResult would write
+    write_checkpoint(path, NAS_CHECKPOINT, {"record": RECORD, "generation": 0, "population": [],
+                                            "random_state": random_state(), "log": [], "memo": {KEY: entry}})
     return path
 
 

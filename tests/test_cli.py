@@ -262,7 +262,7 @@ def test_rank_split_heldout_scores_only_what_the_search_never_saw(searched, tmp_
 
 def test_ops_prints_the_op_table():
     from lpzero.primitives import OPS
-    from lpzero.primitives.registry import markdown_table
+    from lpzero.primitives.op import markdown_table
 
     out = invoke("ops").output
     assert out.strip() == markdown_table(OPS)

@@ -17,15 +17,16 @@ import pytest
 from deap import gp
 
 from conftest import FAKE_BENCHMARK
-from lpzero.benchmarks import get_benchmark
-from lpzero.cache import CacheSettings, InputCache
+from lpzero.benchmarks.selection import BenchmarkRequest
+from lpzero.cache.request import CacheRequest
 from lpzero.errors import ResultError
 from lpzero.primitives import OPS, op_table, parse_tree, pset_of
 from lpzero.proxies.found_proxy import PRIMITIVE_SET_VERSION, FoundProxy
 from lpzero.registry import load_object
-from lpzero.report import found_formula, load_best, run_search
+from lpzero.report import found_formula, load_best
 from lpzero.search import EvolveSettings, SearchSetup, violations
 from lpzero.search.toolbox import build_toolbox, register_operator
+from lpzero.workflows.evolve import EvolveRequest, evolve
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "custom_operators.py"
 CUSTOM = f"{SCRIPT}:CUSTOM_OPS"
@@ -93,12 +94,10 @@ def test_the_scripts_operators_follow_no_rps():
 def custom_run(tmp_path_factory):
     """A search with the script's op table on the fake benchmark: its output folder."""
     root = tmp_path_factory.mktemp("custom_ops")
-    bench = get_benchmark(FAKE_BENCHMARK)
-    cache = InputCache(CacheSettings.for_benchmark(bench, 2, 16, samples=64), root / "cache")
-    cache.compute(bench.ids())
     setup = SearchSetup(sample=3, runs=1, hall_of_fame=2, evolve=EvolveSettings(population=6, iterations=4, seed=1))
-    run_search(bench, cache, bench.ids(), setup, root / "run", ops=op_table(CUSTOM),
-               customize=load_object(f"{SCRIPT}:customize"))
+    request = EvolveRequest(BenchmarkRequest(FAKE_BENCHMARK), CacheRequest(2, 16, samples=64, cache_dir=str(root / "cache")),
+                            setup=setup, baselines="none", out=str(root / "run"), ops=CUSTOM)
+    evolve(request, customize=load_object(f"{SCRIPT}:customize"))
     return root / "run"
 
 

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from lpzero.primitives import OPS
-from lpzero.primitives.registry import markdown_table
+from lpzero.primitives.op import markdown_table
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-"""The "extended" op table (issue 26, part 6): depth-weighted sum, first/last layer and median, each
+"""The "extended" op table (docs/concepts.md, "The extended op table"): depth-weighted sum, first/last layer and median, each
 added through the op table, in every place a built-in op goes (toolbox, cached and streamed scoring,
 sympy/LaTeX, torch export, `lpzero evolve --ops`), while the default table stays as it was."""
 from __future__ import annotations
@@ -20,16 +20,16 @@ from fake_benchmark import TinyGPT2Benchmark
 from lpzero.benchmarks.inputs import SYMBOLS, as_weighted, extract_inputs
 from lpzero.cli import main
 from lpzero.errors import ResultError, UnknownNameError
-from lpzero.primitives import (INPUT_SYMBOLS, OPS, OP_TABLES, OpRegistry, Weighted, extended_table, op_table,
+from lpzero.primitives import (INPUT_SYMBOLS, OPS, OP_TABLES, OpTable, Weighted, extended_table, op_table,
                                parse_tree, pset_of, tree_inputs)
 from lpzero.primitives.ops import EXTENDED_OPS
-from lpzero.primitives.registry import markdown_table
+from lpzero.primitives.op import markdown_table
 from lpzero.proxies import ProxyContext, score_tree
 from lpzero.proxies.found_proxy import PRIMITIVE_SET_VERSION, FoundProxy
 from lpzero.proxies.streaming import stream_score
 from lpzero.registry import load_object
 from lpzero.report.export import proxy_formula
-from lpzero.report.export_torch import EXTENDED_TORCH_OPS, TORCH_OPS, sympy_namespace, sympy_srepr, torch_module
+from lpzero.report.export_torch import sympy_namespace, sympy_srepr, torch_module
 from lpzero.search import EvolveSettings, FitnessEvaluator, SearchSetup, build_toolbox, evolve_on
 from synthetic import planted_truth, synthetic_inputs
 
@@ -175,8 +175,11 @@ def _found(text: str, orientation: int = 1) -> FoundProxy:
                                  "primitive_set_version": PRIMITIVE_SET_VERSION})
 
 
-def test_every_new_op_has_a_torch_export():
-    assert set(EXTENDED_TORCH_OPS) == set(NEW) and not set(EXTENDED_TORCH_OPS) & set(TORCH_OPS)
+def test_every_new_op_exports_its_own_torch_function():
+    for name in NEW:
+        op = op_table("extended")[name]
+        tree = f"{name}__Lw(l1__Tw(W))" if op.levels == ("layers",) else f"layer_sum__Lw({name}__Tw(W))"
+        assert f"def {op.torch_fn.__name__}(x: Weighted)" in torch_module(_found(tree)), name
 
 
 @pytest.mark.parametrize("text", TREES)
@@ -236,7 +239,7 @@ def test_evolve_records_the_extended_table_and_export_reads_it_back(extended_run
     best = json.loads((run / "best.json").read_text())
     (tmp_path / "best.json").write_text(json.dumps({**best, "tree": TREES[0], "protection": []}))
     result = CliRunner().invoke(main, ["export", str(tmp_path / "best.json"), "--format", "torch"])
-    assert result.exit_code == 0 and "def op_depth_weighted(v):" in result.output, result.output
+    assert result.exit_code == 0 and "def _depth_weighted(x: Weighted)" in result.output, result.output
 
 
 def test_an_unknown_ops_table_is_one_line_before_any_work(tmp_path):
@@ -274,7 +277,7 @@ def test_search_validation_has_the_ablation_variants():
 
 
 def test_concepts_lists_the_extended_ops():
-    alone = OpRegistry()
+    alone = OpTable()
     for op in EXTENDED_OPS:
         alone.add(op)
     assert markdown_table(alone) in (ROOT / "docs" / "concepts.md").read_text()

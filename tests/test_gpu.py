@@ -22,7 +22,7 @@ from lpzero.benchmarks.lonas import LoNASBenchmark
 from lpzero.cli import main
 from lpzero.cache import CacheSettings, InputCache
 from lpzero.primitives import OPS, Weighted, default_pset, generate_typed
-from lpzero.primitives.registry import PROBES, _probe_value
+from lpzero.primitives.op import PROBES, _probe_value
 from lpzero.search import EvolveSettings, FitnessEvaluator, SearchSetup, evolve_on, violations
 from synthetic import planted_truth, synthetic_inputs
 from test_benchmarks_lonas import _space_file, tiny_llama, tokens, trained_supernet

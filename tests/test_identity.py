@@ -1,5 +1,5 @@
 """A benchmark is identified by what it is: one canonical name however its path is spelled, and a
-fingerprint of what its scores depend on, which `lpzero nas --resume` checks (issue 24)."""
+fingerprint of what its scores depend on, which `lpzero nas --resume` checks (docs/promises.md)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,8 @@ from fake_benchmark import TinyGPT2Benchmark
 from lpzero.benchmarks import canonical_name, folder_name, get_benchmark
 from lpzero.benchmarks.base import FINGERPRINT_BYTES, file_fingerprint
 from lpzero.cli import main
-from lpzero.nas import EvalSettings, NASError, NSGASettings, TabularSpace, proxy_spec, run_nas
+from lpzero.nas import EvalSettings, NASError, NSGASettings, TabularSpace, proxy_spec
+from lpzero.workflows.nas import run_nas
 
 TABULAR = f"tabular:{FAKE_BENCHMARK}"
 SMALL = ["--batch-size", "2", "--seq-len", "8", "--cost-seq-len", "8"]

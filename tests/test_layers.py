@@ -1,5 +1,5 @@
-"""The package's imports go one way: errors, files, executors, checkpoint, registry -> primitives -> benchmarks
--> proxies -> cache -> search -> report -> nas -> cli.
+"""The package's imports go one way: errors, files, executors, checkpoint, registry, settings -> primitives
+-> benchmarks -> proxies -> cache -> search -> nas -> report -> workflows -> cli.
 
 Parses every module of the installed package (primitives/ and benchmarks/ are
 installed as lpzero.primitives and lpzero.benchmarks) and fails on an import of a
@@ -21,15 +21,17 @@ FOLDERS = {"lpzero": "lpzero", "primitives": "lpzero.primitives", "benchmarks": 
 #: layer of each module, by the longest matching prefix; lower layers never import higher ones
 LAYERS = {
     "lpzero.errors": 0, "lpzero.files": 0, "lpzero.executors": 0, "lpzero.checkpoint": 0, "lpzero.registry": 0,
+    "lpzero.settings": 0,
     "lpzero.primitives": 1,
     "lpzero.benchmarks": 2,
     "lpzero.proxies": 3,
     "lpzero.cache": 4,
     "lpzero.search": 5,
-    "lpzero.report": 6,
-    "lpzero.nas": 7,
-    "lpzero.cli": 8, "lpzero.commands": 8,
-    "lpzero": 9,  # the package's own __init__ imports nothing
+    "lpzero.nas": 6,
+    "lpzero.report": 7,
+    "lpzero.workflows": 8,
+    "lpzero.cli": 9, "lpzero.commands": 9,
+    "lpzero": 10,  # the package's own __init__ imports nothing
 }
 
 
@@ -83,8 +85,9 @@ MODULES = _modules()
 
 def test_the_installed_package_is_these_folders():
     assert Path(lpzero.__file__).resolve().parent == ROOT / "lpzero"
-    assert "lpzero.primitives.registry" in MODULES and "lpzero.benchmarks.base" in MODULES
-    assert "lpzero.search.loop" in MODULES and "lpzero.report.evolve" in MODULES and "lpzero.nas.workflow" in MODULES
+    assert "lpzero.primitives.op" in MODULES and "lpzero.benchmarks.base" in MODULES
+    assert "lpzero.search.loop" in MODULES and "lpzero.report.search" in MODULES and "lpzero.nas.nsga" in MODULES
+    assert "lpzero.workflows.evolve" in MODULES and "lpzero.benchmarks.lts.space" in MODULES
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

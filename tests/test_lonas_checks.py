@@ -1,6 +1,6 @@
 """A `lonas:DIR` benchmark is checked when it is opened: every bad file is one line naming the file and
-the key, exit code 2, before any per-candidate work (issue 24); its space comes from space.json,
-`--space-file` or LoNAS's rules applied to the checkpoint, and `lpzero info` shows it (issue 25)."""
+the key, exit code 2, before any per-candidate work (docs/promises.md); its space comes from space.json,
+`--space-file` or LoNAS's rules applied to the checkpoint, and `lpzero info` shows it (docs/lonas.md)."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""One formula searched on several benchmarks at once (`lpzero evolve --benchmark a,b`, issue 26 part 5)."""
+"""One formula searched on several benchmarks at once (`lpzero evolve --benchmark a,b`, docs/concepts.md, "Several benchmarks at once")."""
 import json
 import statistics
 

@@ -12,7 +12,7 @@ from lpzero.benchmarks import get_benchmark
 from lpzero.benchmarks.lonas import SUBNETWORK_FILE, load_base, mask_ffn, run_subnetwork
 from lpzero.cli import main
 from lpzero.nas import get_space
-from lpzero.nas.lonas_space import LoNASSearchSpace
+from lpzero.benchmarks.lonas.search_space import LoNASSearchSpace
 
 pytestmark = [pytest.mark.data, pytest.mark.slow]
 

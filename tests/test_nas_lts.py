@@ -8,9 +8,9 @@ import yaml
 
 from fake_benchmark import TinyGPT2Benchmark
 from lpzero.benchmarks.inputs import extract_inputs
-from lpzero.benchmarks.lts import LTSBenchmark
+from lpzero.benchmarks.lts.benchmark import LTSBenchmark
 from lpzero.nas import NASError, get_space
-from lpzero.nas.lts_space import LTSSpace
+from lpzero.benchmarks.lts.space import LTSSpace
 from lpzero.primitives import default_pset, parse_tree, tree_inputs
 from lpzero.proxies import score_tree
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from dataclasses import asdict
 from typing import Sequence
 
 import numpy as np
@@ -22,11 +23,12 @@ from lpzero.benchmarks.attention import register_hookable_attention
 from lpzero.errors import ResultError
 from deap import base, tools
 
-from lpzero.nas import (EvalSettings, Evaluator, NASError, NSGASettings, SearchSpace, TabularSpace,
-                        budget_regret, build_nsga_toolbox, ensure_nas_creator, evaluate_candidate,
-                        front_hypervolume_ratio, hypervolume_2d, pareto_mask, pick_candidates, pick_within, proxy_spec, run_nas,
-                        run_nsga)
+from lpzero.nas import (Candidate, CandidateResult, EvalSettings, NASCheckpoint, NASError, NSGASettings, Pick,
+                        SearchSpace, TabularSpace, budget_regret, build_nsga_toolbox, ensure_nas_creator,
+                        evaluate_candidate, front_hypervolume_ratio, hypervolume_2d, pareto_mask, pick_candidates,
+                        pick_within, proxy_spec, run_nsga, tabular_figures)
 from lpzero.nas.nsga import CHECKPOINT_FILE, individual_from_genome, random_genome
+from lpzero.workflows.nas import run_nas
 
 
 class ToySpace(SearchSpace):
@@ -58,17 +60,17 @@ class ToySpace(SearchSpace):
         return []
 
 
-def toy_objectives(space: ToySpace, calls: list[str]):
-    """evaluate_many for an Evaluator: score and cost from the config alone; records every key asked for."""
-    def evaluate_many(keys):
-        calls.extend(keys)
-        out = {}
-        for k in keys:
-            c = space.config(k)
-            score = float(sum((i + 1) * w for i, w in enumerate(c["w"])))
-            out[k] = {"score": score, "params": space.count_params(c)["total"], "feasible": True, "violation": 0.0}
-        return out
-    return evaluate_many
+def toy_evaluate(space: ToySpace, calls: list[str], limit: float | None = None):
+    """A toolbox's `evaluate`: score and cost from the config alone (over `limit` parameters: infeasible);
+    records every key asked for."""
+    def evaluate(key):
+        calls.append(key)
+        c = space.config(key)
+        params = space.count_params(c)["total"]
+        over = 0.0 if limit is None else max(0.0, (params - limit) / limit)
+        return CandidateResult(float(sum((i + 1) * w for i, w in enumerate(c["w"]))), feasible=over == 0,
+                               violation=over, params=params)
+    return evaluate
 
 
 class TinySpace(SearchSpace):
@@ -158,11 +160,13 @@ def test_regret_on_the_fake_benchmark():
 SMALL = NSGASettings(population=6, generations=4, seed=3)
 
 
-def _run(settings=SMALL, out=None, resume=False, memo=None, record=None, toolbox=None):
+def _run(settings=SMALL, out=None, resume=False, record=None, toolbox=None, limit=None):
     space, calls = ToySpace(), []
-    evaluator = Evaluator(toy_objectives(space, calls), ["params"], memo)
-    result = run_nsga(space, evaluator, settings, out, resume, record, toolbox=toolbox)
-    return result, evaluator, calls
+    tb = toolbox or build_nsga_toolbox(space, settings)
+    tb.register("evaluate", toy_evaluate(space, calls, limit))
+    record = {"nsga": asdict(settings), "space": "toy", **(record or {})}
+    checkpoint = None if out is None else NASCheckpoint(out / CHECKPOINT_FILE, record, resume)
+    return run_nsga(tb, settings, ["params"], checkpoint), calls
 
 
 def test_genes_beyond_the_layer_count_do_not_make_another_architecture():
@@ -172,33 +176,33 @@ def test_genes_beyond_the_layer_count_do_not_make_another_architecture():
 
 
 def test_nsga_with_a_seed_is_deterministic():
-    a, ea, _ = _run()
-    b, eb, _ = _run()
-    assert a.population == b.population and list(ea.memo) == list(eb.memo)
-    c, _, _ = _run(NSGASettings(population=6, generations=4, seed=4))
+    a, _ = _run()
+    b, _ = _run()
+    assert a.population == b.population and list(a.memo) == list(b.memo)
+    c, _ = _run(NSGASettings(population=6, generations=4, seed=4))
     assert c.population != a.population
 
 
 def test_nsga_scores_each_architecture_once():
-    _, evaluator, calls = _run(NSGASettings(population=8, generations=6, seed=1))
-    assert len(calls) == len(set(calls)) == len(evaluator.memo)
+    result, calls = _run(NSGASettings(population=8, generations=6, seed=1))
+    assert len(calls) == len(set(calls)) == len(result.memo)
 
 
 def test_the_population_holds_distinct_architectures():
     space = ToySpace()
-    result, _, _ = _run(NSGASettings(population=8, generations=6, seed=1))
+    result, _ = _run(NSGASettings(population=8, generations=6, seed=1))
     keys = [space.key(space.decode(g)) for g in result.population]
     assert len(keys) == len(set(keys))
 
 
 def test_resume_continues_to_the_uninterrupted_result(tmp_path):
-    whole, whole_eval, _ = _run(out=tmp_path / "whole")
+    whole, _ = _run(out=tmp_path / "whole")
     _run(NSGASettings(population=6, generations=2, seed=3), out=tmp_path / "split")
-    resumed, resumed_eval, calls = _run(out=tmp_path / "split", resume=True)
+    resumed, calls = _run(out=tmp_path / "split", resume=True)
     assert resumed.population == whole.population
-    assert resumed_eval.memo == whole_eval.memo
+    assert resumed.memo == whole.memo
     saved = json.loads((tmp_path / "split" / CHECKPOINT_FILE).read_text())
-    assert saved["generation"] == 4 and len(calls) < len(whole_eval.memo)  # the first part was not rescored
+    assert saved["generation"] == 4 and len(calls) < len(whole.memo)  # the first part was not rescored
 
 
 def test_resume_refuses_other_settings(tmp_path):
@@ -229,9 +233,26 @@ def test_a_script_re_registers_mutate_on_the_nsga_toolbox():
         return default_mutate(ind)
 
     tb.register("mutate", mutate)
-    result, _, _ = _run(toolbox=tb)
+    result, _ = _run(toolbox=tb)
     assert called["mutate"] > 0
     assert result.population == _run()[0].population  # the same operator, wrapped: the same search
+
+
+def test_candidates_are_scored_through_the_toolbox_map_and_the_hall_of_fame_is_passed_in():
+    tb, mapped = build_nsga_toolbox(ToySpace(), SMALL), Counter()
+
+    def counted_map(fn, keys):
+        keys = list(keys)
+        mapped["keys"] += len(keys)
+        return map(fn, keys)
+
+    tb.register("map", counted_map)
+    tb.register("evaluate", toy_evaluate(ToySpace(), []))
+    front = tools.ParetoFront()
+    result = run_nsga(tb, SMALL, ["params"], halloffame=front)
+    assert mapped["keys"] == len(result.memo) > SMALL.population
+    best = max(r.score for r in result.memo.values())
+    assert len(front) and max(ind.fitness.values[0] for ind in front) == best
 
 
 def test_a_toolbox_made_by_hand_is_the_one_the_loop_calls():
@@ -253,40 +274,30 @@ def test_a_toolbox_made_by_hand_is_the_one_the_loop_calls():
     tb.register("mutate", counted("mutate", tools.mutUniformInt), low=0, up=[n - 1 for n in space.choices()],
                 indpb=1.0)
     tb.register("select", counted("select", tools.selNSGA2))
-    result, evaluator, _ = _run(NSGASettings(population=6, generations=3, seed=0, crossover=1.0), toolbox=tb)
+    result, _ = _run(NSGASettings(population=6, generations=3, seed=0, crossover=1.0), toolbox=tb)
     assert called["population"] == 1 and called["select_parents"] >= 3 * 3
     assert called["mate"] == called["select_parents"]  # crossover 1.0: every pair of parents is mated
     assert called["mutate"] >= 3 * 6 and called["select"] >= 1
-    assert len(result.population) == 6 and len(evaluator.memo) > 6
+    assert len(result.population) == 6 and len(result.memo) > 6
 
 
 def test_the_pick_is_made_before_anything_is_written():
-    rows = [{"key": k, "score": s, "params": p, "feasible": f, "on_front": False, "chosen": False}
-            for k, s, p, f in (("a", 3.0, 10, True), ("b", 5.0, 30, True), ("c", 5.0, 20, True),
-                               ("d", 9.0, 5, False), ("e", None, 1, True), ("f", 1.0, 40, True))]
-    picked = pick_candidates(rows, ["params"])
-    assert picked.chosen["key"] == "c"  # the highest score within the limits; of equal scores the cheaper
-    assert [r["key"] for r in picked.front] == ["a", "c"] and [r["key"] for r in picked.valid] == ["a", "b", "c", "f"]
-    assert [r["key"] for r in rows if r["chosen"]] == ["c"] and [r["key"] for r in rows if r["on_front"]] == ["a", "c"]
-    assert pick_candidates(rows[3:5], ["params"]).chosen is None
+    found = [Candidate(k, k, {}, CandidateResult(s, feasible=f, params=p))
+             for k, s, p, f in (("a", 3.0, 10, True), ("b", 5.0, 30, True), ("c", 5.0, 20, True),
+                                ("d", 9.0, 5, False), ("e", None, 1, True), ("f", 1.0, 40, True))]
+    picked = pick_candidates(found, ["params"])
+    assert picked.chosen.key == "c"  # the highest score within the limits; of equal scores the cheaper
+    assert [c.key for c in picked.front] == ["a", "c"] and [c.key for c in picked.valid] == ["a", "b", "c", "f"]
+    assert [c.key for c in found if c.chosen] == ["c"] and [c.key for c in found if c.on_front] == ["a", "c"]
+    assert pick_candidates(found[3:5], ["params"]).chosen is None
 
 
 def test_infeasible_candidates_only_fill_up_the_population():
-    space, calls = ToySpace(), []
-    plain = toy_objectives(space, calls)
-
-    def limited(keys):
-        out = plain(keys)
-        for r in out.values():
-            r["feasible"] = r["params"] <= 25
-            r["violation"] = max(0.0, (r["params"] - 25) / 25)
-        return out
-
-    evaluator = Evaluator(limited, ["params"])
-    result = run_nsga(space, evaluator, NSGASettings(population=6, generations=5, seed=0))
-    feasible = [k for k, r in evaluator.memo.items() if r["feasible"]]
+    space = ToySpace()
+    result, _ = _run(NSGASettings(population=6, generations=5, seed=0), limit=25)
+    feasible = [k for k, r in result.memo.items() if r.feasible]
     kept = [space.key(space.decode(g)) for g in result.population]
-    assert len(feasible) >= 6 and all(evaluator.memo[k]["feasible"] for k in kept)
+    assert len(feasible) >= 6 and all(result.memo[k].feasible for k in kept)
 
 
 # --- candidates, constraints and the tabular space -------------------------------------------
@@ -295,7 +306,7 @@ def test_a_candidate_over_the_parameter_limit_is_not_scored():
     space = TabularSpace(FAKE_BENCHMARK)
     settings = EvalSettings(2, 8, costs=("params",), limits={"params": 1000})
     r = evaluate_candidate("tiny4", space, proxy_spec("num_params"), settings)
-    assert r["feasible"] is False and r["score"] is None and r["violation"] > 0 and "build" not in r["seconds"]
+    assert r.feasible is False and r.score is None and r.violation > 0 and "build" not in r.seconds
 
 
 def test_flops_are_counted_and_limited():
@@ -303,19 +314,29 @@ def test_flops_are_counted_and_limited():
     settings = EvalSettings(2, 8, costs=("params", "flops"), cost_seq_len=8)
     small = evaluate_candidate("tiny0", space, proxy_spec("num_params"), settings)
     large = evaluate_candidate("tiny4", space, proxy_spec("num_params"), settings)
-    assert 0 < small["flops"] < large["flops"] and small["score"] < large["score"]
-    limited = EvalSettings(2, 8, costs=("params", "flops"), limits={"flops": small["flops"]}, cost_seq_len=8)
-    assert evaluate_candidate("tiny4", space, proxy_spec("num_params"), limited)["feasible"] is False
+    assert 0 < small.flops < large.flops and small.score < large.score
+    limited = EvalSettings(2, 8, costs=("params", "flops"), limits={"flops": small.flops}, cost_seq_len=8)
+    assert evaluate_candidate("tiny4", space, proxy_spec("num_params"), limited).feasible is False
 
 
 def test_latency_is_measured_and_limited():
     space = TabularSpace(FAKE_BENCHMARK)
     settings = EvalSettings(2, 8, costs=("params", "latency"), cost_seq_len=8)
     r = evaluate_candidate("tiny4", space, proxy_spec("num_params"), settings)
-    assert r["latency"] > 0 and r["feasible"] is True and r["score"] is not None
+    assert r.latency > 0 and r.feasible is True and r.score is not None
     limited = EvalSettings(2, 8, costs=("params", "latency"), limits={"latency": 1e-6}, cost_seq_len=8)
     over = evaluate_candidate("tiny4", space, proxy_spec("num_params"), limited)
-    assert over["feasible"] is False and over["score"] is None
+    assert over.feasible is False and over.score is None
+
+
+def test_a_candidate_that_raises_is_kept_with_its_error_and_marked_for_a_retry():
+    class Broken(TabularSpace):
+        def build_model(self, config, seed, device="cpu"):
+            raise OSError("truncated weight file")
+
+    r = evaluate_candidate("tiny4", Broken(FAKE_BENCHMARK), proxy_spec("grad_norm"), EvalSettings(2, 8))
+    assert r.retry and r.score is None and r.error == "OSError: truncated weight file"
+    assert CandidateResult.from_json(r.to_json()) == r and "retry" not in CandidateResult(1.0).to_json()
 
 
 def test_a_parameter_limit_below_the_smallest_architecture_is_an_error(tmp_path):
@@ -339,9 +360,7 @@ def test_tabular_run_picks_within_the_limit_and_reports_regret(tmp_path):
 
 
 def test_the_tabular_comparison_counts_only_candidates_with_a_ground_truth():
-    from lpzero.nas.workflow import _tabular
-
-    rows = [{"key": k, "feasible": True, "ground_truth": t, "score": s, "params": p}
-            for k, t, s, p in (("a", 1.0, 3.0, 10), ("b", None, 9.0, 5), ("c", 2.0, 1.0, 20))]
-    summary = _tabular(rows, rows, rows[0], "params")  # crashed comparing None with floats
+    found = [Candidate(k, k, {}, CandidateResult(s, params=p), t)
+             for k, t, s, p in (("a", 1.0, 3.0, 10), ("b", None, 9.0, 5), ("c", 2.0, 1.0, 20))]
+    summary = tabular_figures(Pick(found, found, found, found[0]), "params")  # crashed comparing None with floats
     assert summary["best"] == "c" and summary["regret"] == 1.0 and summary["feasible"] == 2

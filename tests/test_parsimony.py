@@ -1,7 +1,8 @@
-"""Parsimony pressure (`--parsimony`) and the bloat columns of the log (issue 26, part 3)."""
+"""Parsimony pressure (`--parsimony`) and the bloat columns of the log (docs/concepts.md, "Parsimony pressure")."""
 import csv
 import json
 import statistics
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -12,15 +13,16 @@ from lpzero.cli import main
 from lpzero.errors import LPZeroError, ResultError
 from lpzero.search import EvolveSettings, SearchSetup, evolve_on
 from lpzero.search.complexity import parse_parsimony, tree_complexity
-from lpzero.search.loop import run_evolution
+from lpzero.search.loop import LoopCheckpoint, LoopStatistics, run_evolution
 from lpzero.primitives import OPS
 from synthetic import planted_truth, synthetic_inputs, synthetic_toolbox
 
 
 def _run(parsimony: str = "0", iterations: int = 120, out=None, resume: bool = False):
     tb, _ = synthetic_toolbox(parsimony=parsimony)
-    return tb, run_evolution(tb, EvolveSettings(population=20, iterations=iterations, checkpoint_every=10), out,
-                             resume=resume)
+    checkpoint = None if out is None else LoopCheckpoint.of_toolbox(tb, out, resume=resume)
+    settings = EvolveSettings(population=20, iterations=iterations, checkpoint_every=10)
+    return tb, run_evolution(tb, settings, checkpoint, LoopStatistics.of_toolbox(tb))
 
 
 def _mean_complexity(state) -> float:
@@ -67,12 +69,16 @@ def test_the_log_has_the_population_size_and_complexity():
     assert last["complexity_mean"] == round(statistics.fmean(tb.complexity(i) for i in state.population), 3)
 
 
-def test_resume_with_another_parsimony_is_refused(tmp_path):
+def test_resume_with_another_parsimony_is_refused_and_with_another_spelling_of_it_continues(tmp_path):
     inputs = synthetic_inputs()
     setup = SearchSetup(runs=1, parsimony="0.01", evolve=EvolveSettings(population=12, iterations=10))
     evolve_on(inputs, planted_truth(inputs), setup, tmp_path)
     with pytest.raises(ResultError, match="context.parsimony was '0.01' then, absent now"):
         evolve_on(inputs, planted_truth(inputs), SearchSetup(runs=1, evolve=setup.evolve), tmp_path, resume=True)
+    evolve_on(inputs, planted_truth(inputs), replace(setup, parsimony="1e-2"), tmp_path, resume=True)
+    plain = SearchSetup(runs=1, evolve=setup.evolve)
+    evolve_on(inputs, planted_truth(inputs), plain, tmp_path / "plain")
+    evolve_on(inputs, planted_truth(inputs), replace(plain, parsimony="0.0"), tmp_path / "plain", resume=True)
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,8 @@ import sympy
 import torch
 from deap import gp
 
-from lpzero.primitives import INPUT_SYMBOLS, OPS, OpRegistry, PrimitiveError, Weighted, build_primitive_set, generate_typed
-from lpzero.primitives.registry import Op
+from lpzero.primitives import INPUT_SYMBOLS, OPS, OpTable, PrimitiveError, Weighted, build_primitive_set, generate_typed
+from lpzero.primitives.op import Op
 from lpzero.primitives.symbolic import input_symbol
 from lpzero.primitives.types import FAMILIES, Scalar
 from synthetic import synthetic_inputs
@@ -21,7 +21,7 @@ def test_every_paper_op_declared_once():
 
 
 def test_registry_refuses_duplicate_names():
-    r = OpRegistry()
+    r = OpTable()
     r.add(Op("x", "f99", "elementwise", ("scalar",), torch.neg, lambda a: -a, "test"))
     with pytest.raises(PrimitiveError, match="declared twice"):
         r.add(Op("x", "f98", "elementwise", ("scalar",), torch.abs, sympy.Abs, "test"))

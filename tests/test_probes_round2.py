@@ -1,4 +1,4 @@
-"""Second round of probes (issue 24): bad input a new user tries on the newest commands, each one line
+"""Second round of probes (docs/promises.md): bad input a new user tries on the newest commands, each one line
 and exit code 2 before any work, never a traceback or a run that mixes results."""
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from transformers.pytorch_utils import Conv1D
 from lpzero.benchmarks.base import Batch
 from lpzero.errors import LPZeroError
 from fake_benchmark import TinyGPT2Benchmark
-from lpzero.proxies import BASELINES, ProxyContext
+from lpzero.proxies import HAND_DESIGNED, ProxyContext
 from lpzero.proxies.context import recipe_weights as _recipe_weights
 
 ARCH = "tiny4"  # 3 layers, n_embd 32: every proxy has several layers to sum over
@@ -49,11 +49,11 @@ def bench() -> TinyGPT2Benchmark:
 def shared_run(bench: TinyGPT2Benchmark) -> tuple[ProxyContext, dict[str, float]]:
     """Every baseline, in table order, on one context (so one shared model)."""
     ctx = ProxyContext.create(bench, ARCH, SEED)
-    return ctx, {name: baseline(ctx) for name, baseline in BASELINES.items()}
+    return ctx, {name: baseline(ctx) for name, baseline in HAND_DESIGNED.items()}
 
 
 def _fresh(bench: TinyGPT2Benchmark, name: str, arch: str = ARCH, seed: int = SEED) -> float:
-    return BASELINES[name](ProxyContext.create(bench, arch, seed))
+    return HAND_DESIGNED[name](ProxyContext.create(bench, arch, seed))
 
 
 def _loss_and_grads(bench: TinyGPT2Benchmark, ctx: ProxyContext) -> nn.Module:
@@ -67,8 +67,8 @@ def _loss_and_grads(bench: TinyGPT2Benchmark, ctx: ProxyContext) -> nn.Module:
 
 
 def test_table_lists_every_baseline_with_docs() -> None:
-    assert set(BASELINES) == EXPECTED_NAMES
-    for name, baseline in BASELINES.items():
+    assert set(HAND_DESIGNED) == EXPECTED_NAMES
+    for name, baseline in HAND_DESIGNED.items():
         assert baseline.name == name
         assert baseline.doc
         if baseline.expressible is None:
@@ -82,7 +82,7 @@ def test_every_expressible_baseline_is_a_tree_of_the_search_space(
     from lpzero.proxies import score_tree, six_inputs
 
     ctx, values = shared_run
-    expressible = {n: b.expressible for n, b in BASELINES.items() if b.expressible}
+    expressible = {n: b.expressible for n, b in HAND_DESIGNED.items() if b.expressible}
     assert {"snip", "grad_norm", "lpzero_flexibert"} <= set(expressible)
     for name, text in expressible.items():
         tree = parse_tree(text, default_pset())
@@ -119,8 +119,8 @@ def test_shared_model_left_clean(shared_run: tuple[ProxyContext, dict[str, float
 def test_synflow_leaves_the_shared_model_unchanged(bench: TinyGPT2Benchmark) -> None:
     ctx = ProxyContext.create(bench, ARCH, SEED)
     before = {k: v.clone() for k, v in ctx.model().state_dict().items()}
-    BASELINES["synflow"](ctx)
-    BASELINES["logsynflow"](ctx)
+    HAND_DESIGNED["synflow"](ctx)
+    HAND_DESIGNED["logsynflow"](ctx)
     after = ctx.model().state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert next(ctx.model().parameters()).dtype == torch.float32
@@ -143,17 +143,17 @@ def test_one_forward_pass_serves_every_first_order_proxy() -> None:
     ctx = ProxyContext.create(CountingLossBenchmark(), ARCH, SEED)
     CountingLossBenchmark.calls = 0
     for name in first_order:
-        BASELINES[name](ctx)
+        HAND_DESIGNED[name](ctx)
     assert CountingLossBenchmark.calls == 1
-    BASELINES["synflow"](ctx)
-    BASELINES["logsynflow"](ctx)
+    HAND_DESIGNED["synflow"](ctx)
+    HAND_DESIGNED["logsynflow"](ctx)
     assert CountingLossBenchmark.calls == 2  # the synflow family shares its own network
 
 
 def test_timed_charges_each_shared_pass_to_every_reader(bench: TinyGPT2Benchmark) -> None:
     ctx = ProxyContext.create(bench, ARCH, SEED)
-    _, first = ctx.timed(BASELINES["snip"].fn)
-    _, second = ctx.timed(BASELINES["grad_norm"].fn)  # reads the pass snip computed
+    _, first = ctx.timed(HAND_DESIGNED["snip"].fn)
+    _, second = ctx.timed(HAND_DESIGNED["grad_norm"].fn)  # reads the pass snip computed
     shared = ctx._pass_seconds["model"] + ctx._pass_seconds["forward/backward"]
     assert first >= shared and second >= shared
 
@@ -205,8 +205,8 @@ def test_snip_and_saliency_are_abs_weight_times_grad_over_all_conv1d(bench: Tiny
     model = _loss_and_grads(bench, ctx)
     conv1d = [m for m in model.modules() if isinstance(m, Conv1D)]
     expected = sum(float((m.weight.detach() * m.weight.grad).abs().sum()) for m in conv1d)
-    assert BASELINES["snip"](ctx) == pytest.approx(expected, rel=1e-6)
-    assert BASELINES["synaptic_saliency"](ctx) == pytest.approx(expected, rel=1e-6)
+    assert HAND_DESIGNED["snip"](ctx) == pytest.approx(expected, rel=1e-6)
+    assert HAND_DESIGNED["synaptic_saliency"](ctx) == pytest.approx(expected, rel=1e-6)
 
 
 def test_head_importance_keeps_only_weights_with_128_rows(bench: TinyGPT2Benchmark) -> None:
@@ -215,16 +215,16 @@ def test_head_importance_keeps_only_weights_with_128_rows(bench: TinyGPT2Benchma
     model = _loss_and_grads(bench, ctx)
     w = [b.mlp.c_proj.weight for b in model.transformer.h]
     expected = sum(float((p.detach() * p.grad).abs().sum()) for p in w)
-    value = BASELINES["head_importance"](ctx)
+    value = HAND_DESIGNED["head_importance"](ctx)
     assert value == pytest.approx(expected, rel=1e-6)
-    assert 0 < value < BASELINES["snip"](ctx)
+    assert 0 < value < HAND_DESIGNED["snip"](ctx)
 
 
 def test_grad_norm_is_sum_of_frobenius_norms(bench: TinyGPT2Benchmark) -> None:
     ctx = ProxyContext.create(bench, ARCH, SEED)
     model = _loss_and_grads(bench, ctx)
     expected = sum(float(m.weight.grad.norm()) for m in model.modules() if isinstance(m, Conv1D))
-    assert BASELINES["grad_norm"](ctx) == pytest.approx(expected, rel=1e-6)
+    assert HAND_DESIGNED["grad_norm"](ctx) == pytest.approx(expected, rel=1e-6)
 
 
 def test_jacobian_cosine_matches_the_position_embedding_gradient_formula(bench: TinyGPT2Benchmark) -> None:
@@ -238,7 +238,7 @@ def test_jacobian_cosine_matches_the_position_embedding_gradient_formula(bench: 
     np.fill_diagonal(cosines, 0.0)
     summed = np.sum(np.abs(cosines) ** (1 / 20)) / 2
     expected = 1 - summed / (cosines.shape[0] ** 2 - cosines.shape[0])
-    value = BASELINES["jacobian_cosine"](ctx)
+    value = HAND_DESIGNED["jacobian_cosine"](ctx)
     assert value == pytest.approx(expected, rel=1e-9)
     assert 0.5 <= value <= 1.0
 
@@ -253,7 +253,7 @@ class NoPositionTableBenchmark(TinyGPT2Benchmark):
 def test_jacobian_cosine_without_a_position_table_reads_the_embedding_site(bench: TinyGPT2Benchmark) -> None:
     # The fake's embedding site sees token + position embedding, so dL/d(site) summed
     # over the batch is the position table's gradient: the same score.
-    fallback = BASELINES["jacobian_cosine"](ProxyContext.create(NoPositionTableBenchmark(), ARCH, SEED))
+    fallback = HAND_DESIGNED["jacobian_cosine"](ProxyContext.create(NoPositionTableBenchmark(), ARCH, SEED))
     assert fallback == pytest.approx(_fresh(bench, "jacobian_cosine"), rel=1e-6)
 
 
@@ -277,7 +277,7 @@ def test_activation_distance_matches_the_token_kernel(bench: TinyGPT2Benchmark) 
     ctx = ProxyContext.create(bench, ARCH, SEED)
     model = ctx.fresh_model()
     linear = [m for m in model.modules() if isinstance(m, Conv1D)]
-    assert BASELINES["activation_distance"](ctx) == _token_kernel(bench, ctx, model, linear)
+    assert HAND_DESIGNED["activation_distance"](ctx) == _token_kernel(bench, ctx, model, linear)
 
 
 # --- properties -------------------------------------------------------------
@@ -343,12 +343,12 @@ def test_tfnas_recipe_values(bench: TinyGPT2Benchmark) -> None:
     model = _loss_and_grads(bench, ctx)
     mlp = [p for b in model.transformer.h for p in (b.mlp.c_fc.weight, b.mlp.c_proj.weight)]
     expected = sum(float((p.detach() * p.grad).abs().sum()) for p in mlp)
-    assert BASELINES["synaptic_saliency"](ctx) == pytest.approx(expected, rel=1e-6)
+    assert HAND_DESIGNED["synaptic_saliency"](ctx) == pytest.approx(expected, rel=1e-6)
     # Activation distance reads the GELU outputs (A) under this recipe.
     activations = [b.mlp.act for b in model.transformer.h]
-    assert BASELINES["activation_distance"](ctx) == _token_kernel(bench, ctx, model, activations)
+    assert HAND_DESIGNED["activation_distance"](ctx) == _token_kernel(bench, ctx, model, activations)
     # The mixer's weights here have 32 < 128 rows, so head importance reads nothing.
-    assert BASELINES["head_importance"](ctx) == 0.0
+    assert HAND_DESIGNED["head_importance"](ctx) == 0.0
 
 
 def test_paper_proxies_are_the_papers_formulas() -> None:

@@ -10,7 +10,7 @@ from torch import nn
 from fake_benchmark import TinyGPT2Benchmark
 from lpzero.benchmarks.base import Batch
 from lpzero.errors import LPZeroError
-from lpzero.proxies import BASELINES, ProxyContext
+from lpzero.proxies import HAND_DESIGNED, ProxyContext
 
 ARCH = "tiny4"
 SEED = 3
@@ -34,11 +34,11 @@ def bench() -> TinyGPT2Benchmark:
 def test_registry_lists_the_built_in_proxies_in_table_order() -> None:
     from lpzero.proxies import HAND_DESIGNED, TABLE_ORDER, HandDesigned, Proxy
 
-    assert BASELINES is HAND_DESIGNED
-    assert list(BASELINES) == list(TABLE_ORDER) == HAND_DESIGNED.names()[:len(TABLE_ORDER)]
-    assert [name for name, _ in BASELINES.items()] == list(TABLE_ORDER)
-    assert all(isinstance(p, HandDesigned) and isinstance(p, Proxy) for p in BASELINES.values())
-    assert [n for n in TABLE_ORDER if BASELINES[n].pass_free] == ["num_params", "decoder_params"]
+    assert HAND_DESIGNED is HAND_DESIGNED
+    assert list(HAND_DESIGNED) == list(TABLE_ORDER) == HAND_DESIGNED.names()[:len(TABLE_ORDER)]
+    assert [name for name, _ in HAND_DESIGNED.items()] == list(TABLE_ORDER)
+    assert all(isinstance(p, HandDesigned) and isinstance(p, Proxy) for p in HAND_DESIGNED.values())
+    assert [n for n in TABLE_ORDER if HAND_DESIGNED[n].pass_free] == ["num_params", "decoder_params"]
 
 
 def test_a_name_registered_twice_is_refused() -> None:
@@ -46,7 +46,7 @@ def test_a_name_registered_twice_is_refused() -> None:
 
     with pytest.raises(ValueError, match="'grad_norm' is registered twice"):
         hand_designed("grad_norm")(lambda ctx: 0.0)
-    assert BASELINES["grad_norm"].fn.__module__ == "lpzero.proxies.gradient"  # the first registration stands
+    assert HAND_DESIGNED["grad_norm"].fn.__module__ == "lpzero.proxies.gradient"  # the first registration stands
     registry = ProxyRegistry()
 
     @hand_designed("mine", note="a test's own proxy.", registry=registry)
@@ -70,13 +70,13 @@ def test_a_registered_proxy_and_a_module_attr_proxy_are_scored_like_the_built_in
     from lpzero.proxies import HAND_DESIGNED, HandDesigned, ProxyRegistry, hand_designed, score_proxies
 
     registry = ProxyRegistry()
-    hand_designed("doubled", registry=registry)(lambda ctx: 2 * BASELINES["num_params"].fn(ctx))
+    hand_designed("doubled", registry=registry)(lambda ctx: 2 * HAND_DESIGNED["num_params"].fn(ctx))
     by_path = HAND_DESIGNED.get(f"{__file__}:_three_halves_of_the_parameters")
     assert isinstance(by_path, HandDesigned) and by_path.name == "_three_halves_of_the_parameters"
     with pytest.raises(LPZeroError, match="has no attribute 'nosuch'"):
         HAND_DESIGNED.get(f"{__file__}:nosuch")
     ctx = ProxyContext.create(bench, ARCH, SEED)
-    results = score_proxies([registry["doubled"], by_path, BASELINES["num_params"]], ctx)
+    results = score_proxies([registry["doubled"], by_path, HAND_DESIGNED["num_params"]], ctx)
     assert list(results) == ["doubled", "_three_halves_of_the_parameters", "num_params"]
     count = results["num_params"].value
     assert results["doubled"].value == 2 * count and results["_three_halves_of_the_parameters"].value == 1.5 * count
@@ -87,8 +87,8 @@ def test_score_proxies_gives_each_baseline_its_own_value(bench) -> None:
     from lpzero.proxies import score_proxies
 
     shared = ProxyContext.create(bench, ARCH, SEED)
-    values = {name: baseline(shared) for name, baseline in BASELINES.items()}
-    results = score_proxies(list(BASELINES.values()), ProxyContext.create(bench, ARCH, SEED))
+    values = {name: baseline(shared) for name, baseline in HAND_DESIGNED.items()}
+    results = score_proxies(list(HAND_DESIGNED.values()), ProxyContext.create(bench, ARCH, SEED))
     assert {n: r.value for n, r in results.items()} == values  # bitwise: the same calls in the same order
     assert all(r.seconds >= r.pass_seconds >= 0 for r in results.values())
 
@@ -96,7 +96,7 @@ def test_score_proxies_gives_each_baseline_its_own_value(bench) -> None:
 def test_score_proxies_runs_the_shared_pass_once_for_every_gradient_proxy() -> None:
     from lpzero.proxies import score_proxies
 
-    gradient = [BASELINES[n] for n in ("snip", "grad_norm", "fisher", "eznas", "synaptic_diversity")]
+    gradient = [HAND_DESIGNED[n] for n in ("snip", "grad_norm", "fisher", "eznas", "synaptic_diversity")]
     ctx = ProxyContext.create(CountingLossBenchmark(), ARCH, SEED)
     CountingLossBenchmark.calls = 0
     results = score_proxies(gradient, ctx)
@@ -115,7 +115,7 @@ def test_score_proxies_extracts_the_inputs_of_found_and_paper_proxies_once() -> 
     ctx = ProxyContext.create(CountingLossBenchmark(), ARCH, SEED)
     CountingLossBenchmark.calls = 0
     # the found proxy runs first: it extracts what the paper proxy reads too (all six)
-    results = score_proxies([only_w, BASELINES["lpzero_gpt2"]], ctx)
+    results = score_proxies([only_w, HAND_DESIGNED["lpzero_gpt2"]], ctx)
     assert CountingLossBenchmark.calls == 1
     alone = ProxyContext.create(CountingLossBenchmark(), ARCH, SEED)
     assert results[only_w.name].value == score_proxies([only_w], alone)[only_w.name].value
@@ -127,22 +127,22 @@ def test_score_proxies_reports_a_failing_or_non_finite_proxy_and_scores_the_rest
     def broken(ctx: ProxyContext) -> float:
         raise RuntimeError("no such layer")
 
-    proxies = [HandDesigned.of(broken), HandDesigned.of(lambda ctx: math.inf, name="infinite"), BASELINES["snip"]]
+    proxies = [HandDesigned.of(broken), HandDesigned.of(lambda ctx: math.inf, name="infinite"), HAND_DESIGNED["snip"]]
     results = score_proxies(proxies, ProxyContext.create(bench, ARCH, SEED))
     assert results["broken"].error == "RuntimeError: no such layer" and math.isnan(results["broken"].value)
     assert results["infinite"].value == math.inf and results["infinite"].error == "non-finite value inf"
     assert not results["broken"].valid and not results["infinite"].valid
-    assert results["snip"].valid and results["snip"].value == BASELINES["snip"](ProxyContext.create(bench, ARCH, SEED))
+    assert results["snip"].valid and results["snip"].value == HAND_DESIGNED["snip"](ProxyContext.create(bench, ARCH, SEED))
     with pytest.raises(RuntimeError, match="no such layer"):
         score_proxies(proxies, ProxyContext.create(bench, ARCH, SEED), strict=True)
     with pytest.raises(ValueError, match="given twice: snip"):
-        score_proxies([BASELINES["snip"], BASELINES["snip"]], ProxyContext.create(bench, ARCH, SEED))
+        score_proxies([HAND_DESIGNED["snip"], HAND_DESIGNED["snip"]], ProxyContext.create(bench, ARCH, SEED))
 
 
 def test_a_hand_designed_proxy_negated_and_through_a_pickle(bench) -> None:
     import pickle
 
-    grad_norm = BASELINES["grad_norm"]
+    grad_norm = HAND_DESIGNED["grad_norm"]
     negated = pickle.loads(pickle.dumps(grad_norm.oriented(-1)))
     assert negated.orientation == -1 and negated.fn is grad_norm.fn and grad_norm.orientation == 1
     ctx = ProxyContext.create(bench, ARCH, SEED)

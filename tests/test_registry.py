@@ -87,7 +87,7 @@ def test_object_path_round_trips_importable_objects_only():
 def test_every_plugin_kind_is_a_registry():
     from lpzero.benchmarks import BENCHMARKS
     from lpzero.executors import EXECUTOR_KINDS
-    from lpzero.nas.spaces import OPEN_SPACES
+    from lpzero.benchmarks import SPACES as OPEN_SPACES
 
     assert {"gpt2", "flexibert", "lonas-mini"} <= set(BENCHMARKS)
     assert list(EXECUTOR_KINDS) == ["local", "process", "ray"]

@@ -66,16 +66,16 @@ def rank_settings():
 
 def test_score_exactly_builds_one_model_per_architecture_for_all_its_proxies(monkeypatch):
     from fake_benchmark import TinyGPT2Benchmark
-    from lpzero.proxies import BASELINES, ProxyContext
+    from lpzero.proxies import HAND_DESIGNED, ProxyContext
     from lpzero.proxies.found_proxy import FoundProxy
-    from lpzero.report.rank import score_exactly
+    from lpzero.workflows.exact import score_exactly
 
     builds = []
     build = TinyGPT2Benchmark.build_model
     monkeypatch.setattr(TinyGPT2Benchmark, "build_model",
                         lambda self, *a, **k: builds.append(a) or build(self, *a, **k))
     found = FoundProxy.from_best({**GOOD, "tree": "layer_sum__Lw(frobenius__Tw(G))", "orientation": -1}, name="found")
-    proxies = [BASELINES["num_params"], BASELINES["grad_norm"], found]
+    proxies = [HAND_DESIGNED["num_params"], HAND_DESIGNED["grad_norm"], found]
     s = rank_settings()
     results = score_exactly(proxies, s, RANK_IDS, "cpu")
     assert list(results) == ["num_params", "grad_norm", "found"] and len(builds) == len(RANK_IDS)
@@ -88,13 +88,13 @@ def test_score_exactly_builds_one_model_per_architecture_for_all_its_proxies(mon
 
 
 def test_pass_free_and_found_proxies_keep_their_rank_functions():
-    from lpzero.proxies import BASELINES, ProxyContext
+    from lpzero.proxies import HAND_DESIGNED, ProxyContext
     from lpzero.proxies.found_proxy import FoundProxy
-    from lpzero.report.rank import rank_pass_free, score_exactly, score_found_exactly
+    from lpzero.workflows.exact import rank_pass_free, score_exactly, score_found_exactly
 
     s = rank_settings()
     values, seconds = rank_pass_free(["num_params", "decoder_params"], s, RANK_IDS, "cpu")
-    exact = score_exactly([BASELINES["num_params"], BASELINES["decoder_params"]], s, RANK_IDS, "cpu")
+    exact = score_exactly([HAND_DESIGNED["num_params"], HAND_DESIGNED["decoder_params"]], s, RANK_IDS, "cpu")
     assert values == [[r.value for r in exact[n]] for n in ("num_params", "decoder_params")]
     assert len(seconds) == 2 and all(len(x) == len(RANK_IDS) for x in seconds)
     best = [GOOD, {**GOOD, "tree": "layer_sum__Lw(frobenius__Tw(G))"}]
@@ -108,11 +108,11 @@ def test_pass_free_and_found_proxies_keep_their_rank_functions():
 
 def test_score_exactly_refuses_two_proxies_of_one_name():
     from lpzero.errors import LPZeroError
-    from lpzero.proxies import BASELINES
-    from lpzero.report.rank import score_exactly
+    from lpzero.proxies import HAND_DESIGNED
+    from lpzero.workflows.exact import score_exactly
 
     with pytest.raises(LPZeroError, match="distinct names"):
-        score_exactly([BASELINES["snip"], BASELINES["snip"]], rank_settings(), RANK_IDS, "cpu")
+        score_exactly([HAND_DESIGNED["snip"], HAND_DESIGNED["snip"]], rank_settings(), RANK_IDS, "cpu")
 
 
 def test_an_invalid_rank_row_says_why():

@@ -1,4 +1,5 @@
 """lpzero.search.loop: Algorithm 1 through the toolbox, checkpoints, distinct proxies."""
+import functools
 import json
 import random
 import subprocess
@@ -13,16 +14,17 @@ from deap import base, creator, gp, tools
 
 from lpzero.errors import LPZeroError, ResultError
 from lpzero.primitives import generate_typed
-from lpzero.search.loop import BLOAT_FIELDS, EvolutionState, EvolveSettings, _admit, identity_function, run_evolution
+from lpzero.search.loop import (BLOAT_FIELDS, EvolutionState, EvolveSettings, LoopCheckpoint, LoopStatistics, _admit,
+                                identity_function, run_evolution)
 from lpzero.search.rps import rps_guard
-from lpzero.search.toolbox import cx_one_point, ensure_creator
+from lpzero.search.toolbox import cx_one_point, ensure_creator, from_record
 from synthetic import synthetic_toolbox
 
 
 def run(tmp_path, kind="typed", iterations=60, resume=False, **settings):
     tb, _ = synthetic_toolbox(kind)
     s = EvolveSettings(population=20, iterations=iterations, checkpoint_every=10, **settings)
-    return run_evolution(tb, s, tmp_path, resume=resume)
+    return run_evolution(tb, s, LoopCheckpoint.of_toolbox(tb, tmp_path, resume=resume), LoopStatistics.of_toolbox(tb))
 
 
 @pytest.mark.parametrize("kind", ["typed", "paper"])
@@ -103,7 +105,8 @@ def test_every_operator_a_script_registers_is_the_one_the_loop_calls(tmp_path):
     tb.register("mutate", counted("mutate", gp.mutNodeReplacement), pset=tb.pset)
     tb.decorate("mutate", rps_guard(tb.rps_log))
     tb.register("select", counted("select", tools.selTournament), tournsize=3)
-    state = run_evolution(tb, EvolveSettings(population=20, iterations=30, crossover=1.0, mutation=1.0), tmp_path)
+    state = run_evolution(tb, EvolveSettings(population=20, iterations=30, crossover=1.0, mutation=1.0),
+                          LoopCheckpoint.of_toolbox(tb, tmp_path), LoopStatistics.of_toolbox(tb))
     assert calls["select"] == 30 and calls["mate"] == 30 and calls["mutate"] >= 30
     assert calls["evaluate"] >= 20 + 30
     assert state.population[0].evaluation.valid
@@ -116,13 +119,11 @@ def test_a_custom_evaluate_returning_a_plain_tuple_works():
     assert state.population[0].fitness.values[0] > 0
 
 
-def _hand_made_toolbox(with_pset: bool = True) -> base.Toolbox:
+def _hand_made_toolbox() -> base.Toolbox:
     """A toolbox made by hand from DEAP's parts: no RPS log, no record functions."""
     _, ev = synthetic_toolbox()
     ensure_creator()
     tb = base.Toolbox()
-    if with_pset:
-        tb.pset = ev.pset  # enough to read a checkpoint's trees back
     tb.register("expr", generate_typed, ev.pset, 2, 5)
     tb.register("individual", tools.initIterate, creator.ProxyTree, tb.expr)
     tb.register("population", tools.initRepeat, list, tb.individual)
@@ -136,20 +137,31 @@ def _hand_made_toolbox(with_pset: bool = True) -> base.Toolbox:
     return tb
 
 
-def test_a_toolbox_made_by_hand_without_rps_log_or_records_runs_and_resumes(tmp_path):
+def test_a_toolbox_made_by_hand_runs_and_resumes_with_what_is_passed_in(tmp_path):
     tb = _hand_made_toolbox()
-    assert not any(hasattr(tb, name) for name in ("rps_log", "record", "from_record"))
+    assert not any(hasattr(tb, name) for name in ("rps_log", "record", "from_record", "pset"))
     settings = EvolveSettings(population=20, iterations=30, checkpoint_every=10)
-    whole = run_evolution(tb, settings, tmp_path / "whole")
+    whole = run_evolution(tb, settings, LoopCheckpoint(tmp_path / "whole"))
     assert whole.population[0].evaluation.valid and {r["rps_rejected"] for r in whole.log} == {0}
     saved = json.loads((tmp_path / "whole" / "checkpoint.json").read_text())
     assert saved["rps"] is None and saved["population"][0]["tree"] == str(whole.population[0])
     run_evolution(_hand_made_toolbox(), EvolveSettings(population=20, iterations=15, checkpoint_every=10),
-                  tmp_path / "cut")
-    resumed = run_evolution(_hand_made_toolbox(), settings, tmp_path / "cut", resume=True)
+                  LoopCheckpoint(tmp_path / "cut"))
+    read_back = functools.partial(from_record, pset=tb.evaluate.func.pset)  # the evaluator's set reads trees back
+    resumed = run_evolution(_hand_made_toolbox(), settings, LoopCheckpoint(tmp_path / "cut", resume=True,
+                                                                           from_record=read_back))
     assert [str(i) for i in resumed.population] == [str(i) for i in whole.population]
     with pytest.raises(LPZeroError, match="from_record"):
-        run_evolution(_hand_made_toolbox(with_pset=False), settings, tmp_path / "cut", resume=True)
+        run_evolution(_hand_made_toolbox(), settings, LoopCheckpoint(tmp_path / "cut", resume=True))
+
+
+def test_statistics_and_a_hall_of_fame_are_passed_in(tmp_path):
+    tb, _ = synthetic_toolbox()
+    hof = tools.HallOfFame(3)
+    state = run_evolution(tb, EvolveSettings(population=20, iterations=20), stats=LoopStatistics(complexity=lambda i: 7),
+                          halloffame=hof)
+    assert {r["complexity_max"] for r in state.log} == {7}  # the complexity given, not the node count
+    assert len(hof) == 3 and hof[0].fitness.values[0] == state.population[0].fitness.values[0]
 
 
 def test_a_checkpoint_written_before_checkpoints_had_a_version_still_resumes(tmp_path):
@@ -246,7 +258,7 @@ def test_the_smaller_of_two_equivalent_proxies_is_kept():
 @pytest.mark.parametrize("changes, message", [
     ({"population": 1}, "population 1"),
     ({"crossover": 1.5}, "crossover 1.5"),
-    ({"top_fraction": 0.0}, "top fraction 0.0"),
+    ({"top_fraction": 0.0}, "top_fraction 0.0"),
     ({"distinct": "tree"}, "distinct 'tree'"),
 ])
 def test_settings_out_of_range_are_refused(changes, message):

@@ -1,4 +1,4 @@
-"""lpzero.search.runs: a search's split, runs with their own seeds, the final selection."""
+"""lpzero.search.search: a search's split, runs with their own seeds, the final selection."""
 import importlib.util
 from collections import Counter
 from pathlib import Path

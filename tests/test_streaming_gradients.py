@@ -8,9 +8,9 @@ from torch import nn
 
 from fake_benchmark import TinyGPT2Benchmark
 from lpzero.benchmarks.base import Batch, WeightSite, ZCSites
-from lpzero.benchmarks.flexibert import FlexiBERTBenchmark
-from lpzero.benchmarks.flexibert_model import FlexiBERTConfig, LayerSpec
-from lpzero.proxies import BASELINES, ProxyContext, ProxyRegistry, hand_designed, score_proxies
+from lpzero.benchmarks.flexibert.benchmark import FlexiBERTBenchmark
+from lpzero.benchmarks.flexibert.model import FlexiBERTConfig, LayerSpec
+from lpzero.proxies import HAND_DESIGNED, ProxyContext, ProxyRegistry, hand_designed, score_proxies
 from lpzero.proxies import context as context_module
 from lpzero.proxies.context import SHARED_PASS
 from lpzero.proxies.per_weight import PerWeight
@@ -84,7 +84,7 @@ def stream_everything(monkeypatch):
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{a}-{r}" for _, a, r in CASES])
 def test_streamed_values_equal_the_shared_pass_values_exactly(case, monkeypatch):
-    proxies = [BASELINES[n] for n in PER_WEIGHT]
+    proxies = [HAND_DESIGNED[n] for n in PER_WEIGHT]
     shared_ctx = _context(case)
     shared = {n: r.value for n, r in score_proxies(proxies, shared_ctx, strict=True).items()}
     assert shared_ctx.has_shared(SHARED_PASS)
@@ -100,7 +100,7 @@ def test_streamed_values_equal_the_shared_pass_values_exactly(case, monkeypatch)
 def test_the_flexibert_recipe_parts_are_what_the_proxies_read():
     ctx = _context(CASES[3])
     assert ctx.recipe == "tfnas"
-    values = {n: BASELINES[n](ctx) for n in PER_WEIGHT}
+    values = {n: HAND_DESIGNED[n](ctx) for n in PER_WEIGHT}
     # the feed-forward (saliency), the mixer (head importance) and the rest (diversity) are strict parts
     assert 0 < values["synaptic_saliency"] < values["snip"] and 0 < values["head_importance"] < values["snip"]
 
@@ -123,7 +123,7 @@ def test_one_block_gradient_is_held_at_a_time_and_the_model_is_left_as_it_was(st
 
     registry = ProxyRegistry()
     watched = hand_designed("watch", registry=registry, per_weight=PerWeight())(watch)
-    value = score_proxies([registry["watch"], BASELINES["grad_norm"]], ctx, strict=True)["watch"].value
+    value = score_proxies([registry["watch"], HAND_DESIGNED["grad_norm"]], ctx, strict=True)["watch"].value
     assert len(held) == len(weight_ids) and max(held) == 1  # its own gradient: every earlier one is freed
     assert all(frozen_during)  # no embedding, norm or head gradient is accumulated either
     assert value == sum(float(g.double().sum()) for g in _plain_gradients(ctx, sites))
@@ -149,7 +149,7 @@ def _plain_gradients(ctx: ProxyContext, sites) -> list[torch.Tensor]:
 def test_every_per_weight_proxy_of_a_context_shares_one_streamed_backward_pass(stream_everything):
     ctx = _context((CountingLlama, "wide", "lpzero"))
     CountingLlama.calls = 0
-    results = score_proxies([BASELINES[n] for n in PER_WEIGHT], ctx, strict=True)
+    results = score_proxies([HAND_DESIGNED[n] for n in PER_WEIGHT], ctx, strict=True)
     assert CountingLlama.calls == 1
     streamed = [n for n in ctx._pass_seconds if n.startswith("streamed gradients")]
     assert streamed == [f"streamed gradients ({', '.join(sorted(PER_WEIGHT))})"]
@@ -157,15 +157,15 @@ def test_every_per_weight_proxy_of_a_context_shares_one_streamed_backward_pass(s
     # every reader is charged the one streamed pass, whichever ran it
     assert all(r.pass_seconds == pytest.approx(passes) and r.seconds >= passes for r in results.values())
     # a context holding the pass reads it again; one holding the full shared pass reads that instead
-    assert BASELINES["eznas"](ctx) == results["eznas"].value and CountingLlama.calls == 1
+    assert HAND_DESIGNED["eznas"](ctx) == results["eznas"].value and CountingLlama.calls == 1
     fresh = _context((CountingLlama, "wide", "lpzero"))
-    BASELINES["fisher"](fresh)
-    assert BASELINES["snip"](fresh) == results["snip"].value and CountingLlama.calls == 2
+    HAND_DESIGNED["fisher"](fresh)
+    assert HAND_DESIGNED["snip"](fresh) == results["snip"].value and CountingLlama.calls == 2
 
 
 def test_small_models_keep_the_shared_pass():
     ctx = _context(CASES[0])
-    score_proxies([BASELINES[n] for n in PER_WEIGHT], ctx, strict=True)
+    score_proxies([HAND_DESIGNED[n] for n in PER_WEIGHT], ctx, strict=True)
     assert ctx.has_shared(SHARED_PASS) and not any(n.startswith("streamed") for n in ctx._pass_seconds)
-    assert ctx.declared_per_weight == {BASELINES[n].per_weight for n in PER_WEIGHT}
-    assert BASELINES["fisher"].per_weight is None and BASELINES["grasp"].per_weight is None
+    assert ctx.declared_per_weight == {HAND_DESIGNED[n].per_weight for n in PER_WEIGHT}
+    assert HAND_DESIGNED["fisher"].per_weight is None and HAND_DESIGNED["grasp"].per_weight is None

@@ -1,4 +1,4 @@
-"""Streamed extraction (issue 25): rows reduced as they exist give exactly the full inputs' samples and scores."""
+"""Streamed extraction (docs/concepts.md, "Streamed extraction"): rows reduced as they exist give exactly the full inputs' samples and scores."""
 from __future__ import annotations
 
 import pytest

@@ -19,7 +19,8 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from ..base import Architecture, Batch, Benchmark, BenchmarkError, Site, WeightSite, ZCSites, read_json_object
+from ..base import (Architecture, Batch, Benchmark, BenchmarkError, Site, WeightSite, ZCSites, default_data_root,
+                    read_json_object)
 from ..half_cpu import fast_half_backward
 from .export import export_subnetwork
 from .slicing import WeightFamily, count_subnetwork_params, extract_subnetwork, in_family
@@ -35,6 +36,20 @@ SPACE_FILE, GROUND_TRUTH_FILE, BUILD_FILE = "space.json", "ground_truth.json", "
 BUILD_SIZES = {"mini": "mini (the benchmark)", "smoke": "smoke (a seconds-long toy size, not a benchmark)"}
 #: what an architecture id of a ground-truth file may contain
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+#: where `lpzero build lonas-mini` writes by default, and where "lonas-mini" looks after the data root
+LONAS_MINI_DIR = "lonas_mini"
+
+
+def lonas_mini_path(root: Path) -> Path:
+    """The built lonas-mini directory: under the data root, else in the working folder."""
+    for candidate in (root / LONAS_MINI_DIR, Path(LONAS_MINI_DIR)):
+        if (candidate / GROUND_TRUTH_FILE).is_file():
+            return candidate
+    raise BenchmarkError(f"lonas-mini is not built (looked in {root / LONAS_MINI_DIR} and ./{LONAS_MINI_DIR}): "
+                         f"run `lpzero build lonas-mini` (writes ./{LONAS_MINI_DIR}), or open a built copy as "
+                         "lonas:DIR")
 
 
 class LoNASBenchmark(Benchmark):
@@ -104,6 +119,14 @@ class LoNASBenchmark(Benchmark):
         self.tokenizer_path = None if self.vocabulary is not None else self.base_path
         if self.tokenizer_path is not None or self.text_path is not None:
             self._check_text()  # the tokenizer and the text fail now, before any work, not per candidate
+
+    @classmethod
+    def open(cls, name: str, argument: str | None = None, data: str | os.PathLike | None = None,
+             **options) -> "LoNASBenchmark":
+        """"lonas-mini": the built directory (`lonas_mini_path`); "lonas:DIR": DIR."""
+        root = Path(data) if data is not None else default_data_root()
+        path = Path(argument) if argument is not None else lonas_mini_path(root)
+        return cls(path, data_root=root, name=name, **options)
 
     # --- reading ---------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 `CacheRequest` holds the cache options every command shares (`--batch-size`,
 `--seq-len`, `--paper-batch`, `--batch-seed`, `--model-seed`, `--samples`,
 `--device`, `--cache-dir`); its defaults are the ones the CLI shows. `fill_cache`
-is `lpzero cache`'s workflow and the first step of `rank` and `evolve`.
+computes what a cache lacks (`lpzero cache`, and the first step of `rank` and `evolve`).
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from typing import Callable, Sequence
 import torch
 
 from lpzero.benchmarks import Benchmark
-from lpzero.benchmarks.selection import BenchmarkRequest
 from lpzero.errors import LPZeroError, UnknownNameError
 from lpzero.executors import ExecutorSettings
 from lpzero.proxies import HAND_DESIGNED
@@ -107,14 +106,3 @@ def fill_cache(cache: InputCache, ids: Sequence[str], baselines: Sequence[str], 
 
     with executor.make() as ex:
         cache.compute(list(ids), list(baselines), device=device, executor=ex, on_start=start, progress=one)
-
-
-def build_cache(request: BenchmarkRequest, cache: CacheRequest, executor: ExecutorSettings, baselines: str = "all",
-                progress: Progress = no_progress) -> tuple[InputCache, list[str]]:
-    """`lpzero cache`: open the benchmark, check every option, then fill its cache; (cache, ids)."""
-    bench = request.open()
-    store = cache.open(bench, request.options(), request.data)
-    ids = request.select_ids(bench)
-    names = proxy_names(baselines)
-    fill_cache(store, ids, names, executor, cache.device, progress)
-    return store, ids

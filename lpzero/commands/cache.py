@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from lpzero.cache.request import build_cache
+from lpzero.workflows.cache import CachingRequest, cache as run_cache
 
 from .options import StageBars, benchmark_options, benchmark_request, cache_options, cache_request, executor_settings
 
@@ -15,8 +15,9 @@ from .options import StageBars, benchmark_options, benchmark_request, cache_opti
 @click.option("--baselines", default="all", show_default=True, help="Baseline proxies to store: all, none or a list.")
 def cache(benchmark: str, baselines: str, **kw) -> None:
     """Compute and store the six inputs (and baseline proxies) of every architecture."""
-    request = benchmark_request(benchmark, kw)
+    request = CachingRequest(benchmark_request(benchmark, kw), cache_request(kw), executor_settings(kw), baselines)
     with StageBars() as bars:
-        store, ids = build_cache(request, cache_request(kw), executor_settings(kw), baselines, bars)
-    click.echo(f"{len(ids)} architectures cached in {store.dir} ({store.size_bytes() / 2**20:.1f} MiB, "
+        result = run_cache(request, bars)
+    store = result.store
+    click.echo(f"{len(result.ids)} architectures cached in {store.dir} ({store.size_bytes() / 2**20:.1f} MiB, "
                f"{store.settings.samples} samples per tensor)")

@@ -5,15 +5,14 @@ from dataclasses import replace
 
 import click
 
-from lpzero.report.evolve import EvolveRequest, evolve as run_evolve
 from lpzero.errors import LPZeroError
 from lpzero.primitives import DEFAULT_TABLE
-from lpzero.search import COMBINE, TOOLBOXES, EvolveSettings, SearchSetup
+from lpzero.search import COMBINE, FINAL_SELECTIONS, TOOLBOXES, EvolveSettings, SearchSetup
 from lpzero.search.loop import DISTINCT
-from lpzero.search.runs import FINAL_SELECTIONS
+from lpzero.workflows.evolve import EvolveRequest, evolve as run_evolve
 
 from .options import (StageBars, benchmark_options, benchmark_request, cache_options, cache_request, default,
-                      executor_settings, quick)
+                      executor_settings, quick, ranged)
 
 #: settings of `lpzero evolve --quick` (explicit options still win)
 QUICK = {"batch_size": 2, "seq_len": 64, "iterations": 300, "baselines": "num_params,decoder_params,grad_norm"}
@@ -48,23 +47,23 @@ def _setup(name: str):
                    "or file.py:ATTR.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Output directory (default: runs/<benchmark>).")
-@click.option("--population", type=click.IntRange(min=2), default=_evolve("population"), show_default=True)
-@click.option("--iterations", type=click.IntRange(min=0), default=_evolve("iterations"), show_default=True)
-@click.option("--crossover", type=click.FloatRange(0, 1), default=_evolve("crossover"), show_default=True)
-@click.option("--mutation", type=click.FloatRange(0, 1), default=_evolve("mutation"), show_default=True)
-@click.option("--top", "top_fraction", type=click.FloatRange(0, 1, min_open=True),
+@click.option("--population", type=ranged(EvolveSettings, "population"), default=_evolve("population"), show_default=True)
+@click.option("--iterations", type=ranged(EvolveSettings, "iterations"), default=_evolve("iterations"), show_default=True)
+@click.option("--crossover", type=ranged(EvolveSettings, "crossover"), default=_evolve("crossover"), show_default=True)
+@click.option("--mutation", type=ranged(EvolveSettings, "mutation"), default=_evolve("mutation"), show_default=True)
+@click.option("--top", "top_fraction", type=ranged(EvolveSettings, "top_fraction"),
               default=_evolve("top_fraction"), show_default=True, help="Parent pool: top fraction.")
-@click.option("--sample", type=click.IntRange(min=2), default=_setup("sample"), show_default=True,
+@click.option("--sample", type=ranged(SearchSetup, "sample"), default=_setup("sample"), show_default=True,
               help="Architectures fitness is computed on.")
-@click.option("--holdout", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--holdout", type=ranged(SearchSetup, "holdout"),
               default=_setup("holdout"), show_default=True, help="Fraction held out from the search.")
 @click.option("--seed", type=int, default=_evolve("seed"), show_default=True)
-@click.option("--runs", "n_runs", type=click.IntRange(min=1), default=_setup("runs"), show_default=True,
+@click.option("--runs", "n_runs", type=ranged(SearchSetup, "runs"), default=_setup("runs"), show_default=True,
               help="Independent runs of the loop (seeded from --seed; 1 = the paper's single run); the final "
                    "selection picks among the hall-of-fame trees of all runs.")
-@click.option("--unary", "n_unary", type=click.IntRange(min=1), default=_setup("n_unary"), show_default=True,
+@click.option("--unary", "n_unary", type=ranged(SearchSetup, "n_unary"), default=_setup("n_unary"), show_default=True,
               help="Unary ops per branch (paper toolbox).")
-@click.option("--max-height", type=click.IntRange(min=2), default=_setup("max_height"), show_default=True,
+@click.option("--max-height", type=ranged(SearchSetup, "max_height"), default=_setup("max_height"), show_default=True,
               help="Tree height limit (typed toolbox).")
 @click.option("--no-rps", is_flag=True, help="Switch the rule-based pruning strategy off (ablation).")
 @click.option("--distinct", type=click.Choice(DISTINCT), default=_evolve("distinct"), show_default=True,
@@ -73,8 +72,10 @@ def _setup(name: str):
               show_default=True,
               help="Found proxy: the hall-of-fame tree with the best ρ on the whole search part, or the fittest.")
 @click.option("--select", default=_setup("select"), show_default=True,
-              help="Found proxy: best (the final selection's first tree), simplest:DELTA (the simplest tree of the "
-                   "complexity/search-part-ρ Pareto front within DELTA of its best ρ) or score (PySR's choice).")
+              help="Found proxy, from the complexity/search-part-ρ Pareto front, by PySR's rules: accuracy (the most "
+                   "accurate: the final selection's first tree), score (the largest drop of log(1-ρ) per unit of "
+                   "complexity), best (the best score within 1.5x the lowest 1-ρ); or simplest:DELTA (the simplest "
+                   "front tree within DELTA of its best ρ).")
 @click.option("--parsimony", default=_setup("parsimony"), show_default=True,
               help="Parsimony pressure: COEF (selection fitness |ρ| - COEF x complexity, gplearn's coefficient; "
                    "reported ρ stays raw) or double:FITNESS_SIZE,PARSIMONY_SIZE (DEAP's double tournament as "
@@ -102,13 +103,12 @@ def evolve(ctx: click.Context, benchmark: str, is_quick: bool, **kw) -> None:
                               random_search=kw.pop("random_search"), distinct=kw.pop("distinct")),
     )
     first, *others = benchmark_names(benchmark)
-    benchmarks = benchmark_request(first, kw)
-    request = EvolveRequest(benchmarks, executor=executor_settings(kw), setup=setup,
-                            baselines=kw.pop("baselines"), out=kw.pop("out"), resume=kw.pop("resume"),
-                            cache=cache_request(kw), ops=kw.pop("ops"),
-                            more_benchmarks=tuple(replace(benchmarks, name=n) for n in others))
+    options = benchmark_request(first, kw)  # every benchmark of the list is opened with these options
+    request = EvolveRequest((options, *(replace(options, name=n) for n in others)), executor=executor_settings(kw),
+                            setup=setup, baselines=kw.pop("baselines"), out=kw.pop("out"), resume=kw.pop("resume"),
+                            cache=cache_request(kw), ops=kw.pop("ops"))
     with StageBars() as bars:
-        out, _ = run_evolve(request, bars)
-    click.echo((out / "report.md").read_text())
-    click.echo(f"written: {out}/best.json, hall_of_fame.json, pareto_front.json, log.csv, evolution.png, "
+        result = run_evolve(request, bars)
+    click.echo((result.out / "report.md").read_text())
+    click.echo(f"written: {result.out}/best.json, hall_of_fame.json, pareto_front.json, log.csv, evolution.png, "
                "pareto_formulas.png, report.md")

@@ -8,7 +8,7 @@ from click.core import ParameterSource
 
 from lpzero.errors import LPZeroError
 from lpzero.primitives import op_table
-from lpzero.primitives.registry import markdown_table
+from lpzero.primitives.op import markdown_table
 from lpzero.proxies.found_proxy import FoundProxy
 from lpzero.report.export import FORMATS, found_formula
 from lpzero.report.export_torch import sympy_srepr, torch_module

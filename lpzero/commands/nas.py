@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import click
 
-from lpzero.nas.evaluate import COSTS
-from lpzero.nas.nsga import NSGASettings
-from lpzero.nas.request import NASRequest, pick
+from lpzero.nas import COSTS, NSGASettings
+from lpzero.workflows.nas import NASRequest, nas as run_nas
 
 from .options import (StageBars, benchmark_options, benchmark_request, cache_options, cache_request, default,
-                      executor_settings, quick)
+                      executor_settings, quick, ranged)
 
 #: settings of `lpzero nas --quick` (explicit options still win)
 NAS_QUICK = {"batch_size": 2, "seq_len": 64, "population": 16, "generations": 5}
@@ -35,10 +34,10 @@ def _nsga(name: str):
               help="Limit on the latency (ms) of one forward pass on one sequence, measured on --device.")
 @click.option("--cost-seq-len", type=click.IntRange(min=1), default=None,
               help="Sequence length of the FLOPs and latency pass (default: the benchmark's default).")
-@click.option("--population", type=click.IntRange(min=2), default=_nsga("population"), show_default=True)
-@click.option("--generations", type=click.IntRange(min=0), default=_nsga("generations"), show_default=True)
-@click.option("--crossover", type=click.FloatRange(0, 1), default=_nsga("crossover"), show_default=True)
-@click.option("--mutation", type=click.FloatRange(0, 1), default=_nsga("mutation"), show_default=True)
+@click.option("--population", type=ranged(NSGASettings, "population"), default=_nsga("population"), show_default=True)
+@click.option("--generations", type=ranged(NSGASettings, "generations"), default=_nsga("generations"), show_default=True)
+@click.option("--crossover", type=ranged(NSGASettings, "crossover"), default=_nsga("crossover"), show_default=True)
+@click.option("--mutation", type=ranged(NSGASettings, "mutation"), default=_nsga("mutation"), show_default=True)
 @click.option("--seed", type=int, default=_nsga("seed"), show_default=True)
 @click.option("--cached-scores", is_flag=True,
               help="Tabular: score a found proxy on the cache's samples instead of building every model.")
@@ -63,6 +62,6 @@ def nas(ctx: click.Context, space_name: str, proxy_text: str, cost_text: str, is
         executor=executor_settings(kw), cached_scores=kw.pop("cached_scores"), out=kw.pop("out"),
         resume=kw.pop("resume"), cache=cache_request(kw))
     with StageBars() as bars:
-        out = pick(request, bars)
+        out = run_nas(request, bars).out
     click.echo((out / "report.md").read_text())
     click.echo(f"written: {out}/pareto.csv, candidates.csv, pareto.png, chosen/, front/, report.md, summary.json")

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from lpzero.benchmarks.selection import BenchmarkRequest
 from lpzero.cache.request import CacheRequest
 from lpzero.executors import EXECUTORS, ExecutorSettings
+from lpzero.settings import field_range
 
 #: seconds between progress-bar redraws (a redirected log gets a line per redraw)
 PROGRESS_INTERVAL = 2.0
@@ -32,6 +33,16 @@ def default(settings: type, name: str) -> Any:
         if f.name == name:
             return f.default
     raise KeyError(name)
+
+
+def ranged(settings: type, name: str) -> click.ParamType:
+    """The click type of field `name` of a settings dataclass: its declared range (`lpzero.settings.bounded`),
+    an integer or a float range by the type of its default."""
+    allowed = field_range(settings, name)
+    if allowed is None:
+        raise KeyError(f"{settings.__name__}.{name} declares no range")
+    kind = click.IntRange if isinstance(default(settings, name), int) else click.FloatRange
+    return kind(allowed.min, allowed.max, min_open=allowed.min_open, max_open=allowed.max_open)
 
 
 def _apply(fn: Callable, options: list) -> Callable:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import click
 
-from lpzero.report.rank import RankRequest, format_table, rank as run_rank
+from lpzero.report.rank import format_table
 from lpzero.report.results import SPLIT_PARTS
+from lpzero.workflows.rank import RankRequest, rank as run_rank
 
 from .options import StageBars, benchmark_options, benchmark_request, cache_options, cache_request, executor_settings
 
@@ -27,6 +28,6 @@ def rank(benchmark: str, proxies: str, found: tuple[str, ...], out: str | None, 
     request = RankRequest(benchmark_request(benchmark, kw), executor=executor_settings(kw), proxies=proxies,
                           found=found, out=out, plots=not no_plots, split=split, cache=cache_request(kw))
     with StageBars() as bars:
-        rows, folder, metric = run_rank(request, bars)
-    click.echo(format_table(rows, metric))
-    click.echo(f"written: {folder / 'rank.csv'}, rank.json" + ("" if no_plots else ", rank_*.png"))
+        result = run_rank(request, bars)
+    click.echo(format_table(result.rows, result.raw_metric))
+    click.echo(f"written: {result.out / 'rank.csv'}, rank.json" + ("" if no_plots else ", rank_*.png"))

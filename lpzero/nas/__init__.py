@@ -1,32 +1,31 @@
-"""The NAS layer: use a proxy to pick architectures under a budget (`lpzero nas`).
+"""The NAS layer: search a space for architectures with a proxy under budgets (`lpzero nas`).
 
-- `space`: the `SearchSpace` interface (integer genomes <-> configs, models, parameter
-  counts, the space's own file format) and `SpaceView`, an open space's candidates as a
-  `Benchmark`.
-- `tabular`: a benchmark's own architectures as a space (`tabular:BENCH`), scored exhaustively.
-- `lts_space`: Archai's GPT-2 space with choices read from the LTS benchmark (`lts`); opened by
-  name through `spaces.get_space`, which imports it (and transformers) only when asked for.
-- `evaluate`: one candidate's costs (parameters, FLOPs, latency), limits and proxy score.
-- `nsga`: NSGA-II through a DEAP toolbox (`build_nsga_toolbox`), memoised by architecture,
-  checkpointed every generation (`lpzero.checkpoint`).
-- `pareto`: Pareto sets, picks under a budget, regret, hypervolume.
-- `workflow`: `lpzero nas` end to end (score, pick the front and the chosen candidate, write the
-  files); `report`: tables, the Pareto plot, report.md.
+Only the search: the spaces themselves are declared with their model families
+(`lpzero.benchmarks.SearchSpace`, `get_space`), and `lpzero.workflows.nas` runs `lpzero nas`
+end to end (opening the space and the proxy, the output folder, the report).
+
+- `evaluate`: one candidate's costs (parameters, FLOPs, latency), limits and proxy score, as a
+  `CandidateResult` (`evaluate_candidate`, a toolbox's `evaluate`).
+- `nsga`: NSGA-II through a DEAP toolbox (`build_nsga_toolbox`, `run_nsga`), each architecture
+  scored once, checkpointed every generation (`NASCheckpoint`); `score_all`, an exhaustive pass.
+- `pareto`: Pareto sets, the pick of a search (`pick_candidates`), picks under a budget, regret,
+  hypervolume.
 """
 from __future__ import annotations
 
-from .evaluate import COSTS, EvalSettings, count_flops, evaluate_candidate, measure_latency, proxy_spec
-from .nsga import (Evaluator, NSGASettings, build_nsga_toolbox, ensure_nas_creator, fitness_class, load_checkpoint,
-                   run_nsga)
-from .pareto import budget_regret, front_hypervolume_ratio, hypervolume_2d, pareto_mask, pick_within
-from .space import NASError, SearchSpace, SpaceView
-from .spaces import OPEN_SPACES, SPACE_FORMS, get_space
-from .tabular import TabularSpace
-from .workflow import Pick, cached_scores, candidate_rows, pick_candidates, run_nas, scorer
+from lpzero.benchmarks import SPACES, NASError, SearchSpace, SpaceView, get_space
+from lpzero.benchmarks.tabular import TabularSpace
 
-__all__ = ["COSTS", "EvalSettings", "Evaluator", "NASError", "NSGASettings", "OPEN_SPACES", "Pick",
-           "SPACE_FORMS", "SearchSpace", "SpaceView", "TabularSpace", "budget_regret", "build_nsga_toolbox",
-           "cached_scores", "candidate_rows", "count_flops", "ensure_nas_creator", "evaluate_candidate",
-           "fitness_class", "front_hypervolume_ratio", "get_space", "hypervolume_2d", "load_checkpoint",
-           "measure_latency", "pareto_mask", "pick_candidates", "pick_within", "proxy_spec", "run_nas", "run_nsga",
-           "scorer"]
+from .evaluate import (COST_LABELS, COSTS, CandidateResult, EvalSettings, count_flops, evaluate_candidate,
+                       measure_latency, proxy_spec)
+from .nsga import (CHECKPOINT_FILE, NASCheckpoint, NSGAResult, NSGASettings, build_nsga_toolbox, ensure_nas_creator,
+                   fitness_class, load_checkpoint, restored_memo, run_nsga, score_all, score_keys)
+from .pareto import (Candidate, Pick, budget_regret, candidates_of, front_hypervolume_ratio, hypervolume_2d,
+                     pareto_mask, pick_candidates, pick_within, tabular_figures)
+
+__all__ = ["CHECKPOINT_FILE", "COSTS", "COST_LABELS", "Candidate", "CandidateResult", "EvalSettings", "NASCheckpoint",
+           "NASError", "NSGAResult", "NSGASettings", "Pick", "SPACES", "SearchSpace", "SpaceView", "TabularSpace",
+           "budget_regret", "build_nsga_toolbox", "candidates_of", "count_flops", "ensure_nas_creator",
+           "evaluate_candidate", "fitness_class", "front_hypervolume_ratio", "get_space", "hypervolume_2d",
+           "load_checkpoint", "measure_latency", "pareto_mask", "pick_candidates", "pick_within", "proxy_spec",
+           "restored_memo", "run_nsga", "score_all", "score_keys", "tabular_figures"]

@@ -1,32 +1,32 @@
 """Scoring one candidate: its costs (parameters, FLOPs, latency), constraints, and proxy score.
 
-`evaluate_candidate` is the per-candidate task an executor runs (`lpzero.executors`), so
-`--executor process|ray` spreads candidates over workers; it builds the model once and
-returns a plain dict (it pickles, and is stored as is in the search's checkpoint). Costs
-are checked against the limits cheapest first (parameters need no model), and a
-candidate over a limit is not scored.
+`evaluate_candidate` is what `lpzero nas` registers as its toolbox's `evaluate` (with an
+executor's `map`, so `--executor process|ray` spreads candidates over workers): it builds
+the model once and returns a `CandidateResult` (it pickles, and its `to_json` is what the
+search's checkpoint stores). Costs are checked against the limits cheapest first (parameters
+need no model), and a candidate over a limit is not scored. A candidate whose evaluation
+raises is a result with the error and `retry` set: the others go on, and a resume scores it again.
 """
 from __future__ import annotations
 
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 from torch.utils.benchmark import Timer
 from torch.utils.flop_counter import FlopCounterMode
 
-from lpzero.benchmarks import Batch, Benchmark
+from lpzero.benchmarks import Batch, Benchmark, NASError, SearchSpace
 from lpzero.errors import UnknownNameError
 from lpzero.executors import torch_threads
 from lpzero.proxies import HAND_DESIGNED, Proxy, ProxyContext, score_proxies
 from lpzero.proxies import FoundProxy
 
-from .space import NASError, SearchSpace
 
 log = logging.getLogger("lpzero")
 
@@ -124,30 +124,109 @@ def violation(costs: dict, limits: dict) -> float:
     return total
 
 
-def evaluate_candidate(key: str, space: SearchSpace, proxy: Proxy | None, settings: EvalSettings) -> dict:
-    """One candidate's costs and proxy score, as a dict, computed on one torch thread.
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclass
+class CandidateResult:
+    """One candidate's evaluation: its proxy `score` (oriented, higher = better; None when not computed,
+    not finite or failed), the costs computed (`params`, `flops`, `latency`; None when not), whether it is
+    within the limits (`feasible`) and by how much it is over them (`violation`), why its score is
+    missing (`error`), seconds per stage, and `retry`: its evaluation raised, so a resume scores it again."""
+
+    score: float | None = None
+    feasible: bool = True
+    violation: float = 0.0
+    error: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    params: int | None = None
+    flops: int | None = None
+    latency: float | None = None
+    retry: bool = False
+
+    @property
+    def valid(self) -> bool:
+        """Within the limits and scored."""
+        return self.feasible and self.score is not None
+
+    def cost(self, name: str) -> float | None:
+        """The cost `name` ("params", "flops" or "latency")."""
+        if name not in COSTS:
+            raise UnknownNameError("cost", name, COSTS)
+        return getattr(self, name)
+
+    def objectives(self, costs: tuple[str, ...]) -> tuple[float, ...]:
+        """(score, each of `costs`): what NSGA-II maximises and minimises."""
+        return (float(self.score),) + tuple(float(self.cost(c)) for c in costs)
+
+    def to_json(self) -> dict:
+        """The result as a checkpoint stores it (costs not computed and a false `retry` are left out)."""
+        record = {"score": self.score, "feasible": self.feasible, "violation": self.violation, "error": self.error,
+                  "seconds": dict(self.seconds)}
+        record.update({c: getattr(self, c) for c in COSTS if getattr(self, c) is not None})
+        if self.retry:
+            record["retry"] = True
+        return record
+
+    @classmethod
+    def from_json(cls, entry: Any, key: str = "", costs: tuple[str, ...] = ()) -> "CandidateResult":
+        """The result `to_json` wrote; TypeError or ValueError naming the entry `key` and the first value that is
+        not what it should be (a feasible, scored entry must have each of `costs`)."""
+        if not isinstance(entry, dict):
+            raise TypeError(f"entry {key!r} is a {type(entry).__name__}, not a JSON object")
+        needed = ("score", "feasible", "violation")
+        if entry.get("feasible") is True and entry.get("score") is not None:
+            needed += tuple(costs)
+        missing = [k for k in needed if k not in entry]
+        if missing:
+            raise ValueError(f"entry {key!r} has no {missing[0]!r}")
+        if not (entry["score"] is None or _is_number(entry["score"])):
+            raise TypeError(f"entry {key!r}: score {entry['score']!r} is not a number or null")
+        if not isinstance(entry["feasible"], bool):
+            raise TypeError(f"entry {key!r}: feasible {entry['feasible']!r} is not true or false")
+        wrong = [k for k in ("violation", *needed[3:]) if not _is_number(entry[k])]
+        if wrong:
+            raise TypeError(f"entry {key!r}: {wrong[0]} {entry[wrong[0]]!r} is not a number")
+        seconds = entry.get("seconds", {})
+        return cls(entry["score"], entry["feasible"], entry["violation"], entry.get("error"),
+                   dict(seconds) if isinstance(seconds, dict) else {},
+                   *(entry.get(c) for c in COSTS), retry=bool(entry.get("retry", False)))
+
+
+def evaluate_candidate(key: str, space: SearchSpace, proxy: Proxy | None, settings: EvalSettings,
+                       given: Mapping[str, float] | None = None) -> CandidateResult:
+    """One candidate's costs and proxy score, computed on one torch thread; never raises for the
+    candidate's own failure (the result holds the error, `retry` set).
 
     One thread wherever it runs (a process pool's workers run one), so a run's scores do not
-    depend on the executor, as the cache's do not depend on `--jobs`.
-
-    Keys: `score` (oriented, higher = better; None when not computed or not finite), each
-    needed cost (`params`, `flops`, `latency`), `feasible`, `violation`, `error` (why the
-    score is missing) and `seconds` per stage: `params`, `build`, `flops`, `latency`, `pass`
-    (the forward, and backward if the proxy needs gradients, that extracts the inputs),
-    `proxy` (the proxy's arithmetic). `proxy` is any `Proxy` (a `FoundProxy`, a hand-designed
-    one), scored by `lpzero.proxies.score_proxies` on the candidate's model.
+    depend on the executor, as the cache's do not depend on `--jobs`. `proxy` is any `Proxy` (a
+    `FoundProxy`, a hand-designed one), scored by `lpzero.proxies.score_proxies` on the candidate's
+    model; `given` (key -> score, e.g. from a cache) replaces the proxy: only the costs are computed.
+    `seconds` per stage: `params`, `build`, `flops`, `latency`, `pass` (the forward, and backward if
+    the proxy needs gradients, that extracts the inputs), `proxy` (the proxy's arithmetic).
     """
-    with torch_threads():
-        return _evaluate(key, space, proxy, settings)
+    try:
+        with torch_threads():
+            result = _evaluate(key, space, None if given is not None else proxy,
+                               settings if given is None else replace(settings, score=False))
+    except Exception as e:  # the candidate's own failure: kept with its reason, and scored again on a resume
+        return CandidateResult(error=f"{type(e).__name__}: {e}", retry=True)
+    if given is not None:
+        value = given[key]
+        result.score = value if math.isfinite(value) else None
+        if result.score is None:
+            result.error = f"non-finite score {value}"
+    return result
 
 
-def _evaluate(key: str, space: SearchSpace, proxy: Proxy | None, settings: EvalSettings) -> dict:
+def _evaluate(key: str, space: SearchSpace, proxy: Proxy | None, settings: EvalSettings) -> CandidateResult:
     config = space.config(key)
-    seconds: dict[str, float] = {}
-    out: dict[str, Any] = {"score": None, "feasible": True, "violation": 0.0, "error": None, "seconds": seconds}
+    out = CandidateResult()
+    seconds = out.seconds
     needed = settings.needed()
     t = time.perf_counter()
-    out["params"] = int(space.count_params(config)["total"])
+    out.params = int(space.count_params(config)["total"])
     seconds["params"] = time.perf_counter() - t
     if _over(out, settings):
         return out
@@ -162,13 +241,13 @@ def _evaluate(key: str, space: SearchSpace, proxy: Proxy | None, settings: EvalS
         one = bench.make_batch(settings.batch_seed, 1, settings.cost_seq_len).to(settings.device)
         if "flops" in needed:
             t = time.perf_counter()
-            out["flops"] = count_flops(bench, model, one)
+            out.flops = count_flops(bench, model, one)
             seconds["flops"] = time.perf_counter() - t
             if _over(out, settings):
                 return out
         if "latency" in needed:
             t = time.perf_counter()
-            out["latency"] = measure_latency(bench, model, one, settings.latency_repeats)
+            out.latency = measure_latency(bench, model, one, settings.latency_repeats)
             seconds["latency"] = time.perf_counter() - t
             if _over(out, settings):
                 return out
@@ -176,16 +255,16 @@ def _evaluate(key: str, space: SearchSpace, proxy: Proxy | None, settings: EvalS
         batch = bench.make_batch(settings.batch_seed, settings.batch_size, settings.seq_len).to(settings.device)
         score = _score(bench, key, model, batch, proxy, settings, seconds)
         if math.isfinite(score):
-            out["score"] = score
+            out.score = score
         else:
-            out["error"] = f"non-finite score {score}"
+            out.error = f"non-finite score {score}"
     return out
 
 
-def _over(out: dict, settings: EvalSettings) -> bool:
-    out["violation"] = violation(out, settings.limits)
-    out["feasible"] = out["violation"] == 0
-    return not out["feasible"]
+def _over(out: CandidateResult, settings: EvalSettings) -> bool:
+    out.violation = violation({c: out.cost(c) for c in COSTS}, settings.limits)
+    out.feasible = out.violation == 0
+    return not out.feasible
 
 
 def _score(bench: Benchmark, key: str, model: nn.Module, batch: Batch, proxy: Proxy, settings: EvalSettings,

@@ -6,38 +6,43 @@ scores the new architectures and keeps the best `population` of parents and offs
 (`tools.selNSGA2` on the feasible ones; infeasible ones only fill up, least violating
 first: Deb's constraint handling). Architectures are identified by their decoded config
 (`SearchSpace.key`): a population never holds two genomes of one architecture, and no
-architecture is scored twice (the `Evaluator`'s memo).
+architecture is scored twice (the scores so far, `memo`, by key).
 
-The operators are a DEAP `base.Toolbox` (`build_nsga_toolbox`), and the loop calls
-nothing else, so a research script can re-register any of them, or pass a toolbox made
-by hand to `run_nsga`. Registrations: `from_genome(genome)` (an individual of a list of
-genes, with its architecture's key and a fresh fitness), `genome()` (random genes),
-`individual()` (`tools.initIterate` of the two), `population()` (distinct architectures),
-`select_parents(population)` (two parents), `mate(a, b)`, `mutate(a)` (each returning a
-tuple, as DEAP's operators do; applied to clones, so they may work in place) and
-`select(individuals, k)` (`tools.selNSGA2`, on the feasible ones).
+The loop has the GP loop's contract (`lpzero.search.loop`): everything it calls is a DEAP
+`base.Toolbox` (`build_nsga_toolbox`) — `evaluate(key)` (a `CandidateResult`) through
+`map` (register an executor's `map` to score candidates in parallel), `from_genome(genome)`
+(an individual of a list of genes, with its architecture's key and a fresh fitness),
+`genome()`, `individual()`, `population()` (distinct architectures), `select_parents(population)`
+(two parents), `mate(a, b)`, `mutate(a)` (each returning a tuple, as DEAP's operators do;
+applied to clones) and `select(individuals, k)` (`tools.selNSGA2`) — so a research script can
+re-register any of them, or pass a toolbox made by hand. What the loop records is passed in,
+as DEAP's algorithms take it: `halloffame` (e.g. `tools.ParetoFront()`, updated with every
+generation's feasible population) and `checkpoint` (a `NASCheckpoint`).
 
 All randomness is Python's `random` module, as DEAP's operators draw from it; it is
 seeded with `seed`, and its state is saved in the checkpoint (`lpzero.checkpoint`)
-written after every generation, so `resume` continues to exactly the result an
-uninterrupted run gives.
+written after every generation, so a resume continues to exactly the result an
+uninterrupted run gives. An exhaustive pass (`score_all`, a tabular space) saves the
+scores every `CHUNK` architectures in the same checkpoint format.
 """
 from __future__ import annotations
 
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from deap import base, creator, tools
 
+from lpzero.benchmarks import NASError, SearchSpace
 from lpzero.checkpoint import (Checkpoint, CheckpointFormat, random_state, random_state_from_json, read_checkpoint,
                                require_same, write_checkpoint)
 from lpzero.errors import ResultError
+from lpzero.settings import bounded, check_ranges
 
-from .space import NASError, SearchSpace
+from .evaluate import CandidateResult
 
 CHECKPOINT_FILE = "checkpoint.json"
 CHECKPOINT_VERSION = 1
@@ -47,61 +52,25 @@ NAS_CHECKPOINT = CheckpointFormat("lpzero nas", CHECKPOINT_VERSION,
 #: what a resume may change: more generations, and the path the proxy was read from (a found proxy is
 #: its tree, orientation and op table, a hand-designed one its name and orientation)
 MAY_CHANGE = ("nsga.generations", "proxy.source")
-#: the memo flag of a candidate whose task raised (not an invalid score): a resume scores it again
-RETRY = "retry"
 #: tries to breed an offspring whose architecture is not already in the population
 BREED_TRIES = 20
+#: an exhaustive pass checkpoints after every CHUNK architectures
+CHUNK = 64
 
 
 @dataclass(frozen=True)
 class NSGASettings:
-    """The genetic algorithm's settings."""
+    """The genetic algorithm's settings; the CLI's defaults and ranges are these."""
 
-    population: int = 40
-    generations: int = 25
-    crossover: float = 0.9
+    population: int = bounded(40, min=2)
+    generations: int = bounded(25, min=0)
+    crossover: float = bounded(0.9, min=0, max=1)
     #: probability that an offspring is mutated; each gene then changes with probability 1 / genome length
-    mutation: float = 1.0
+    mutation: float = bounded(1.0, min=0, max=1)
     seed: int = 42
 
     def __post_init__(self) -> None:
-        if self.population < 2:
-            raise NASError(f"population {self.population}: at least 2")
-        if self.generations < 0:
-            raise NASError(f"generations {self.generations}: at least 0")
-        for name in ("crossover", "mutation"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise NASError(f"{name} {getattr(self, name)}: a probability in [0, 1]")
-
-
-class Evaluator:
-    """Scores architectures by key through `evaluate_many(keys) -> {key: result}`, each key once.
-
-    `memo` holds every result so far (key -> the dict `evaluate_candidate` returns); results
-    must carry `score` (None: invalid), `feasible`, `violation` and each cost.
-    """
-
-    def __init__(self, evaluate_many: Callable[[list[str]], dict[str, dict]], costs: Sequence[str],
-                 memo: dict[str, dict] | None = None) -> None:
-        self.evaluate_many = evaluate_many
-        self.costs = tuple(costs)
-        self.memo: dict[str, dict] = dict(memo or {})
-
-    def evaluate(self, keys: Sequence[str]) -> int:
-        """Score the keys not in the memo; how many were new."""
-        new = list(dict.fromkeys(k for k in keys if k not in self.memo))
-        if new:
-            self.memo.update(self.evaluate_many(new))
-        return len(new)
-
-    def valid(self, key: str) -> bool:
-        """Feasible and scored."""
-        r = self.memo[key]
-        return bool(r["feasible"]) and r["score"] is not None
-
-    def objectives(self, key: str) -> tuple[float, ...]:
-        r = self.memo[key]
-        return (float(r["score"]),) + tuple(float(r[c]) for c in self.costs)
+        check_ranges(self, "NSGA-II")
 
 
 class Individual(list):
@@ -132,8 +101,11 @@ def fitness_class(n_costs: int) -> type:
 
 @dataclass
 class NSGAResult:
+    """The final population (genomes), the per-generation log, and every candidate scored (by key)."""
+
     population: list[list[int]]
     log: list[dict]
+    memo: dict[str, CandidateResult] = field(default_factory=dict)
 
 
 def individual_from_genome(genome: Iterable[int], space: SearchSpace, cls: type) -> Individual:
@@ -179,8 +151,10 @@ def constrained_tournament(population: list[Individual]) -> list[Individual]:
     return [_better(a, b), _better(c, d)]
 
 
-def build_nsga_toolbox(space: SearchSpace, settings: NSGASettings, n_costs: int = 1) -> base.Toolbox:
-    """The NSGA-II operators on `space` as a DEAP toolbox (see the module docstring).
+def build_nsga_toolbox(space: SearchSpace, settings: NSGASettings, n_costs: int = 1,
+                       evaluate: Callable[[str], CandidateResult] | None = None) -> base.Toolbox:
+    """The NSGA-II operators on `space` as a DEAP toolbox (see the module docstring), with `evaluate` (a key
+    -> its `CandidateResult`) registered when given.
 
     `population()` draws `settings.population` distinct architectures; fitness has the score
     and `n_costs` costs. Each gene mutates with probability 1 / genome length.
@@ -190,6 +164,8 @@ def build_nsga_toolbox(space: SearchSpace, settings: NSGASettings, n_costs: int 
         raise NASError(f"space {space.name}: a gene has no choices")
     _, individual_class = ensure_nas_creator(n_costs)
     tb = base.Toolbox()
+    if evaluate is not None:
+        tb.register("evaluate", evaluate)
     tb.register("from_genome", individual_from_genome, space=space, cls=individual_class)
     tb.register("genome", random_genome, choices)
     tb.register("individual", tools.initIterate, tb.from_genome, tb.genome)
@@ -201,40 +177,134 @@ def build_nsga_toolbox(space: SearchSpace, settings: NSGASettings, n_costs: int 
     return tb
 
 
-def run_nsga(space: SearchSpace, evaluator: Evaluator, settings: NSGASettings, out: Path | None = None,
-             resume: bool = False, run_record: dict | None = None,
-             progress: Callable[[int, int], None] | None = None, toolbox: base.Toolbox | None = None) -> NSGAResult:
-    """NSGA-II on `space`; checkpoints to `out/checkpoint.json` after each generation when `out` is given.
+@dataclass
+class NASCheckpoint:
+    """Where a search saves its scores (and NSGA-II its population, log and `random` state) after every
+    generation or chunk, and what the run it belongs to was: `record` (JSON: the space, the proxy, costs,
+    limits, batch, NSGA-II's settings), which a resume must have the same (but more generations).
+    `resume`: continue from the file when there is one."""
 
-    `run_record` (JSON-able) describes everything else that decides the result (space, proxy,
-    costs, limits, batch); a resumed run must have the same. `progress(generation, evaluated)`
-    is called after each generation (0 = the initial population). `toolbox`: the operators
-    (`build_nsga_toolbox(space, settings, len(evaluator.costs))` if not given).
+    path: Path
+    record: dict
+    resume: bool = False
+
+    def save(self, memo: dict[str, CandidateResult], generation: int = 0, population: list[list[int]] | None = None,
+             log: list[dict] | None = None, rng_state: list | None = None) -> None:
+        """Write the checkpoint: the scores so far (`memo`) and for NSGA-II the generation, population, log and
+        `random` state (`lpzero.checkpoint.random_state()`)."""
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        write_checkpoint(self.path, NAS_CHECKPOINT, {"record": self.record, "generation": generation,
+                                                     "population": population or [], "random_state": rng_state,
+                                                     "log": log or [], "memo": {k: r.to_json() for k, r in memo.items()}})
+
+    def saved(self) -> Checkpoint | None:
+        """The checkpoint to continue from (None: start afresh), checked against `record`."""
+        if not (self.resume and Path(self.path).is_file()):
+            return None
+        return load_checkpoint(self.path, self.record)
+
+
+def check_memo(memo: Any, costs: Sequence[str] = ()) -> dict[str, CandidateResult]:
+    """The scores a checkpoint holds (key -> `CandidateResult.to_json()`); TypeError or ValueError naming the
+    first entry and key that is not one."""
+    if not isinstance(memo, dict):
+        raise TypeError(f"a JSON object, not {type(memo).__name__}")
+    return {key: CandidateResult.from_json(entry, key, tuple(costs)) for key, entry in memo.items()}
+
+
+def _json_object(value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise TypeError(f"a JSON object, not {type(value).__name__}")
+    return value
+
+
+def load_checkpoint(path: Path, record: dict | None = None, ignore: Sequence[str] = ()) -> Checkpoint:
+    """A search's checkpoint, checked; with `record`, ResultError unless the run it belongs to had the same
+    record (the number of generations may grow, never shrink; keys in `ignore` are not compared)."""
+    saved = read_checkpoint(path, NAS_CHECKPOINT)
+    settings = saved.read("record", _json_object).get("settings")
+    costs = settings.get("costs", []) if isinstance(settings, dict) else []
+    # every caller reads the scores: a damaged memo is named here, not as a traceback halfway through
+    saved.read("memo", lambda memo: check_memo(memo, costs if isinstance(costs, list) else []))
+    if record is not None:
+        before = saved.read("record", _json_object)
+        if "fingerprint" in before and before["fingerprint"] != record.get("fingerprint"):
+            raise ResultError(f"{path}: space {record.get('space')} changed since this checkpoint was written (its "
+                              f"data fingerprint was {before['fingerprint']}, now {record.get('fingerprint')}): its "
+                              "scores would be mixed with the new ones; start afresh without --resume or use another "
+                              "output folder")
+        require_same(path, before, record, (*MAY_CHANGE, *ignore))
+        nsga = record.get("nsga")
+        done = saved.read("generation", int)
+        if isinstance(nsga, dict) and nsga.get("generations", done) < done:
+            raise ResultError(f"{path}: the checkpoint has done {done} generations: resume with --generations "
+                              f"{done} or more, not {nsga['generations']}")
+    return saved
+
+
+def restored_memo(saved: Checkpoint) -> dict[str, CandidateResult]:
+    """The checkpoint's scores without the candidates whose evaluation raised (`retry`): a resume scores them
+    again, since the error may be fixed (a file that could not be read); an invalid score stays."""
+    settings = saved["record"].get("settings")
+    costs = settings.get("costs", []) if isinstance(settings, dict) else []
+    return {k: r for k, r in check_memo(saved["memo"], costs).items() if not r.retry}
+
+
+def score_keys(toolbox: base.Toolbox, memo: dict[str, CandidateResult], keys: Sequence[str],
+               progress: Callable[[int], None] | None = None) -> int:
+    """Score the `keys` not in `memo` with `toolbox.map(toolbox.evaluate, ...)`, each once, into `memo`;
+    `progress(len(memo))` after each. How many were new."""
+    new = list(dict.fromkeys(k for k in keys if k not in memo))
+    state = random.getstate()  # a task that draws from `random` in this process must not shift the search
+    for key, result in zip(new, toolbox.map(toolbox.evaluate, new)):
+        memo[key] = result
+        if progress is not None:
+            progress(len(memo))
+    random.setstate(state)
+    return len(new)
+
+
+def score_all(toolbox: base.Toolbox, keys: Sequence[str], checkpoint: NASCheckpoint | None = None,
+              progress: Callable[[int], None] | None = None) -> dict[str, CandidateResult]:
+    """An exhaustive pass: every key scored (through the toolbox, as NSGA-II scores), the scores checkpointed
+    after every `CHUNK` of them; a checkpoint to resume from gives the scores it holds."""
+    saved = checkpoint.saved() if checkpoint is not None else None
+    memo = restored_memo(saved) if saved is not None else {}
+    todo = [k for k in keys if k not in memo]
+    for start in range(0, len(todo), CHUNK):
+        score_keys(toolbox, memo, todo[start:start + CHUNK], progress)
+        if checkpoint is not None:
+            checkpoint.save(memo)  # no population or random state: nothing is drawn
+    return memo
+
+
+def run_nsga(toolbox: base.Toolbox, settings: NSGASettings, costs: Sequence[str] = ("params",),
+             checkpoint: NASCheckpoint | None = None, halloffame: tools.ParetoFront | None = None,
+             progress: Callable[[int], None] | None = None) -> NSGAResult:
+    """NSGA-II with `toolbox` (see the module docstring); objectives: the score up, each of `costs` down.
+
+    `checkpoint`: save after each generation (and, with `resume`, continue from it); `halloffame`: updated
+    with the feasible population of each generation; `progress(scored)` after each candidate scored.
     """
-    if toolbox is None:
-        toolbox = build_nsga_toolbox(space, settings, len(evaluator.costs))
-    record = {"nsga": asdict(settings), "space": space.name, **(run_record or {})}
-    checkpoint = None if out is None else Path(out) / CHECKPOINT_FILE
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
+    costs = tuple(costs)
+    memo: dict[str, CandidateResult] = {}
     log: list[dict] = []
 
     def score(inds: list[Individual]) -> int:
-        state = random.getstate()  # a task that draws from `random` in this process must not shift the search
-        new = evaluator.evaluate([i.key for i in inds])
-        random.setstate(state)
+        new = score_keys(toolbox, memo, [i.key for i in inds], progress)
         for ind in inds:
-            _assess(ind, evaluator)
+            _assess(ind, memo[ind.key], costs)
         return new
 
     def save(generation: int, population: list[Individual]) -> None:
+        if halloffame is not None:
+            halloffame.update([i for i in population if i.feasible])
         if checkpoint is not None:
-            save_checkpoint(checkpoint, record, evaluator.memo, generation=generation,
-                            population=[list(i) for i in population], log=log, rng_state=random_state())
+            checkpoint.save(memo, generation, [list(i) for i in population], log, random_state())
 
-    if resume and checkpoint is not None and checkpoint.is_file():
-        saved = load_checkpoint(checkpoint, record)
-        evaluator.memo.update(restored_memo(saved))
+    saved = checkpoint.saved() if checkpoint is not None else None
+    if saved is not None:
+        memo.update(restored_memo(saved))
         log = saved.read("log", list)
         rstate = saved.read("random_state", random_state_from_json)
         start = saved.read("generation", int) + 1
@@ -248,10 +318,8 @@ def run_nsga(space: SearchSpace, evaluator: Evaluator, settings: NSGASettings, o
         population = toolbox.population()
         new = score(population)
         population = _survivors(toolbox, population, settings.population)
-        log.append(_log_row(0, population, evaluator, new, time.perf_counter() - t))
+        log.append(_log_row(0, population, memo, costs, new, time.perf_counter() - t))
         save(0, population)
-        if progress:
-            progress(0, len(evaluator.memo))
         start = 1
 
     for gen in range(start, settings.generations + 1):
@@ -259,22 +327,19 @@ def run_nsga(space: SearchSpace, evaluator: Evaluator, settings: NSGASettings, o
         offspring = _breed(toolbox, population, settings)
         new = score(offspring)
         population = _survivors(toolbox, population + offspring, settings.population)
-        log.append(_log_row(gen, population, evaluator, new, time.perf_counter() - t))
+        log.append(_log_row(gen, population, memo, costs, new, time.perf_counter() - t))
         save(gen, population)
-        if progress:
-            progress(gen, len(evaluator.memo))
-    return NSGAResult([list(i) for i in population], log)
+    return NSGAResult([list(i) for i in population], log, memo)
 
 
-def _assess(ind: Individual, evaluator: Evaluator) -> None:
-    r = evaluator.memo[ind.key]
-    ind.feasible = evaluator.valid(ind.key)
+def _assess(ind: Individual, result: CandidateResult, costs: tuple[str, ...]) -> None:
+    ind.feasible = result.valid
     if ind.feasible:
         ind.violation = 0.0
-        ind.fitness.values = evaluator.objectives(ind.key)
+        ind.fitness.values = result.objectives(costs)
     else:
         # a candidate over its limits is ranked by how far; one without a valid score comes last
-        ind.violation = float(r["violation"]) if r["feasible"] is False else math.inf
+        ind.violation = float(result.violation) if result.feasible is False else math.inf
 
 
 def _breed(toolbox: base.Toolbox, population: list[Individual], settings: NSGASettings) -> list[Individual]:
@@ -311,84 +376,12 @@ def _survivors(toolbox: base.Toolbox, individuals: list[Individual], size: int) 
     return chosen + infeasible[:size - len(chosen)]
 
 
-def _log_row(gen: int, population: list[Individual], evaluator: Evaluator, new: int, seconds: float) -> dict:
+def _log_row(gen: int, population: list[Individual], memo: dict, costs: tuple[str, ...], new: int,
+             seconds: float) -> dict:
     feasible = [i for i in population if i.feasible]
-    row = {"generation": gen, "evaluated": len(evaluator.memo), "new": new, "feasible": len(feasible),
+    row = {"generation": gen, "evaluated": len(memo), "new": new, "feasible": len(feasible),
            "front": sum(1 for i in feasible if i.rank == 0),
            "best_score": max((i.fitness.values[0] for i in feasible), default=None), "seconds": seconds}
-    for k, cost in enumerate(evaluator.costs, start=1):
+    for k, cost in enumerate(costs, start=1):
         row[f"min_{cost}"] = min((i.fitness.values[k] for i in feasible), default=None)
     return row
-
-
-def _json_object(value: Any) -> dict:
-    if not isinstance(value, dict):
-        raise TypeError(f"a JSON object, not {type(value).__name__}")
-    return value
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def check_memo(memo: Any, costs: Sequence[str] = ()) -> dict[str, dict]:
-    """`memo` if it is what `Evaluator.memo` holds: key -> {"score": a number or null, "feasible": true/false,
-    "violation": a number, each of `costs` a number where the entry is feasible and scored};
-    TypeError or ValueError naming the first entry and key that is not."""
-    for key, entry in _json_object(memo).items():
-        if not isinstance(entry, dict):
-            raise TypeError(f"entry {key!r} is a {type(entry).__name__}, not a JSON object")
-        needed = ("score", "feasible", "violation")
-        if entry.get("feasible") is True and entry.get("score") is not None:
-            needed += tuple(costs)
-        missing = [k for k in needed if k not in entry]
-        if missing:
-            raise ValueError(f"entry {key!r} has no {missing[0]!r}")
-        if not (entry["score"] is None or _is_number(entry["score"])):
-            raise TypeError(f"entry {key!r}: score {entry['score']!r} is not a number or null")
-        if not isinstance(entry["feasible"], bool):
-            raise TypeError(f"entry {key!r}: feasible {entry['feasible']!r} is not true or false")
-        wrong = [k for k in ("violation", *needed[3:]) if not _is_number(entry[k])]
-        if wrong:
-            raise TypeError(f"entry {key!r}: {wrong[0]} {entry[wrong[0]]!r} is not a number")
-    return memo
-
-
-def save_checkpoint(path: Path, record: dict, memo: dict[str, dict], *, generation: int = 0,
-                    population: list[list[int]] | None = None, log: list[dict] | None = None,
-                    rng_state: list | None = None) -> None:
-    """Write a search's checkpoint: its `record`, the scores so far (`memo`), and for NSGA-II the
-    generation, population, log and `random` state (`lpzero.checkpoint.random_state()`)."""
-    write_checkpoint(path, NAS_CHECKPOINT, {"record": record, "generation": generation,
-                                            "population": population or [], "random_state": rng_state,
-                                            "log": log or [], "memo": memo})
-
-
-def load_checkpoint(path: Path, record: dict | None = None, ignore: Sequence[str] = ()) -> Checkpoint:
-    """A search's checkpoint, checked; with `record`, ResultError unless the run it belongs to had the same
-    record (the number of generations may grow, never shrink; keys in `ignore` are not compared)."""
-    saved = read_checkpoint(path, NAS_CHECKPOINT)
-    settings = saved.read("record", _json_object).get("settings")
-    costs = settings.get("costs", []) if isinstance(settings, dict) else []
-    # every caller reads the scores: a damaged memo is named here, not as a traceback halfway through
-    saved.read("memo", lambda memo: check_memo(memo, costs if isinstance(costs, list) else []))
-    if record is not None:
-        before = saved.read("record", _json_object)
-        if "fingerprint" in before and before["fingerprint"] != record.get("fingerprint"):
-            raise ResultError(f"{path}: space {record.get('space')} changed since this checkpoint was written (its "
-                              f"data fingerprint was {before['fingerprint']}, now {record.get('fingerprint')}): its "
-                              "scores would be mixed with the new ones; start afresh without --resume or use another "
-                              "output folder")
-        require_same(path, before, record, (*MAY_CHANGE, *ignore))
-        nsga = record.get("nsga")
-        done = saved.read("generation", int)
-        if isinstance(nsga, dict) and nsga.get("generations", done) < done:
-            raise ResultError(f"{path}: the checkpoint has done {done} generations: resume with --generations "
-                              f"{done} or more, not {nsga['generations']}")
-    return saved
-
-
-def restored_memo(saved: Checkpoint) -> dict[str, dict]:
-    """The checkpoint's scores without the candidates whose task raised (`RETRY`): a resume scores them again,
-    since the error may be fixed (a file that could not be read); an invalid score stays."""
-    return {k: r for k, r in saved["memo"].items() if not (isinstance(r, dict) and r.get(RETRY))}

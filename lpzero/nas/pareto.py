@@ -1,12 +1,20 @@
-"""Pareto sets, picks under a budget, regret and 2-D hypervolume (plain numpy, no model).
+"""Pareto sets, the pick of a search, picks under a budget, regret and 2-D hypervolume (no model).
 
-Conventions: scores and ground truth are higher = better, costs lower = better.
+`pick_candidates` decides what `lpzero nas` reports: the Pareto front of the scored candidates
+within the limits and the chosen one. Conventions: scores and ground truth are higher = better,
+costs lower = better.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+from scipy.stats import rankdata
+
+from lpzero.benchmarks import SearchSpace
+
+from .evaluate import COSTS, CandidateResult
 
 
 def pareto_mask(score: Sequence[float], costs: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
@@ -82,3 +90,90 @@ def budget_regret(proxy_score: Sequence[float], truth: Sequence[float], cost: Se
         return {"pick": None, "pick_truth": None, "best": None, "best_truth": None, "regret": None}
     return {"pick": pick, "pick_truth": float(t[pick]), "best": best, "best_truth": float(t[best]),
             "regret": float(t[best] - t[pick])}
+
+
+@dataclass
+class Candidate:
+    """One scored candidate of a search: its key, description, config, evaluation and ground truth (where
+    the space knows it), and what the pick decided about it (`on_front`, `chosen`)."""
+
+    key: str
+    architecture: str
+    config: dict
+    result: CandidateResult
+    ground_truth: float | None = None
+    on_front: bool = False
+    chosen: bool = False
+
+    @property
+    def score(self) -> float | None:
+        return self.result.score
+
+    @property
+    def valid(self) -> bool:
+        """Within the limits, with a valid score: what the front and the pick are made of."""
+        return self.result.valid
+
+    def cost(self, name: str) -> float | None:
+        return self.result.cost(name)
+
+    def row(self) -> dict:
+        """The candidate as a table row (candidates.csv, pareto.csv, summary.json)."""
+        r = self.result
+        return {"key": self.key, "architecture": self.architecture, "config": self.config, "score": r.score,
+                **{c: r.cost(c) for c in COSTS}, "feasible": bool(r.feasible), "violation": r.violation,
+                "error": r.error, "ground_truth": self.ground_truth, "seconds": round(sum(r.seconds.values()), 4),
+                "on_front": self.on_front, "chosen": self.chosen}
+
+
+@dataclass
+class Pick:
+    """What a search decided: every scored candidate, those within the limits with a valid score, the Pareto
+    front (by the first cost, then the score, highest first) and the chosen one (the highest score within
+    the limits; ties: the lower first cost, then the key; None if no candidate is valid)."""
+
+    candidates: list[Candidate]
+    valid: list[Candidate]
+    front: list[Candidate]
+    chosen: Candidate | None
+
+
+def candidates_of(space: SearchSpace, memo: dict[str, CandidateResult]) -> list[Candidate]:
+    """A `Candidate` per scored key (in scoring order), nothing decided yet."""
+    found = []
+    for key, result in memo.items():
+        config = space.config(key)
+        found.append(Candidate(key, space.describe(config), config, result, space.ground_truth(config)))
+    return found
+
+
+def pick_candidates(candidates: list[Candidate], costs: Sequence[str]) -> Pick:
+    """The front (score up, `costs` down) of the valid candidates and the chosen one; marks both on them."""
+    costs = list(costs)
+    valid = [c for c in candidates if c.valid]
+    chosen = None
+    if valid:
+        mask = pareto_mask([c.score for c in valid], [[c.cost(k) for k in costs] for c in valid])
+        for c, m in zip(valid, mask):
+            c.on_front = bool(m)
+        chosen = min(valid, key=lambda c: (-c.score, c.cost(costs[0]), c.key))
+        chosen.chosen = True
+    front = sorted((c for c in valid if c.on_front), key=lambda c: (c.cost(costs[0]), -c.score))
+    return Pick(candidates, valid, front, chosen)
+
+
+def tabular_figures(picked: Pick, cost: str) -> dict:
+    """The pick against the ground truth: regret within the limits, its rank, the front's hypervolume ratio.
+
+    Only candidates with a ground truth count (a LoNAS space measured a few hundred of its sub-networks).
+    """
+    feasible = [c for c in picked.candidates if c.result.feasible and c.ground_truth is not None]
+    valid = [c for c in picked.valid if c.ground_truth is not None]
+    chosen = picked.chosen
+    best = max(feasible, key=lambda c: c.ground_truth)
+    truth = np.array([c.ground_truth for c in feasible])
+    rank = int(len(feasible) - rankdata(truth, method="max")[feasible.index(chosen)] + 1)
+    return {"pick_truth": chosen.ground_truth, "best": best.key, "best_truth": best.ground_truth,
+            "regret": best.ground_truth - chosen.ground_truth, "pick_rank": rank, "feasible": len(feasible),
+            "hypervolume_ratio": front_hypervolume_ratio([c.score for c in valid], [c.ground_truth for c in valid],
+                                                         [c.cost(cost) for c in valid])}

@@ -7,7 +7,7 @@ list of proxies on one architecture; cache, rank and nas all call it.
 
 Each hand-designed proxy is a plain function `fn(ctx: ProxyContext) -> float`,
 registered where it is defined with `@hand_designed` into `HAND_DESIGNED`
-(`hand_designed`; `BASELINES` is the same registry); one module per family:
+(`hand_designed`); one module per family:
 `gradient` (one forward/backward of the shared model), `synflow` (its own |p| model),
 `forward` (activations, attention maps, the embedding gradient), `size` (parameter
 counts), `paper` (the LPZero paper's discovered proxies). `inputs` extracts the six
@@ -91,12 +91,8 @@ from .inputs import SIX_INPUTS, declare_inputs, proxy_inputs, score_tree, six_in
 from .paper import LPZERO_FLEXIBERT_TREE, LPZERO_LLAMA_TREE
 from .scoring import ProxyResult, score_proxies
 
-#: the hand-designed proxies by name (the registry `HAND_DESIGNED`, under its former name)
-BASELINES = HAND_DESIGNED
-#: a hand-designed proxy (its former name)
-Baseline = HandDesigned
 
-__all__ = ["BASELINES", "Baseline", "FoundProxy", "HAND_DESIGNED", "HandDesigned", "LPZERO_FLEXIBERT_TREE", "LPZERO_LLAMA_TREE",
+__all__ = ["FoundProxy", "HAND_DESIGNED", "HandDesigned", "LPZERO_FLEXIBERT_TREE", "LPZERO_LLAMA_TREE",
            "Proxy", "ProxyContext", "ProxyRegistry", "ProxyResult", "RECIPES", "SIX_INPUTS", "SharedPass",
            "TABLE_ORDER", "declare_inputs", "default_recipe", "hand_designed", "proxy_inputs", "score_proxies",
            "score_tree", "shared_pass", "six_inputs"]

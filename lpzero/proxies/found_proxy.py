@@ -30,7 +30,7 @@ from deap import gp
 
 from lpzero.benchmarks.inputs import ProxyInputs
 from lpzero.errors import LPZeroError, ResultError
-from lpzero.primitives import OpRegistry, PrimitiveError, op_table, parse_tree, pset_of, tree_inputs
+from lpzero.primitives import OpTable, PrimitiveError, op_table, parse_tree, pset_of, tree_inputs
 
 from .base import Proxy
 from .context import ProxyContext
@@ -105,7 +105,7 @@ def check_best(best: dict, where: str) -> None:
                           f"'orientation' of 1 or -1, not {several!r:.60}")
 
 
-def best_ops(best: dict, where: str) -> OpRegistry:
+def best_ops(best: dict, where: str) -> OpTable:
     """The op table `best` was found with (its `"ops"`; the built-in one if absent): one line of
     ResultError, naming the table, when it cannot be imported."""
     spec = best.get("ops")
@@ -132,7 +132,7 @@ class FoundProxy(Proxy):
     name: str
     tree: str
     parsed: gp.PrimitiveTree
-    ops: OpRegistry
+    ops: OpTable
     ops_path: str | None
     found_on: str | None
     source: str

@@ -141,7 +141,7 @@ class ProxyRegistry(Registry[Proxy]):
         return replace(found, obj=HandDesigned.of(found.obj))
 
 
-#: every hand-designed proxy, by name (`BASELINES` in `lpzero.proxies` is the same registry)
+#: every hand-designed proxy, by name
 HAND_DESIGNED = ProxyRegistry()
 
 

@@ -21,7 +21,7 @@ from deap import gp
 from sympy.printing.lambdarepr import LambdaPrinter
 
 from lpzero.errors import UnknownNameError
-from lpzero.primitives import INPUT_SYMBOLS, OPS, Kind, Level, OpRegistry, PrimitiveError, Weighted, op_and_type
+from lpzero.primitives import INPUT_SYMBOLS, OPS, Kind, Level, OpTable, PrimitiveError, Weighted, op_and_type
 from lpzero.primitives.symbolic import input_symbol
 from lpzero.primitives.values import safe_denominator
 from lpzero.proxies.found_proxy import FoundProxy
@@ -31,7 +31,7 @@ from .protection import active_nodes
 FORMATS = ("latex", "pretty", "text")
 
 
-def tree_to_sympy(tree: gp.PrimitiveTree, ops: OpRegistry = OPS, guarded: Collection[int] = ()) -> sympy.Expr:
+def tree_to_sympy(tree: gp.PrimitiveTree, ops: OpTable = OPS, guarded: Collection[int] = ()) -> sympy.Expr:
     """The unsimplified sympy expression of a typed tree.
 
     Ops at the positions in `guarded` (nodes whose protection was active, see
@@ -78,7 +78,7 @@ def format_expression(expr: sympy.Expr, fmt: str, precision: int = 3) -> str:
     raise UnknownNameError("format", fmt, FORMATS)
 
 
-def proxy_formula(tree: gp.PrimitiveTree, orientation: int = 1, fmt: str = "text", ops: OpRegistry = OPS,
+def proxy_formula(tree: gp.PrimitiveTree, orientation: int = 1, fmt: str = "text", ops: OpTable = OPS,
                   guarded: Collection[int] = ()) -> str:
     """The simplified formula of a found proxy, negated if it ranks in reverse (`guarded`: see `tree_to_sympy`)."""
     return format_expression(simplify(orientation * tree_to_sympy(tree, ops, guarded)), fmt)
@@ -127,7 +127,7 @@ def _power(base: torch.Tensor, exp: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=4)
-def lambdify_modules(ops: OpRegistry = OPS) -> dict[str, Callable]:
+def lambdify_modules(ops: OpTable = OPS) -> dict[str, Callable]:
     """Names in printed formulas -> their runtime functions, derived from the op table.
 
     Reductions and distributions print as their opaque functions (`mean` per layer,
@@ -155,7 +155,7 @@ def lambdify_modules(ops: OpRegistry = OPS) -> dict[str, Callable]:
     return table
 
 
-def evaluate_expression(expr: sympy.Expr, inputs: dict[str, Weighted], ops: OpRegistry = OPS) -> torch.Tensor:
+def evaluate_expression(expr: sympy.Expr, inputs: dict[str, Weighted], ops: OpTable = OPS) -> torch.Tensor:
     """Scores of a sympy proxy expression on `inputs` (same semantics as the tree)."""
     symbols = [input_symbol(s) for s in INPUT_SYMBOLS]
     modules = lambdify_modules(ops)

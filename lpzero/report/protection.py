@@ -17,7 +17,7 @@ from typing import Mapping
 import torch
 from deap import gp
 
-from lpzero.primitives import OPS, OpRegistry, PrimitiveError, Weighted, op_and_type
+from lpzero.primitives import OPS, Op, OpTable, Weighted, compile_tree, op_and_type
 
 
 @dataclass(frozen=True)
@@ -36,44 +36,41 @@ class GuardActivity:
 
 
 def guard_activity(tree: gp.PrimitiveTree, pset: gp.PrimitiveSetTyped, inputs: Mapping[str, Weighted],
-                   ops: OpRegistry = OPS) -> list[GuardActivity]:
+                   ops: OpTable = OPS) -> list[GuardActivity]:
     """Activity of every protected node of `tree` on `inputs` (symbol -> [N, L, K] values).
 
-    Nodes whose guard never fired are listed with `active_fraction` 0, so a caller
+    The tree runs as fitness runs it (`lpzero.primitives.program`), each op's arguments shown to
+    its guard. Nodes whose guard never fired are listed with `active_fraction` 0, so a caller
     can tell "checked, inactive" from "not protected".
     """
     report: list[GuardActivity] = []
 
-    def run(i: int):
-        node = tree[i]
-        if not isinstance(node, gp.Primitive):
-            return inputs[node.value], i + 1
-        args, j = [], i + 1
-        for _ in range(node.arity):
-            value, j = run(j)
-            args.append(value)
-        op, _ = op_and_type(node.name, ops)
+    def observe(i: int, args: list, _out: object) -> None:
+        op, _ = op_and_type(tree[i].name, ops)
         if op.guard is not None:
-            raw = [a.values if isinstance(a, Weighted) else a for a in args]
-            changed = op.guard(*raw)
-            if isinstance(args[0], Weighted):  # padding (absent layers, short tensors) does not count
-                changed = changed & args[0].present
-                n_values = int(args[0].present.sum())
-            else:
-                n_values = changed.numel()
-            per_arch = changed.reshape(changed.shape[0], -1).any(1)
-            report.append(GuardActivity(
-                node=i, op=op.name, subtree=str(gp.PrimitiveTree(tree[i:j])),
-                active_fraction=float(changed.sum()) / max(n_values, 1),
-                architectures=int(per_arch.sum()), of=int(changed.shape[0]),
-            ))
-        return pset.context[node.name](*args), j
+            report.append(_activity(tree, i, op, args))
 
+    program = compile_tree(tree, pset)
     with torch.no_grad():
-        _, end = run(0)
-    if end != len(tree):
-        raise PrimitiveError(f"malformed tree: {tree}")
+        program.evaluate(inputs, observe)
     return sorted(report, key=lambda g: g.node)
+
+
+def _activity(tree: gp.PrimitiveTree, i: int, op: Op, args: list) -> GuardActivity:
+    """How often the guard of `op`, the node at `i`, changed a value of its result on `args`."""
+    raw = [a.values if isinstance(a, Weighted) else a for a in args]
+    changed = op.guard(*raw)
+    if isinstance(args[0], Weighted):  # padding (absent layers, short tensors) does not count
+        changed = changed & args[0].present
+        n_values = int(args[0].present.sum())
+    else:
+        n_values = changed.numel()
+    per_arch = changed.reshape(changed.shape[0], -1).any(1)
+    return GuardActivity(
+        node=i, op=op.name, subtree=str(gp.PrimitiveTree(tree[tree.searchSubtree(i)])),
+        active_fraction=float(changed.sum()) / max(n_values, 1),
+        architectures=int(per_arch.sum()), of=int(changed.shape[0]),
+    )
 
 
 def active_nodes(activity: list[dict]) -> frozenset[int]:
@@ -81,7 +78,7 @@ def active_nodes(activity: list[dict]) -> frozenset[int]:
     return frozenset(r["node"] for r in activity if r["architectures"] > 0)
 
 
-def describe(activity: list[dict], ops: OpRegistry = OPS) -> str:
+def describe(activity: list[dict], ops: OpTable = OPS) -> str:
     """One sentence for a report; says which active guards the formula cannot show."""
     active = [r for r in activity if r["architectures"] > 0]
     if not active:

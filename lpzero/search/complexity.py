@@ -3,9 +3,12 @@
 As in PySR: a tree's complexity is the sum over its nodes of each op's declared weight
 (`Op.complexity`, default 1; input terminals count 1). The front keeps, over every
 valid tree of every run, the best tree at each complexity that beats all simpler ones.
-`select_model` picks the found proxy: "best" (the final selection's first tree), "simplest:DELTA"
-(the default, `DEFAULT_SELECT`) or "score" (PySR's `model_selection`). Only search-part ρ takes
-part in the choice; held-out figures never do.
+`select_model` picks the found proxy with PySR's `model_selection` rules, loss = 1 - ρ:
+"accuracy" (the most accurate: the final selection's first tree), "score" (the largest drop
+of log loss per unit of complexity from the next simpler front tree), "best" (the highest
+score among the front trees whose loss is within 1.5x the lowest), and lpzero's own
+"simplest:DELTA" (the simplest front tree within DELTA of the front's best ρ; the default,
+`DEFAULT_SELECT`). Only search-part ρ takes part in the choice; held-out figures never do.
 
 Parsimony pressure (`--parsimony`, `parse_parsimony`) uses the same complexity: "COEF" is
 gplearn's parsimony coefficient (selection fitness |ρ| - COEF x complexity, `penalized_fitness`;
@@ -20,31 +23,35 @@ from typing import Callable, Sequence
 from deap import gp
 
 from lpzero.errors import LPZeroError
-from lpzero.primitives import OpRegistry, op_and_type
+from lpzero.primitives import OpTable, op_and_type
 
 from .fitness import Evaluation
 
-#: the ways `--select` chooses the found proxy (simplest takes ":DELTA")
-SELECTIONS = ("best", "simplest:DELTA", "score")
+#: the ways `--select` chooses the found proxy (simplest takes ":DELTA"): PySR's three and lpzero's own
+SELECTIONS = ("accuracy", "best", "score", "simplest:DELTA")
+#: what lpzero 0.1 called `--select best` is "accuracy" and `--select score` is "best" (the names now mean
+#: what PySR's do); the old spellings now mean PySR's choices, so a search says so (`renamed_select`)
+RENAMED_SELECT = {"best": "accuracy", "score": "best"}
 #: the default `--select`, chosen on validation data (`scripts/search_validation.py --selects`, never
 #: the held-out half): on GPT-2 and FlexiBERT it picked simpler trees than "best" that ranked the
 #: held-back architectures at least as well (docs/results.md)
 DEFAULT_SELECT = "simplest:0.005"
-#: PySR's "score" considers only trees whose loss is within this factor of the best loss
+#: PySR's "best" considers only trees whose loss is within this factor of the best loss
 SCORE_LOSS_FACTOR = 1.5
 #: a loss of 0 (ρ = 1) has no log; it is read as this
 _MIN_LOSS = 1e-12
 
 
-def tree_complexity(tree: gp.PrimitiveTree, ops: OpRegistry) -> int:
+def tree_complexity(tree: gp.PrimitiveTree, ops: OpTable) -> int:
     """Sum of the ops' complexity weights over the tree's primitives, plus 1 per terminal."""
     return sum(op_and_type(node.name, ops)[0].complexity if isinstance(node, gp.Primitive) else 1 for node in tree)
 
 
 def parse_select(select: str) -> tuple[str, float | None]:
-    """("best" | "simplest" | "score", DELTA or None) of a `--select` value; LPZeroError if malformed."""
+    """("accuracy" | "best" | "score" | "simplest", DELTA or None) of a `--select` value; LPZeroError if
+    malformed."""
     how, _, arg = select.partition(":")
-    if how in ("best", "score") and not arg:
+    if how in ("accuracy", "best", "score") and not arg:
         return how, None
     if how == "simplest":
         try:
@@ -80,18 +87,27 @@ def pysr_scores(complexity: Sequence[int], rho: Sequence[float]) -> list[float]:
                     for i in range(1, len(rho))]
 
 
+def renamed_select(select: str) -> str | None:
+    """A line for a `--select` value whose meaning changed with the PySR names (None: unchanged)."""
+    how, _ = parse_select(select)
+    if select not in RENAMED_SELECT:
+        return None
+    return (f"--select {select} now means PySR's {how!r}; what lpzero 0.1 called {select!r} is "
+            f"--select {RENAMED_SELECT[select]}")
+
+
 def select_model(select: str, complexity: Sequence[int], rho: Sequence[float]) -> int | None:
     """Position in the front (given simplest first, as `pareto_front` orders it) of the tree
-    `select` picks; None for "best", which keeps the final selection's first tree."""
+    `select` picks; None for "accuracy", which keeps the final selection's first tree."""
     how, delta = parse_select(select)
-    if how == "best" or not rho:
+    if how == "accuracy" or not rho:
         return None
     top = max(rho)
     if how == "simplest":
         return next(i for i, r in enumerate(rho) if r >= top - delta)
     loss = [max(1.0 - r, _MIN_LOSS) for r in rho]
     scores = pysr_scores(complexity, rho)
-    eligible = [i for i in range(len(rho)) if loss[i] <= SCORE_LOSS_FACTOR * min(loss)]
+    eligible = [i for i in range(len(rho)) if how == "score" or loss[i] <= SCORE_LOSS_FACTOR * min(loss)]
     return max(eligible, key=lambda i: (scores[i], -i))  # ties: the simpler tree
 
 
@@ -124,6 +140,14 @@ def parse_parsimony(parsimony: str) -> tuple[str, tuple[float, ...]]:
         raise LPZeroError(f"--parsimony {parsimony!r}: double takes a fitness tournament size (an integer, at "
                           "least 1) and a parsimony tournament size in [1, 2], e.g. double:7,1.4")
     raise LPZeroError(f"unknown --parsimony {parsimony!r} (one of: {', '.join(PARSIMONY_FORMS)})")
+
+
+def canonical_parsimony(parsimony: str) -> str:
+    """One spelling of each `--parsimony` value ("0.0" and "0" are one setting; "1e-3" is "0.001"), as a
+    checkpoint records it, so a resume is refused only for another setting."""
+    how, args = parse_parsimony(parsimony)
+    numbers = ",".join(repr(float(x)).removesuffix(".0") for x in args)
+    return f"double:{numbers}" if how == "double" else numbers
 
 
 def penalized_fitness(ind: gp.PrimitiveTree, evaluation: Evaluation, coefficient: float,

@@ -23,7 +23,7 @@ from deap import gp
 from scipy import stats
 
 from lpzero.errors import LPZeroError
-from lpzero.primitives import INPUT_SYMBOLS, Weighted
+from lpzero.primitives import INPUT_SYMBOLS, Weighted, compile_tree
 
 #: fitness of an invalid proxy: worse than any |ρ|
 INVALID_FITNESS = float("-inf")
@@ -154,20 +154,21 @@ class FitnessEvaluator:
         return {**self.__dict__, "memo": {}}
 
     def scores(self, tree: gp.PrimitiveTree) -> np.ndarray:
-        func = gp.compile(tree, self.pset)
+        """The tree's score of each architecture (`lpzero.primitives.compile_tree`: the one evaluator)."""
         with torch.no_grad():
-            out = func(*self.args)
+            out = compile_tree(tree, self.pset)(*self.args)
         return out.detach().double().cpu().numpy()
 
-    def details(self, tree: gp.PrimitiveTree) -> Evaluation:
-        key = str(tree)
-        if key not in self.memo:
-            self.memo[key] = spearman_fitness(self.scores(tree), self.truth)
-        return self.memo[key]
-
     def __call__(self, tree: gp.PrimitiveTree) -> Evaluation:
-        """DEAP's evaluate convention: the result iterates as a one-element fitness tuple."""
-        return self.details(tree)
+        """The tree's `Evaluation` on these architectures, memoised by its text; DEAP's evaluate
+        convention (the result iterates as a one-element fitness tuple)."""
+        key = str(tree)
+        found = self.memo.get(key)
+        if found is None:
+            found = self.memo[key] = spearman_fitness(self.scores(tree), self.truth)
+        return found
+
+    details = __call__
 
 
 #: how a search on several benchmarks combines their |ρ| into one fitness (`--combine`)
@@ -193,13 +194,12 @@ class CombinedEvaluator:
         self.combine = combine
         self.pset = next(iter(self.evaluators.values())).pset
 
-    def details(self, tree: gp.PrimitiveTree) -> Evaluation:
-        # each benchmark's evaluator memoises its own scores; combining them is cheap
-        return combine_evaluations({name: ev.details(tree) for name, ev in self.evaluators.items()}, self.combine)
-
     def __call__(self, tree: gp.PrimitiveTree) -> Evaluation:
         """DEAP's evaluate convention, as `FitnessEvaluator`'s."""
-        return self.details(tree)
+        # each benchmark's evaluator memoises its own scores; combining them is cheap
+        return combine_evaluations({name: ev(tree) for name, ev in self.evaluators.items()}, self.combine)
+
+    details = __call__
 
 
 def combine_evaluations(parts: Mapping[str, Evaluation], combine: str) -> Evaluation:

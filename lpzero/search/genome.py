@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from deap import gp
 
-from lpzero.primitives import INPUTS, OPS, Kind, Op, OpRegistry, PrimitiveError
+from lpzero.primitives import INPUTS, OPS, Kind, Op, OpTable, PrimitiveError
 from lpzero.primitives.pset import instance_name
 from lpzero.primitives.types import ProxyType, Scalar, reduced_type
 
@@ -42,11 +42,11 @@ class PaperGenes:
         return cls(tuple(d["inputs"]), tuple(tuple(b) for b in d["branches"]), d["binary"])
 
 
-def unary_genes(ops: OpRegistry = OPS) -> list[Op]:
+def unary_genes(ops: OpTable = OPS) -> list[Op]:
     return [op for op in ops if op.arity == 1 and op.kind != Kind.BINARY]
 
 
-def binary_genes(ops: OpRegistry = OPS) -> list[Op]:
+def binary_genes(ops: OpTable = OPS) -> list[Op]:
     return ops.of_kind(Kind.BINARY)
 
 
@@ -59,7 +59,7 @@ def _apply(op: Op, t: type[ProxyType]) -> type[ProxyType] | None:
     return reduced_type(t) if op.kind == Kind.REDUCE else t
 
 
-def _branch_prefix(symbol: str, op_names: tuple[str, ...], pset: gp.PrimitiveSetTyped, ops: OpRegistry):
+def _branch_prefix(symbol: str, op_names: tuple[str, ...], pset: gp.PrimitiveSetTyped, ops: OpTable):
     """Prefix list of a branch lifted to Scalar; None if pruned; GenomeError if ill-typed."""
     if "prune" in op_names:
         return None
@@ -81,7 +81,7 @@ def _branch_prefix(symbol: str, op_names: tuple[str, ...], pset: gp.PrimitiveSet
     return prefix + [pset.mapping[symbol]]
 
 
-def genes_to_tree(genes: PaperGenes, pset: gp.PrimitiveSetTyped, ops: OpRegistry = OPS) -> list:
+def genes_to_tree(genes: PaperGenes, pset: gp.PrimitiveSetTyped, ops: OpTable = OPS) -> list:
     """The typed tree (prefix list) of a genome; GenomeError if no tree has these genes."""
     left, right = (_branch_prefix(s, b, pset, ops) for s, b in zip(genes.inputs, genes.branches))
     if left is None and right is None:
@@ -91,7 +91,7 @@ def genes_to_tree(genes: PaperGenes, pset: gp.PrimitiveSetTyped, ops: OpRegistry
     return [pset.mapping[instance_name(ops[genes.binary], Scalar)]] + left + right
 
 
-def random_branch(symbol: str, n_unary: int, rng: random.Random, ops: OpRegistry = OPS) -> tuple[str, ...]:
+def random_branch(symbol: str, n_unary: int, rng: random.Random, ops: OpTable = OPS) -> tuple[str, ...]:
     """n unary op names that apply in sequence to input `symbol`."""
     t = _INPUT_TYPES[symbol]
     names = []
@@ -103,7 +103,7 @@ def random_branch(symbol: str, n_unary: int, rng: random.Random, ops: OpRegistry
     return tuple(names)
 
 
-def random_genes(n_unary: int, rng: random.Random, ops: OpRegistry = OPS) -> PaperGenes:
+def random_genes(n_unary: int, rng: random.Random, ops: OpTable = OPS) -> PaperGenes:
     symbols = [spec.symbol for spec in INPUTS]
     a, b = rng.sample(symbols, 2)
     return PaperGenes(
@@ -125,7 +125,7 @@ def crossover_genes(g1: PaperGenes, g2: PaperGenes, rng: random.Random) -> Paper
     return PaperGenes(inputs, branches, binary)  # type: ignore[arg-type]
 
 
-def mutate_genes(g: PaperGenes, n_unary: int, rng: random.Random, ops: OpRegistry = OPS) -> PaperGenes:
+def mutate_genes(g: PaperGenes, n_unary: int, rng: random.Random, ops: OpTable = OPS) -> PaperGenes:
     """Redraw one gene: an input (with its branch), one unary op, or the binary op."""
     where = rng.randrange(2 * n_unary + 3)
     inputs, branches = list(g.inputs), [list(b) for b in g.branches]

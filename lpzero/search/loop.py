@@ -4,12 +4,14 @@ Each iteration draws two parents with `toolbox.select` from the top `top_fractio
 of the population, applies `toolbox.mate` (probability `crossover`) and
 `toolbox.mutate` (probability `mutation`), evaluates the first offspring with
 `toolbox.evaluate` through `toolbox.map`, and keeps the best `population` distinct
-proxies. The loop touches nothing but the toolbox, so a research script can
-re-register any of these operators, or make a toolbox by hand: it needs `individual`,
+proxies. The loop touches nothing of the toolbox but these operators, so a research script
+can re-register any of them, or make a toolbox by hand: it needs `individual`,
 `population(n)`, `evaluate`, `select`, `mate` and `mutate` (plus DEAP's own `clone` and
-`map`); `rps_log` (RPS counts), `record` and `from_record` (the checkpoint's form of an
-individual), `complexity` (the log's bloat columns; default: the node count) and
-`selection_fitness` (parsimony: what `ind.fitness` holds instead of the raw |ρ|) are optional.
+`map`); `selection_fitness` (parsimony: what `ind.fitness` holds instead of the raw |ρ|) is
+optional. As DEAP's algorithms take them, what the loop records is passed in: `stats`
+(a `LoopStatistics`: the log's columns), `halloffame` (any DEAP hall of fame, updated every
+iteration) and `checkpoint` (a `LoopCheckpoint`: where the state is saved, what the run
+depends on, how individuals are written and read back, the RPS counts to keep).
 
 The variation step is written out rather than DEAP's `algorithms.varAnd`:
 Algorithm 1 makes one child per iteration from two parents, and `varAnd` would
@@ -28,8 +30,8 @@ Per-iteration statistics are DEAP's `tools.Statistics` in a `tools.Logbook`: bes
 fitness, and the population's mean and largest tree size and complexity (bloat). The
 loop state (population, iteration, `random` state, counters, logbook) is written
 as a versioned JSON checkpoint (`lpzero.checkpoint`) every `checkpoint_every`
-iterations; `resume=True` continues from it and reaches the same result as an
-uninterrupted run.
+iterations; a `LoopCheckpoint` with `resume=True` continues from it and reaches the same
+result as an uninterrupted run.
 """
 from __future__ import annotations
 
@@ -39,7 +41,6 @@ import statistics
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -49,19 +50,23 @@ from lpzero.checkpoint import (CheckpointFormat, random_state, random_state_from
                                require_same, write_checkpoint)
 from lpzero.errors import LPZeroError, UnknownNameError
 from lpzero.files import atomic_write
+from lpzero.settings import bounded, check_ranges
 
 from .fitness import Evaluation
-from .toolbox import from_record, to_record
+from .rps import RPSLog
+from .toolbox import to_record
 
 #: settings a resumed run may change (all others must match the checkpoint's)
 RESUMABLE_CHANGES = ("iterations", "checkpoint_every")
 #: the same, as `differences` names them in a checkpoint's record
 MAY_CHANGE = tuple(f"settings.{k}" for k in RESUMABLE_CHANGES)
-#: bloat columns: the population's mean and largest tree size (nodes) and complexity (`toolbox.complexity`)
+#: bloat columns: the population's mean and largest tree size (nodes) and complexity
 BLOAT_FIELDS = ("size_mean", "size_max", "complexity_mean", "complexity_max")
 LOG_FIELDS = ("run", "iteration", "best", "median", *BLOAT_FIELDS, "invalid", "rps_rejected", "seconds")
 CHECKPOINT = "checkpoint.json"
 DISTINCT = ("ranking", "text")
+#: rounds of drawing the initial population: random trees that are the same proxy as another are redrawn
+INITIAL_DRAWS = 10
 #: the loop's checkpoint; files written before checkpoints had a version are version 1
 EVOLVE_CHECKPOINT = CheckpointFormat("lpzero evolve", 1, ("settings", "context", "iteration", "population", "invalid",
                                                           "rps", "log", "seconds", "random_state"), unversioned=1)
@@ -69,37 +74,24 @@ EVOLVE_CHECKPOINT = CheckpointFormat("lpzero evolve", 1, ("settings", "context",
 
 @dataclass
 class EvolveSettings:
-    """Paper Algorithm 1 defaults (SPEC section 4); the CLI's defaults are these."""
+    """Paper Algorithm 1 defaults (docs/concepts.md, "The held-out protocol"); the CLI's defaults and ranges are these."""
 
-    population: int = 80
-    iterations: int = 1000
-    crossover: float = 0.5
-    mutation: float = 0.5
-    top_fraction: float = 0.1
+    population: int = bounded(80, min=2)  # two parents per iteration
+    iterations: int = bounded(1000, min=0)
+    crossover: float = bounded(0.5, min=0, max=1)
+    mutation: float = bounded(0.5, min=0, max=1)
+    top_fraction: float = bounded(0.1, min=0, max=1, min_open=True)
     seed: int = 42
     random_search: bool = False
     #: when two proxies count as the same: "ranking" (they order the sampled architectures
     #: identically, so the simpler tree is kept) or "text" (identical trees only)
     distinct: str = "ranking"
-    checkpoint_every: int = 50
+    checkpoint_every: int = bounded(50, min=1)
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.population < 2:
-            problems.append(f"population {self.population} (at least 2: two parents per iteration)")
-        if self.iterations < 0:
-            problems.append(f"iterations {self.iterations} (at least 0)")
-        for name in ("crossover", "mutation"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                problems.append(f"{name} {getattr(self, name)} (a probability in [0, 1])")
-        if not 0.0 < self.top_fraction <= 1.0:
-            problems.append(f"top fraction {self.top_fraction} (in (0, 1])")
         if self.distinct not in DISTINCT:
-            problems.append(f"distinct {self.distinct!r} (one of {', '.join(DISTINCT)})")
-        if self.checkpoint_every < 1:
-            problems.append(f"checkpoint_every {self.checkpoint_every} (at least 1)")
-        if problems:
-            raise LPZeroError("invalid evolution settings: " + "; ".join(problems))
+            raise LPZeroError(f"invalid evolution settings: distinct {self.distinct!r} (one of {', '.join(DISTINCT)})")
+        check_ranges(self, "evolution")
 
 
 @dataclass
@@ -116,55 +108,94 @@ class EvolutionState:
         return list(self.logbook)
 
 
-def statistics_of_fitness() -> tools.Statistics:
-    """Best and median raw fitness (|ρ|, before any parsimony penalty) of a population (DEAP `Statistics`)."""
-    stats = tools.Statistics(key=lambda ind: ind.evaluation.fitness)
-    stats.register("best", max)
-    stats.register("median", statistics.median)
-    return stats
+class LoopStatistics:
+    """What each iteration's log row records of the population (DEAP `Statistics`): best and median raw
+    fitness (|ρ|, before any parsimony penalty), mean and largest tree size (nodes) and `complexity`,
+    and the RPS rejections so far (`rps_log`; 0 without one)."""
+
+    def __init__(self, complexity: Callable = len, rps_log: RPSLog | None = None) -> None:
+        self.fitness = tools.Statistics(key=lambda ind: ind.evaluation.fitness)
+        self.fitness.register("best", max)
+        self.fitness.register("median", statistics.median)
+        self.bloat = tools.MultiStatistics(size=tools.Statistics(key=len),
+                                           complexity=tools.Statistics(key=complexity))
+        self.bloat.register("mean", lambda xs: round(statistics.fmean(xs), 3))
+        self.bloat.register("max", max)
+        self.rps_log = rps_log
+
+    def compile(self, population: list) -> dict:
+        """The population's columns of one log row."""
+        sizes = self.bloat.compile(population)
+        return {**self.fitness.compile(population),
+                **{f"{k}_{stat}": v for k, stats_k in sizes.items() for stat, v in stats_k.items()},
+                "rps_rejected": self.rps_log.rejected if self.rps_log is not None else 0}
+
+    @classmethod
+    def of_toolbox(cls, toolbox: base.Toolbox) -> "LoopStatistics":
+        """The statistics of a toolbox of `build_toolbox`: its `complexity` and its `rps_log`."""
+        return cls(toolbox.complexity, toolbox.rps_log)
 
 
-def statistics_of_bloat(toolbox: base.Toolbox) -> tools.MultiStatistics:
-    """Mean and largest tree size (nodes) and complexity of a population (DEAP `MultiStatistics`);
-    complexity is `toolbox.complexity`, or the size for a toolbox made by hand without one."""
-    bloat = tools.MultiStatistics(size=tools.Statistics(key=len),
-                                  complexity=tools.Statistics(key=getattr(toolbox, "complexity", len)))
-    bloat.register("mean", lambda xs: round(statistics.fmean(xs), 3))
-    bloat.register("max", max)
-    return bloat
+@dataclass
+class LoopCheckpoint:
+    """Where a run of the loop saves its state (`folder/checkpoint.json`) and how.
 
+    `context` (JSON values) is what the run depends on besides its settings (the fitness sample,
+    the cache); a resume with another is refused. `record` / `from_record` write an individual as
+    JSON and read it back (`from_record` is needed to resume); `rps_log`, if given, is saved and
+    restored with the state. `resume`: continue from the checkpoint in `folder` if there is one.
+    """
 
-def _recorder(toolbox: base.Toolbox) -> Callable:
-    """`toolbox.record`, or `to_record` for a toolbox made by hand without one."""
-    return getattr(toolbox, "record", to_record)
+    folder: Path
+    context: dict = field(default_factory=dict)
+    resume: bool = False
+    record: Callable = to_record
+    from_record: Callable | None = None
+    rps_log: RPSLog | None = None
 
+    @property
+    def path(self) -> Path:
+        return Path(self.folder) / CHECKPOINT
 
-def _reader(toolbox: base.Toolbox) -> Callable:
-    """`toolbox.from_record`, or `from_record` on `toolbox.pset` for a toolbox made by hand without one."""
-    if hasattr(toolbox, "from_record"):
-        return toolbox.from_record
-    if hasattr(toolbox, "pset"):
-        return partial(from_record, pset=toolbox.pset)
-    raise LPZeroError("resuming needs the toolbox's `from_record` (or its `pset`) to read the saved population; "
-                      "register one, or start afresh")
+    @classmethod
+    def of_toolbox(cls, toolbox: base.Toolbox, folder: Path, context: dict | None = None,
+                   resume: bool = False) -> "LoopCheckpoint":
+        """The checkpoint of a toolbox of `build_toolbox`: its `record`, `from_record` and `rps_log`."""
+        return cls(Path(folder), dict(context or {}), resume, toolbox.record, toolbox.from_record, toolbox.rps_log)
 
+    def save(self, state: EvolutionState, settings: EvolveSettings) -> None:
+        """Write the loop's state (atomically, with the current `random` state)."""
+        write_checkpoint(self.path, EVOLVE_CHECKPOINT, {
+            "settings": asdict(settings),
+            "context": self.context,
+            "iteration": state.iteration,
+            "population": [self.record(ind) for ind in state.population],
+            "invalid": dict(state.invalid),
+            "rps": self.rps_log.to_dict() if self.rps_log is not None else None,
+            "log": state.log,
+            "seconds": state.seconds,
+            "random_state": random_state(),
+        })
 
-def save_checkpoint(path: Path, toolbox: base.Toolbox, state: EvolutionState, settings: EvolveSettings,
-                    context: dict | None = None) -> None:
-    """Write the loop's state to `path` (atomically, with the current `random` state)."""
-    record = _recorder(toolbox)
-    rps = getattr(toolbox, "rps_log", None)
-    write_checkpoint(path, EVOLVE_CHECKPOINT, {
-        "settings": asdict(settings),
-        "context": context or {},
-        "iteration": state.iteration,
-        "population": [record(ind) for ind in state.population],
-        "invalid": dict(state.invalid),
-        "rps": rps.to_dict() if rps is not None else None,
-        "log": state.log,
-        "seconds": state.seconds,
-        "random_state": random_state(),
-    })
+    def load(self, settings: EvolveSettings) -> EvolutionState:
+        """The saved state, with `random`'s state and the RPS counts restored; ResultError if the file is
+        damaged, or was written with other settings or another context."""
+        if self.from_record is None:
+            raise LPZeroError("resuming needs a `from_record` to read the saved population back (e.g. "
+                              "functools.partial(lpzero.search.toolbox.from_record, pset=PSET)); or start afresh")
+        saved = read_checkpoint(self.path, EVOLVE_CHECKPOINT)
+        require_same(self.path, {"settings": saved["settings"], "context": saved["context"]},
+                     _record_now(settings, self.context), MAY_CHANGE)
+        rstate = saved.read("random_state", random_state_from_json)
+        population = saved.read("population", lambda records: [self.from_record(r) for r in records])
+        logbook = tools.Logbook()
+        saved.read("log", logbook.extend)
+        state = EvolutionState(population, saved.read("iteration", int), saved.read("invalid", Counter), logbook,
+                               saved.read("seconds", float))
+        if self.rps_log is not None and saved["rps"] is not None:  # a run without an RPS log saved none
+            saved.read("rps", self.rps_log.restore)
+        random.setstate(rstate)
+        return state
 
 
 def _record_now(settings: EvolveSettings, context: dict) -> dict:
@@ -182,44 +213,23 @@ def check_checkpoint(path: Path, settings: EvolveSettings, context: dict, unknow
                  MAY_CHANGE)
 
 
-def load_checkpoint(path: Path, toolbox: base.Toolbox, settings: EvolveSettings,
-                    context: dict | None = None) -> EvolutionState:
-    """The state saved in `path`, with `random`'s state and the RPS counts restored.
-
-    ResultError if the file is damaged, or was written with other settings or another
-    context (fitness sample, cache, split: whatever the caller says the run depends on).
-    """
-    saved = read_checkpoint(path, EVOLVE_CHECKPOINT)
-    require_same(path, {"settings": saved["settings"], "context": saved["context"]},
-                 _record_now(settings, context or {}), MAY_CHANGE)
-    rstate = saved.read("random_state", random_state_from_json)
-    read = _reader(toolbox)
-    population = saved.read("population", lambda records: [read(r) for r in records])
-    logbook = tools.Logbook()
-    saved.read("log", logbook.extend)
-    state = EvolutionState(population, saved.read("iteration", int), saved.read("invalid", Counter), logbook,
-                           saved.read("seconds", float))
-    rps = getattr(toolbox, "rps_log", None)
-    if rps is not None and saved["rps"] is not None:  # a run without an RPS log saved none
-        saved.read("rps", rps.restore)
-    random.setstate(rstate)
-    return state
+def take_evaluation(toolbox: base.Toolbox, ind, result: Evaluation | tuple, invalid: Counter | None = None) -> None:
+    """Give `ind` what `toolbox.evaluate` returned: `ind.evaluation` (an `Evaluation`) and `ind.fitness`, what
+    selection sees (the evaluation's fitness, or `toolbox.selection_fitness(ind, evaluation)` where one is
+    registered: `--parsimony COEF`); an invalid proxy is counted by reason in `invalid`."""
+    ev = Evaluation.of(result)
+    selection_fitness = getattr(toolbox, "selection_fitness", None)
+    ind.fitness.values = ev if selection_fitness is None else (selection_fitness(ind, ev),)
+    ind.evaluation = ev
+    if invalid is not None and not ev.valid:
+        invalid[ev.reason.value] += 1
 
 
 def evaluate_all(toolbox: base.Toolbox, inds: list, invalid: Counter | None = None) -> None:
-    """Fitness through `toolbox.map(toolbox.evaluate, ...)` (register a pool's map to run in parallel).
-
-    Each individual keeps its `Evaluation` as `ind.evaluation`; invalid ones are counted
-    by reason in `invalid`. `ind.fitness` is what selection sees: the evaluation's fitness, or
-    `toolbox.selection_fitness(ind, evaluation)` where one is registered (`--parsimony COEF`).
-    """
-    selection_fitness = getattr(toolbox, "selection_fitness", None)
+    """Fitness through `toolbox.map(toolbox.evaluate, ...)` (register a pool's map to run in parallel);
+    each result given to its individual by `take_evaluation`."""
     for ind, result in zip(inds, toolbox.map(toolbox.evaluate, inds)):
-        ev = Evaluation.of(result)
-        ind.fitness.values = ev if selection_fitness is None else (selection_fitness(ind, ev),)
-        ind.evaluation = ev
-        if invalid is not None and not ev.valid:
-            invalid[ev.reason.value] += 1
+        take_evaluation(toolbox, ind, result, invalid)
 
 
 def identity_function(distinct: str) -> Callable:
@@ -263,51 +273,45 @@ def _admit(population: list, members: dict, identity: Callable, child, size: int
     del population[size:]
 
 
-def _initial_state(toolbox: base.Toolbox, settings: EvolveSettings, identity: Callable) -> EvolutionState:
-    random.seed(settings.seed)
-    state = EvolutionState(population=[])
-    drawn = toolbox.population(settings.population)
-    evaluate_all(toolbox, drawn, state.invalid)
-    members: dict = {}
-    for _ in range(10):  # random trees that are the same proxy as another are redrawn
-        for ind in drawn:
-            _admit(state.population, members, identity, ind, settings.population)
-        missing = settings.population - len(state.population)
-        if not missing:
-            break
-        drawn = toolbox.population(missing)
-        evaluate_all(toolbox, drawn, state.invalid)
-    return state
-
-
 def run_evolution(
     toolbox: base.Toolbox,
     settings: EvolveSettings,
-    out_dir: Path | None = None,
-    resume: bool = False,
+    checkpoint: LoopCheckpoint | None = None,
+    stats: LoopStatistics | None = None,
+    halloffame: tools.HallOfFame | None = None,
     progress: Callable[[int, float], None] | None = None,
-    context: dict | None = None,
 ) -> EvolutionState:
-    """Run (or continue) Algorithm 1 with `toolbox`; returns the final state (population best first).
-
-    `context` (JSON values) is what the run depends on besides `settings` (the fitness
-    sample, the cache); it is saved in the checkpoint, and a resume with another refused.
-    `toolbox` may be made by hand (see the module docstring): without `rps_log` the log's
-    `rps_rejected` is 0, without `record`/`from_record` individuals are saved as their tree
-    and fitness (`lpzero.search.toolbox.to_record`).
+    """Run (or, with `checkpoint.resume`, continue) Algorithm 1 with `toolbox`; the final state
+    (population best first). See the module docstring for what `toolbox` needs and what the
+    optional `checkpoint`, `stats` (default: `LoopStatistics()`, node counts as complexity) and
+    `halloffame` do; `progress(iteration, best)` is called after each iteration.
     """
-    ckpt = out_dir / CHECKPOINT if out_dir is not None else None
     identity = identity_function(settings.distinct)
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    if resume and ckpt is not None and ckpt.is_file():
-        state = load_checkpoint(ckpt, toolbox, settings, context)
+    stats = stats or LoopStatistics()
+    if checkpoint is not None:
+        Path(checkpoint.folder).mkdir(parents=True, exist_ok=True)
+    if checkpoint is not None and checkpoint.resume and checkpoint.path.is_file():
+        state = checkpoint.load(settings)
         evaluate_all(toolbox, state.population)  # each member's Evaluation (ranking); memoised, cheap
     else:
-        state = _initial_state(toolbox, settings, identity)
+        random.seed(settings.seed)
+        state = EvolutionState(population=[])
+        members: dict = {}
+        drawn = toolbox.population(settings.population)
+        # each draw is scored as it comes; after INITIAL_DRAWS admissions a last redraw is scored and
+        # not admitted (checkpoints and logs of earlier runs count it)
+        for draws in range(INITIAL_DRAWS + 1):
+            for ind, result in zip(drawn, toolbox.map(toolbox.evaluate, drawn)):
+                take_evaluation(toolbox, ind, result, state.invalid)
+            if draws == INITIAL_DRAWS:
+                break
+            for ind in drawn:
+                _admit(state.population, members, identity, ind, settings.population)
+            missing = settings.population - len(state.population)
+            if not missing:
+                break
+            drawn = toolbox.population(missing)
 
-    stats, bloat = statistics_of_fitness(), statistics_of_bloat(toolbox)
-    rps = getattr(toolbox, "rps_log", None)  # a toolbox made by hand may have no RPS
     members = {identity(ind): ind for ind in reversed(state.population)}
     started = time.perf_counter() - state.seconds
     while state.iteration < settings.iterations:
@@ -320,22 +324,23 @@ def run_evolution(
                 child, other = toolbox.mate(child, other)
             if random.random() < settings.mutation:
                 (child,) = toolbox.mutate(child)
-        evaluate_all(toolbox, [child], state.invalid)
+        for result in toolbox.map(toolbox.evaluate, [child]):
+            take_evaluation(toolbox, child, result, state.invalid)
         if child.evaluation.valid:
             _admit(state.population, members, identity, child, settings.population)
         state.iteration += 1
         state.seconds = time.perf_counter() - started
+        if halloffame is not None:
+            halloffame.update(state.population)
         record = stats.compile(state.population)
-        sizes = bloat.compile(state.population)
         state.logbook.record(iteration=state.iteration, best=record["best"], median=record["median"],
-                             **{f"{k}_{stat}": v for k, stats_k in sizes.items() for stat, v in stats_k.items()},
-                             invalid=sum(state.invalid.values()), rps_rejected=rps.rejected if rps is not None else 0,
-                             seconds=round(state.seconds, 3))
+                             **{k: record[k] for k in BLOAT_FIELDS}, invalid=sum(state.invalid.values()),
+                             rps_rejected=record["rps_rejected"], seconds=round(state.seconds, 3))
         if progress is not None:
             progress(state.iteration, record["best"])
-        if ckpt is not None and (state.iteration % settings.checkpoint_every == 0
-                                 or state.iteration == settings.iterations):
-            save_checkpoint(ckpt, toolbox, state, settings, context)
+        if checkpoint is not None and (state.iteration % settings.checkpoint_every == 0
+                                       or state.iteration == settings.iterations):
+            checkpoint.save(state, settings)
     return state
 
 

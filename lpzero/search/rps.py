@@ -1,6 +1,6 @@
 """Rule-based pruning strategy (RPS, paper Table 11) as a DEAP decorator.
 
-The rules are read from the op table's facts (`primitives.registry.Op`), never from
+The rules are read from the op table's facts (`primitives.op.Op`), never from
 a list of op names kept here:
 
 - redundant: an op applied right after an op it cancels (log∘exp, sqrt∘square,
@@ -23,7 +23,7 @@ from typing import Callable
 
 from deap import gp
 
-from lpzero.primitives import OPS, OpRegistry, op_and_type
+from lpzero.primitives import OPS, OpTable, op_and_type
 
 
 def _children(tree: gp.PrimitiveTree, index: int) -> list[int]:
@@ -68,7 +68,7 @@ class Violation:
         return f"{self.kind}: {self.ops} — {RULES[self.rule][1]}"
 
 
-def violations(tree: gp.PrimitiveTree, ops: OpRegistry = OPS) -> list[Violation]:
+def violations(tree: gp.PrimitiveTree, ops: OpTable = OPS) -> list[Violation]:
     """The RPS rules `tree` breaks (empty: accepted)."""
     found = []
     for i, node in enumerate(tree):
@@ -122,7 +122,7 @@ class RPSLog:
         self.reasons = Counter(data["reasons"])
 
 
-def rps_guard(log: RPSLog, ops: OpRegistry = OPS, max_tries: int = 50) -> Callable:
+def rps_guard(log: RPSLog, ops: OpTable = OPS, max_tries: int = 50) -> Callable:
     """A DEAP decorator for `mate` / `mutate`: regenerate offspring RPS rejects.
 
     Apply with `toolbox.decorate("mate", rps_guard(log))`. The wrapped operator is

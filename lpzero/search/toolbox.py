@@ -36,7 +36,7 @@ from typing import Callable
 from deap import base, creator, gp, tools
 
 from lpzero.registry import Registry
-from lpzero.primitives import OPS, OpRegistry, build_primitive_set, generate_typed, parse_tree
+from lpzero.primitives import OPS, OpTable, build_primitive_set, generate_typed, parse_tree
 
 from .fitness import INVALID_FITNESS
 from .complexity import parse_parsimony, penalized_fitness, tree_complexity
@@ -104,7 +104,7 @@ def _unique_population(toolbox: base.Toolbox, n: int, check_rps: bool, max_draws
     raise RuntimeError(f"could not draw {n} distinct valid proxies in {max_draws} tries")
 
 
-def _paper_individual(pset: gp.PrimitiveSetTyped, genes: PaperGenes, ops: OpRegistry):
+def _paper_individual(pset: gp.PrimitiveSetTyped, genes: PaperGenes, ops: OpTable):
     ind = creator.ProxyTree(genes_to_tree(genes, pset, ops))
     ind.genes = genes
     return ind
@@ -214,7 +214,7 @@ def build_toolbox(
     evaluate: Callable,
     *,
     pset: gp.PrimitiveSetTyped | None = None,
-    ops: OpRegistry = OPS,
+    ops: OpTable = OPS,
     rps: bool = True,
     init_height: tuple[int, int] = (2, 5),
     max_height: int = 8,

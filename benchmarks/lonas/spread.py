@@ -11,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lpzero.benchmarks.base import BenchmarkError, read_json
-from lpzero.benchmarks.lonas import GROUND_TRUTH_FILE, SPACE_FILE, Choice, Group, LoNASSpace
 from lpzero.files import atomic_write_json
+
+from ..base import BenchmarkError, read_json
+from .benchmark import GROUND_TRUTH_FILE, SPACE_FILE
+from .space import Choice, Group, LoNASSpace
 
 #: the ground truth's key the spread is stored under
 SPREAD_KEY = "spread"

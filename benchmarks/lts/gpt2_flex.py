@@ -26,8 +26,8 @@ from transformers import GPT2Config
 from transformers.models.gpt2.modeling_gpt2 import GPT2Attention, GPT2Block, GPT2MLP
 from transformers.pytorch_utils import Conv1D
 
-from .attention import register_hookable_attention
-from .base import ConfigError
+from ..attention import register_hookable_attention
+from ..base import ConfigError
 
 # Archai's defaults for the keys a model_config.yaml may leave out.
 _DEFAULTS: dict[str, Any] = {

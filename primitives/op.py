@@ -4,7 +4,7 @@ An `Op` carries everything the rest of lpzero needs to know about a primitive:
 its paper id, its kind (which fixes its type signature per level), the torch
 implementation, the sympy form used by the exporter, and the facts the rule-based
 pruning strategy (RPS) reasons with. The typed toolbox, RPS, the exporter and the
-docs all read the same `OpRegistry`.
+docs all read the same `OpTable`.
 """
 from __future__ import annotations
 
@@ -220,7 +220,7 @@ def probe(op: Op) -> None:
                 raise PrimitiveError(f"op {op.name!r} returns non-finite values on {what} ({level} level)")
 
 
-class OpRegistry:
+class OpTable:
     """An ordered table of ops that refuses duplicate names and probes each op it is given.
 
     `path` says where a new process imports the table from (`"module:ATTR"`,
@@ -259,18 +259,18 @@ class OpRegistry:
     def of_kind(self, *kinds: str) -> list[Op]:
         return [op for op in self if op.kind in kinds]
 
-    def copy(self, path: str | None = None) -> "OpRegistry":
+    def copy(self, path: str | None = None) -> "OpTable":
         """A new table with the same ops, to which more ops can be added (`path`: see the class)."""
-        table = OpRegistry(path)
+        table = OpTable(path)
         table._ops = dict(self._ops)  # already probed: the ops are immutable
         return table
 
     def __repr__(self) -> str:
         where = f" from {self.path!r}" if self.path else ""
-        return f"<OpRegistry of {len(self)} ops{where}>"
+        return f"<OpTable of {len(self)} ops{where}>"
 
 
-def markdown_table(ops: OpRegistry) -> str:
+def markdown_table(ops: OpTable) -> str:
     """The op table as Markdown (docs/concepts.md's table is this function's output; `lpzero ops` prints it)."""
     rows = ["| id | op | kind | levels | definition | RPS facts |", "|---|---|---|---|---|---|"]
     for op in ops:

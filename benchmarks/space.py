@@ -1,5 +1,8 @@
 """The interface a NAS search space implements, and its candidates seen as a benchmark.
 
+A model family declares its space beside its benchmark (`lts/space.py`, `lonas/search_space.py`)
+and registers it in `lpzero.benchmarks.SPACES`; `lpzero.nas` searches any of them.
+
 A space is a set of architectures coded as fixed-length integer genomes (gene i takes
 one of `choices()[i]` values). `decode` turns a genome into the space's own config (a
 JSON-able dict) and drops genes that do not matter (the widths of layers beyond
@@ -21,8 +24,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from lpzero.benchmarks import Architecture, Batch, Benchmark, ZCSites
 from lpzero.errors import LPZeroError
+
+from .base import Architecture, Batch, Benchmark, ZCSites
+
 
 class NASError(LPZeroError):
     """Bad NAS input: an unknown space, a genome or config outside the space, a budget no architecture meets."""
@@ -38,6 +43,8 @@ class SearchSpace(abc.ABC):
 
     #: the name the space was opened by (reports, checkpoints)
     name: str = ""
+    #: whether `--ids` / `--limit` select its architectures (a tabular space: constructed with `ids=`)
+    selects_architectures: bool = False
 
     @abc.abstractmethod
     def choices(self) -> list[int]:

@@ -1,5 +1,8 @@
-"""The files `lpzero nas` writes: candidate tables, the Pareto plot, the Markdown report.
+"""The files `lpzero nas` writes, from what its search decided (`lpzero.nas.pareto.Pick`).
 
+`write_nas(out, ...)` writes `candidates.csv` (every scored candidate), `pareto.csv` (the
+front), `pareto.png`, `chosen/` and `front/` (the architectures in the space's own format),
+`report.md` and `summary.json`; with nothing chosen, only the two tables' first and the summary.
 Figures use matplotlib's object-oriented API (`matplotlib.figure.Figure`), as
 `lpzero.report.plots` does: no display, no pyplot state.
 """
@@ -14,34 +17,41 @@ from typing import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from lpzero.files import atomic_write, atomic_write_text
+from lpzero.benchmarks import SearchSpace
+from lpzero.files import atomic_write, atomic_write_json, atomic_write_text
+from lpzero.nas import COST_LABELS, Candidate, EvalSettings, Pick, tabular_figures
+from lpzero.proxies import Proxy
 
-from .evaluate import COST_LABELS
+SUMMARY_FILE = "summary.json"
+#: what a search writes into its folder besides its checkpoint
+OUTPUTS = ("pareto.csv", "candidates.csv", "pareto.png", "chosen", "front", "report.md", SUMMARY_FILE)
 
 #: columns of candidates.csv and pareto.csv before the costs
 LEAD = ("key", "architecture", "score")
 TAIL = ("feasible", "on_front", "chosen", "ground_truth", "error", "seconds")
 
 
-def rows_csv(rows: Sequence[dict], costs: Sequence[str]) -> str:
-    """CSV text of candidate rows (the dicts `run_nas` makes)."""
+def rows_csv(candidates: Sequence[Candidate], costs: Sequence[str]) -> str:
+    """CSV text of candidates, a row each."""
     fields = [*LEAD, *costs, *TAIL]
     text = io.StringIO()
     w = csv.DictWriter(text, fieldnames=fields, extrasaction="ignore")
     w.writeheader()
-    for r in rows:
-        w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
+    for c in candidates:
+        row = c.row()
+        w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in fields})
     return text.getvalue()
 
 
-def write_csv(path: Path, rows: Sequence[dict], costs: Sequence[str]) -> None:
-    atomic_write_text(path, rows_csv(rows, costs))
+def write_csv(path: Path, candidates: Sequence[Candidate], costs: Sequence[str]) -> None:
+    atomic_write_text(path, rows_csv(candidates, costs))
 
 
-def plot_pareto(rows: Sequence[dict], costs: Sequence[str], path: Path, title: str) -> None:
+def plot_pareto(candidates: Sequence[Candidate], costs: Sequence[str], path: Path, title: str) -> None:
     """Proxy score against each cost: every scored candidate, the front highlighted, the chosen one starred."""
     fig = Figure(figsize=(4.5 * len(costs), 3.8))
     axes = fig.subplots(1, len(costs), squeeze=False)[0]
+    rows = [c.row() for c in candidates]
     valid = [r for r in rows if r["feasible"] and r["score"] is not None]
     front = sorted((r for r in valid if r["on_front"]), key=lambda r: r[costs[0]])
     chosen = [r for r in valid if r["chosen"]]
@@ -117,3 +127,38 @@ def report_markdown(summary: dict, front: Sequence[dict], costs: Sequence[str], 
     lines += ["", "Files: pareto.csv (the front), candidates.csv (every scored candidate), pareto.png, "
               "chosen/ and front/ (configs), summary.json, checkpoint.json.", ""]
     return "\n".join(lines)
+
+
+def nas_summary(space: SearchSpace, proxy: Proxy, settings: EvalSettings, picked: Pick, search: str,
+                scores_note: str, new: int, seconds: float) -> dict:
+    """summary.json's record of a search: settings, counts, the front's keys, the chosen candidate (and, where
+    the space knows its ground truth, the pick against it)."""
+    costs = list(settings.costs)
+    rows = [c.row() for c in picked.candidates]
+    summary = {
+        "space": space.name, "proxy": proxy.record(), "scores": scores_note, "settings": settings.record(),
+        "search": search, "evaluated": len(rows), "feasible": sum(1 for r in rows if r["feasible"]),
+        "failed": sum(1 for r in rows if r["error"] and r["feasible"]), "scored_now": new, "seconds": seconds,
+        "candidates_per_second": new / seconds if seconds > 0 else 0.0,
+        "front": [c.key for c in picked.front], "chosen": None, "chosen_files": [], "tabular": None,
+    }
+    if picked.chosen is not None:
+        chosen = picked.chosen.row()
+        summary["chosen"] = {k: chosen[k] for k in ("key", "architecture", "config", "score", *costs, "ground_truth")}
+        if chosen["ground_truth"] is not None:
+            summary["tabular"] = tabular_figures(picked, costs[0])
+    return summary
+
+
+def write_nas(out: Path, space: SearchSpace, proxy: Proxy, settings: EvalSettings, picked: Pick, summary: dict) -> None:
+    """Every output of a search into `out` (see the module docstring); summary.json last."""
+    costs = list(settings.costs)
+    write_csv(out / "candidates.csv", picked.candidates, costs)
+    write_csv(out / "pareto.csv", picked.front, costs)
+    if picked.chosen is not None:
+        summary["chosen_files"] = [str(p.relative_to(out)) for p in space.write([picked.chosen.config], out / "chosen")]
+        space.write([c.config for c in picked.front], out / "front")
+        plot_pareto(picked.candidates, costs, out / "pareto.png",
+                    f"{space.name}: {proxy.name} ({len(picked.valid)} scored within limits)")
+        atomic_write_text(out / "report.md", report_markdown(summary, [c.row() for c in picked.front], costs))
+    atomic_write_json(out / SUMMARY_FILE, summary)

@@ -8,9 +8,9 @@ import torch
 
 import lpzero.registry
 from lpzero.errors import LPZeroError
-from lpzero.primitives import (OP_TABLES, OPS, Kind, Level, OpRegistry, PrimitiveError, UnknownOpError, default_pset,
+from lpzero.primitives import (OP_TABLES, OPS, Kind, Level, OpTable, PrimitiveError, UnknownOpError, default_pset,
                                op_table, op_table_path, parse_tree, pset_of, tree_inputs)
-from lpzero.primitives.registry import Op, probe
+from lpzero.primitives.op import Op, probe
 
 
 def test_kinds_and_levels_are_values_not_strings_to_compare():
@@ -30,7 +30,7 @@ def test_an_unknown_op_names_the_known_ones():
     (lambda x: torch.exp(x), "non-finite values on large values"),
 ])
 def test_an_op_is_probed_when_registered(fn, message):
-    r = OpRegistry()
+    r = OpTable()
     with pytest.raises(PrimitiveError, match=message):
         r.add(Op("raw", "f99", "elementwise", ("tensors", "scalar"), fn, sympy.log, "unprotected"))
     assert "raw" not in r

@@ -14,9 +14,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from lpzero.benchmarks import Benchmark, canonical_name, open_benchmark
 from lpzero.files import atomic_write_json
 
+from . import canonical_name, open_benchmark
+from .base import Benchmark
 from .space import NASError, SearchSpace
 
 PREFIX = "tabular:"
@@ -24,11 +25,15 @@ ARCHITECTURES_FILE = "architectures.json"
 
 
 class TabularSpace(SearchSpace):
-    """The architectures `ids` (default: all) of the benchmark `benchmark` opens."""
+    """The architectures `ids` (default: all) of the benchmark `path` (a benchmark's name) opens with `options`."""
 
-    def __init__(self, benchmark: str, data: str | os.PathLike | None = None, options: dict | None = None,
-                 ids: Sequence[str] | None = None) -> None:
-        benchmark = canonical_name(benchmark)  # `tabular:lts:lts` and `tabular:lts:/abs/lts/` are one space
+    selects_architectures = True
+
+    def __init__(self, path: str | None = None, data: str | os.PathLike | None = None,
+                 ids: Sequence[str] | None = None, **options: Any) -> None:
+        if not path:
+            raise NASError(f"space {PREFIX}: name a benchmark ({PREFIX}BENCHMARK)")
+        benchmark = canonical_name(path)  # `tabular:lts:lts` and `tabular:lts:/abs/lts/` are one space
         self.benchmark_name, self.data, self.options = benchmark, None if data is None else str(data), dict(options or {})
         self.name = PREFIX + benchmark
         self._bench: Benchmark | None = None

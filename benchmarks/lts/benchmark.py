@@ -7,7 +7,7 @@ Layout of a results directory (any path; `lts_gpt2_wt103/` is the GPT-2 one):
     params_summary.yaml                 {id: {AdaEmb, Attn, FFN, nonembedding, total}}  optional
 
 The architectures are exactly the ids of `ppl_summary.yaml`; each must have its
-`model_config.yaml`. Models are `benchmarks.gpt2_flex.GPT2Flex`.
+`model_config.yaml`. Models are `lpzero.benchmarks.lts.gpt2_flex.GPT2Flex`.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .base import (
+from ..base import (
     ConfigError,
     Architecture,
     Batch,
@@ -28,10 +28,11 @@ from .base import (
     ZCSites,
     default_data_root,
     read_yaml,
+    resolve_data_root,
 )
-from .attention import gpt2_block_sites
+from ..attention import gpt2_block_sites
 from .gpt2_flex import FlexConfig, GPT2Flex, build_gpt2_flex, count_gpt2_flex_params
-from .text import decoder_batch, gpt2_tokenizer
+from ..text import decoder_batch, gpt2_tokenizer
 
 _ID = re.compile(r"config_(\d+)_j(\d+)")
 PARAM_KEYS = ("AdaEmb", "Attn", "FFN", "nonembedding", "total")
@@ -39,6 +40,8 @@ PARAM_KEYS = ("AdaEmb", "Attn", "FFN", "nonembedding", "total")
 PARAMS_FILE = "params_summary.yaml"
 #: architectures whose counts `check_family` compares (each counted on the meta device, a fraction of a second)
 FAMILY_CHECKED = 5
+#: the results directories shipped with the data, by registered name (`lpzero.benchmarks.lts`)
+DATA_FOLDERS = {"gpt2": "lts_gpt2_wt103"}
 
 
 def _natural_key(arch_id: str) -> tuple[int, int]:
@@ -77,6 +80,16 @@ class LTSBenchmark(Benchmark):
         self._configs: dict[str, dict] = {}
         self._max_seq_len: int | None = None
         self._family_checked = False
+
+    @classmethod
+    def open(cls, name: str, argument: str | None = None, data: str | os.PathLike | None = None,
+             **options) -> "LTSBenchmark":
+        """"gpt2": the results directory under the data root (which must exist); "lts:PATH": PATH."""
+        if argument is None:
+            root = resolve_data_root(data)
+            return cls(root / DATA_FOLDERS[name], data_root=root, name=name, **options)
+        root = resolve_data_root(data) if data is not None else default_data_root()
+        return cls(argument, data_root=root, name=name, **options)
 
     @property
     def default_seq_len(self) -> int:  # type: ignore[override]

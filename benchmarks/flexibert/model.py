@@ -33,7 +33,7 @@ from transformers import ElectraConfig
 from transformers.activations import ACT2FN
 from transformers.models.electra.modeling_electra import ElectraEmbeddings, ElectraSelfOutput
 
-from .base import ConfigError
+from ..base import ConfigError
 
 VOCAB_SIZE = 30522
 MAX_POSITIONS = 512

@@ -3,7 +3,7 @@
 Reads `flexibert/BERT_benchmark.json` (Serianni & Kalita 2023). Each entry's
 `hparams.model_hparam_overrides` is the architecture (hidden size and a list of 2 or 4
 encoder layers), `scores.glue` its average GLUE score. The models themselves are built by
-`flexibert_model`.
+`lpzero.benchmarks.flexibert.model`.
 
 Compatibility: the original proxy code built every model with ElectraConfig's defaults
 except for the layer list, i.e. at hidden size 256 with 1024-wide feed-forward layers and
@@ -13,13 +13,14 @@ builds those models; their parameter counts equal the reference CSV's for all 50
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .base import (
+from ..base import (
     ConfigError,
     Architecture,
     Batch,
@@ -29,8 +30,9 @@ from .base import (
     WeightSite,
     ZCSites,
     read_json,
+    resolve_data_root,
 )
-from .flexibert_model import (
+from .model import (
     MAX_POSITIONS,
     DynamicSpanConv,
     FlexiBERTConfig,
@@ -40,7 +42,7 @@ from .flexibert_model import (
     build_flexibert,
     count_parameters,
 )
-from .text import encoder_batch
+from ..text import encoder_batch
 
 BENCHMARK_FILE = "BERT_benchmark.json"
 #: seed of the random readout vector of the default backward objective (see `loss`)
@@ -88,6 +90,13 @@ class FlexiBERTBenchmark(Benchmark):
             raise BenchmarkError(f"{self._path}: expected a list of architectures, got {type(entries).__name__}")
         for index, entry in enumerate(entries):
             self._add(index, entry, reference)
+
+    @classmethod
+    def open(cls, name: str, argument: str | None = None, data: str | os.PathLike | None = None,
+             **options) -> "FlexiBERTBenchmark":
+        """The benchmark under the data root's `flexibert/` (the data root must exist)."""
+        root = resolve_data_root(data)
+        return cls(root / "flexibert", data_root=root, **options)
 
     def _add(self, index: int, entry: Any, reference: dict[str, int]) -> None:
         where = f"{self._path}: entry {index}"

@@ -12,7 +12,7 @@ of the benchmark's configs and is copied from its first one.
 Genome: [n_layer, d_model, d_embed, div_val] then (n_head, d_inner) for each of the
 `max n_layer` layers; the genes of layers beyond `n_layer` do not matter and are left out by
 `decode`. Chosen architectures are written as Archai `model_config.yaml` files that
-`lpzero.benchmarks.lts` and `gpt2_flex` read back.
+`LTSBenchmark` and `gpt2_flex` read back.
 """
 from __future__ import annotations
 
@@ -24,12 +24,13 @@ import torch
 import yaml
 from torch import nn
 
-from lpzero.benchmarks import Benchmark, BenchmarkError, canonical_name, open_benchmark
-from lpzero.benchmarks.gpt2_flex import build_gpt2_flex, count_gpt2_flex_params
-from lpzero.benchmarks.lts import LTSBenchmark
 from lpzero.files import atomic_write_text
 
-from .space import NASError, SearchSpace
+from .. import canonical_name, open_benchmark
+from ..base import Benchmark, BenchmarkError, ConfigError
+from ..space import NASError, SearchSpace
+from .benchmark import LTSBenchmark
+from .gpt2_flex import FlexConfig, build_gpt2_flex, count_gpt2_flex_params
 
 #: genes before the per-layer ones
 GLOBAL_GENES = ("n_layer", "d_model", "d_embed", "div_val")
@@ -151,19 +152,19 @@ def derive_choices(configs: Sequence[dict], d_inner_step: int = DEFAULT_D_INNER_
     if not configs:
         raise NASError("no model configs to derive the LTS space from")
     try:
-        n_layers = [int(c["n_layer"]) for c in configs]
-        inner = [int(d) for c in configs for d in _per_layer(c["d_inner"], c["n_layer"])]
-        heads = {int(h) for c in configs for h in _per_layer(c["n_head"], c["n_layer"])}
-        values = {
-            "n_layer": list(range(min(n_layers), max(n_layers) + 1)),
-            "d_model": sorted({int(c["d_model"]) for c in configs}),
-            "d_embed": sorted({int(c["d_embed"]) if c["d_embed"] != -1 else int(c["d_model"]) for c in configs}),
-            "div_val": sorted({int(c["div_val"]) for c in configs}),
-            "n_head": sorted(heads),
-            "d_inner": list(range(min(inner), max(inner) + 1, d_inner_step)),
-        }
-    except (KeyError, TypeError, ValueError) as e:
+        parsed = [FlexConfig.from_dict(c) for c in configs]
+    except (ConfigError, TypeError, ValueError) as e:
         raise BenchmarkError(f"a model config lacks or mistypes an architecture key: {e}") from None
+    n_layers = [c.n_layer for c in parsed]
+    inner = [d for c in parsed for d in c.d_inner]
+    values = {
+        "n_layer": list(range(min(n_layers), max(n_layers) + 1)),
+        "d_model": sorted({c.d_model for c in parsed}),
+        "d_embed": sorted({c.d_embed for c in parsed}),
+        "div_val": sorted({c.div_val for c in parsed}),
+        "n_head": sorted({h for c in parsed for h in c.n_head}),
+        "d_inner": list(range(min(inner), max(inner) + 1, d_inner_step)),
+    }
     bad = [h for h in values["n_head"] if any(d % h for d in values["d_model"])]
     if bad:
         raise NASError(f"n_head {bad} does not divide every d_model {values['d_model']}: the space would hold "
@@ -172,6 +173,3 @@ def derive_choices(configs: Sequence[dict], d_inner_step: int = DEFAULT_D_INNER_
     template = {k: v for k, v in configs[0].items() if k not in genes}
     return values, template
 
-
-def _per_layer(value: Any, n_layer: int) -> list:
-    return list(value) if isinstance(value, (list, tuple)) else [value] * int(n_layer)

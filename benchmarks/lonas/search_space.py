@@ -20,11 +20,10 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from lpzero.benchmarks import Benchmark, canonical_name, open_benchmark
-from lpzero.benchmarks.base import BenchmarkError
-from lpzero.benchmarks.lonas import LoNASBenchmark, SubnetworkGenomes
-
-from .space import NASError, SearchSpace
+from .. import canonical_name, open_benchmark
+from ..base import Benchmark, BenchmarkError
+from ..space import NASError, SearchSpace
+from .benchmark import LoNASBenchmark, SubnetworkGenomes
 
 
 class LoNASSearchSpace(SearchSpace):
