@@ -1,13 +1,16 @@
-"""LiteTransformerSearch (Archai) results directories as a benchmark.
+"""LiteTransformerSearch (Archai) results directories as a benchmark, of either of its model families.
 
-Layout of a results directory (any path; `lts_gpt2_wt103/` is the GPT-2 one):
+Layout of a results directory (any path; `lts_gpt2_wt103/` is the GPT-2 one, `lts_transxl_wt103/`
+the Transformer-XL one):
 
     config_<i>/j<k>/model_config.yaml   one trained architecture, id "config_<i>_j<k>"
     ppl_summary.yaml                    {id: {valid_ppl: ..., ...}}  ground truth, lower is better
     params_summary.yaml                 {id: {AdaEmb, Attn, FFN, nonembedding, total}}  optional
 
 The architectures are exactly the ids of `ppl_summary.yaml`; each must have its
-`model_config.yaml`. Models are `lpzero.benchmarks.lts.gpt2_flex.GPT2Flex`.
+`model_config.yaml`. The directory's model family (`families`: GPT-2 flex or Transformer-XL) is
+recognised from its configs; it decides the model builder, where the proxy inputs live and the
+mini-batches (GPT-2 BPE tokens, or WikiText-2 words for the word-level Transformer-XL).
 """
 from __future__ import annotations
 
@@ -30,9 +33,9 @@ from ..base import (
     read_yaml,
     resolve_data_root,
 )
-from ..attention import gpt2_block_sites
-from .gpt2_flex import FlexConfig, GPT2Flex, build_gpt2_flex, count_gpt2_flex_params
 from ..text import decoder_batch, gpt2_tokenizer
+from .families import LTSFamily, family_of
+from .words import word_batch
 
 _ID = re.compile(r"config_(\d+)_j(\d+)")
 PARAM_KEYS = ("AdaEmb", "Attn", "FFN", "nonembedding", "total")
@@ -41,7 +44,7 @@ PARAMS_FILE = "params_summary.yaml"
 #: architectures whose counts `check_family` compares (each counted on the meta device, a fraction of a second)
 FAMILY_CHECKED = 5
 #: the results directories shipped with the data, by registered name (`lpzero.benchmarks.lts`)
-DATA_FOLDERS = {"gpt2": "lts_gpt2_wt103"}
+DATA_FOLDERS = {"gpt2": "lts_gpt2_wt103", "transxl": "lts_transxl_wt103"}
 
 
 def _natural_key(arch_id: str) -> tuple[int, int]:
@@ -51,7 +54,7 @@ def _natural_key(arch_id: str) -> tuple[int, int]:
 
 
 class LTSBenchmark(Benchmark):
-    """Trained GPT-2 flex architectures of an Archai / LTS results directory."""
+    """Trained architectures of an Archai / LTS results directory (GPT-2 flex or Transformer-XL)."""
 
     raw_metric = "valid_ppl"
     paper_batch_size = 16
@@ -78,6 +81,7 @@ class LTSBenchmark(Benchmark):
         params_path = self.path / PARAMS_FILE
         self._params = self._read_params(params_path) if params_path.exists() else {}
         self._configs: dict[str, dict] = {}
+        self._family: LTSFamily | None = None
         self._max_seq_len: int | None = None
         self._family_checked = False
 
@@ -96,10 +100,17 @@ class LTSBenchmark(Benchmark):
         """192 (the paper's), or the shortest `tgt_len` of the directory's models if shorter."""
         return min(self.paper_seq_len, self.max_seq_len())
 
+    @property
+    def family(self) -> LTSFamily:
+        """The directory's model family, recognised from its first architecture's config."""
+        if self._family is None:
+            self._family = family_of(self._raw_config(self._ids[0]))
+        return self._family
+
     def max_seq_len(self) -> int:
         """The models' positions: the shortest `tgt_len` of the results directory."""
         if self._max_seq_len is None:
-            self._max_seq_len = min(self._flex_config(a).n_positions for a in self._ids)
+            self._max_seq_len = min(self._model_config(a).n_positions for a in self._ids)
         return self._max_seq_len
 
     # --- reading the results directory -------------------------------------------------
@@ -136,13 +147,12 @@ class LTSBenchmark(Benchmark):
         return params
 
     def check_family(self) -> None:
-        """BenchmarkError unless our GPT-2 builder reproduces the directory's own parameter counts
+        """BenchmarkError unless the builder of the directory's family reproduces its own parameter counts
         (params_summary.yaml) of `FAMILY_CHECKED` architectures spread over its ids.
 
-        Another model family in the same layout and keys (Archai's Transformer-XL runs: relative
-        attention, a word vocabulary) would otherwise be built as GPT-2 without a word. Every checked
-        architecture must match, as all 200 of the GPT-2 directory do; a directory without
-        parameter counts is taken as it is.
+        A directory of a model family lpzero does not build, in the same layout and keys, would
+        otherwise be built as another family without a word. Every checked architecture must match,
+        as all 200 of each shipped directory do; a directory without parameter counts is taken as it is.
         """
         if self._family_checked:
             return
@@ -155,10 +165,10 @@ class LTSBenchmark(Benchmark):
             ours, theirs = self.count_params(first), self._params[first]
             key = next(k for k in PARAM_KEYS if ours[k] != theirs[k])
             raise BenchmarkError(
-                f"{self.name}: our GPT-2 builder reproduces the parameter counts of {len(checked) - len(differing)} of "
-                f"{len(checked)} architectures checked against {self.path / PARAMS_FILE} (e.g. {first}: {key} "
-                f"{ours[key]} here, {theirs[key]} there); is it another model family? pass --allow-param-mismatch "
-                "to go on")
+                f"{self.name}: our {self.family.name} builder (the family its configs name) reproduces the parameter "
+                f"counts of {len(checked) - len(differing)} of {len(checked)} architectures checked against "
+                f"{self.path / PARAMS_FILE} (e.g. {first}: {key} {ours[key]} here, {theirs[key]} there); is it another "
+                "model family? pass --allow-param-mismatch to go on")
         self._family_checked = True
 
     def _config_path(self, arch_id: str) -> Path:
@@ -175,10 +185,11 @@ class LTSBenchmark(Benchmark):
             self._configs[arch_id] = raw
         return self._configs[arch_id]
 
-    def _flex_config(self, arch_id: str) -> FlexConfig:
+    def _model_config(self, arch_id: str):
+        """The architecture's validated config, as its family reads it."""
         raw = self._raw_config(arch_id)
         try:
-            return FlexConfig.from_dict(raw)
+            return self.family.parse(raw)
         except (ConfigError, TypeError) as e:
             raise BenchmarkError(f"{self._config_path(arch_id)}: {e}") from None
 
@@ -205,55 +216,42 @@ class LTSBenchmark(Benchmark):
             reference_params=dict(self._params.get(arch_id, {})),
         )
 
-    def build_model(self, arch_id: str, seed: int, device: str | torch.device = "cpu") -> GPT2Flex:
+    def build_model(self, arch_id: str, seed: int, device: str | torch.device = "cpu") -> nn.Module:
         """The architecture with weights drawn from `seed`, in eval mode (dropout off)."""
-        config = self._flex_config(arch_id)
-        vocabulary = len(gpt2_tokenizer(self.data_root))
-        if config.n_token < vocabulary:
-            raise BenchmarkError(f"{self._config_path(arch_id)}: n_token {config.n_token} is smaller than the GPT-2 "
-                                 f"tokenizer's {vocabulary} token ids the mini-batches use")
-        return build_gpt2_flex(config, seed, device)
+        config = self._model_config(arch_id)
+        if not self.family.word_level:
+            vocabulary = len(gpt2_tokenizer(self.data_root))
+            if config.n_token < vocabulary:
+                raise BenchmarkError(f"{self._config_path(arch_id)}: n_token {config.n_token} is smaller than the "
+                                     f"GPT-2 tokenizer's {vocabulary} token ids the mini-batches use")
+        return self.family.build(config, seed, device)
 
     def count_params(self, arch_id: str) -> dict[str, int]:
         """AdaEmb / Attn / FFN / nonembedding / total of our model, counted on the meta device."""
-        return count_gpt2_flex_params(self._flex_config(arch_id))
+        return self.family.count(self._model_config(arch_id))
 
     def make_batch(self, seed: int, batch_size: int | None = None, seq_len: int | None = None) -> Batch:
-        """Random windows of GPT-2 tokens from WikiText-2 (default 16 x 192)."""
-        return decoder_batch(
-            self.data_root,
-            seed,
-            batch_size or self.default_batch_size,
-            seq_len or self.default_seq_len,
-        )
+        """Random windows of WikiText-2 (default 4 x 192): GPT-2 tokens, or for a word-level family its
+        words (`words.word_batch`, ids below the directory's smallest `n_token`)."""
+        batch_size, seq_len = batch_size or self.default_batch_size, seq_len or self.default_seq_len
+        if self.family.word_level:
+            n_token = min(self._model_config(a).n_token for a in self._ids)
+            return word_batch(self.data_root, seed, batch_size, seq_len, n_token)
+        return decoder_batch(self.data_root, seed, batch_size, seq_len)
 
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor:
         """Mean next-token cross-entropy of the adaptive softmax over the batch."""
-        model = self._flex(model)
+        model = self._model(model)
         device = next(model.parameters()).device
         return model.loss(batch.input_ids.to(device))
 
     def zc_sites(self, model: nn.Module) -> ZCSites:
-        """Where the proxy inputs live in a `GPT2Flex`; B = batch, T = sequence length.
+        """Where the proxy inputs live in one of the family's models (`gpt2_flex.gpt2_flex_sites`,
+        `transxl.transxl_sites`: their docstrings give each site and its shape)."""
+        return self.family.sites(self._model(model))
 
-        For block i (`model.h[i]`, H_i = n_head[i] heads, F_i = d_inner[i], D = d_model):
-
-        - embedding: `model.wte`, the adaptive input embedding; its output [B, T, D] (scaled
-          token embeddings, before the position embedding is added) is what J differentiates.
-        - activations: `h[i].mlp.act` (GELU), output [B, T, F_i].
-        - heads: `h[i].attn.c_proj`, where="input": the H_i head outputs concatenated,
-          [B, T, D] (head j in columns j*D/H_i to (j+1)*D/H_i).
-        - softmax: `h[i].attn.attn_dropout`, where="input": the attention probabilities
-          [B, H_i, T, T], causal (zero above the diagonal), rows summing to 1. The input, not
-          the output, so attention dropout in train mode would not alter them.
-        - weights: `h.<i>.attn.c_attn` [D, 3D], `h.<i>.attn.c_proj` [D, D],
-          `h.<i>.mlp.c_fc` [D, F_i], `h.<i>.mlp.c_proj` [F_i, D]. These are transformers'
-          Conv1D weights, stored (in_features, out_features), i.e. transposed w.r.t. nn.Linear.
-        """
-        model = self._flex(model)
-        return ZCSites(model.wte, *gpt2_block_sites(model.h), position_embedding=model.wpe.weight)
-
-    def _flex(self, model: nn.Module) -> GPT2Flex:
-        if not isinstance(model, GPT2Flex):
-            raise BenchmarkError(f"{self.name}: expected a GPT2Flex model, got {type(model).__name__}")
+    def _model(self, model: nn.Module) -> nn.Module:
+        if not isinstance(model, self.family.model):
+            raise BenchmarkError(f"{self.name}: expected a {self.family.model.__name__} model, got "
+                                 f"{type(model).__name__}")
         return model

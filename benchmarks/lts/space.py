@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import yaml
@@ -30,7 +30,7 @@ from .. import canonical_name, open_benchmark
 from ..base import Benchmark, BenchmarkError, ConfigError
 from ..space import NASError, SearchSpace
 from .benchmark import LTSBenchmark
-from .gpt2_flex import FlexConfig, build_gpt2_flex, count_gpt2_flex_params
+from .gpt2_flex import FlexConfig
 
 #: genes before the per-layer ones
 GLOBAL_GENES = ("n_layer", "d_model", "d_embed", "div_val")
@@ -41,7 +41,11 @@ PARAMS_FILE = "params_summary.yaml"
 
 
 class LTSSpace(SearchSpace):
-    """Archai's GPT-2 flex space, with choices read from an LTS results directory."""
+    """Archai's LTS space, with choices read from a results directory; its candidates are of the directory's
+    model family (`families`: GPT-2 flex or Transformer-XL)."""
+
+    #: the benchmark whose directory `--space NAME` without a path reads, and that space's name
+    DEFAULT_BENCHMARK, DEFAULT_NAME = "gpt2", "lts"
 
     def __init__(self, data: str | os.PathLike | None = None, path: str | os.PathLike | None = None,
                  d_inner_step: int = DEFAULT_D_INNER_STEP) -> None:
@@ -49,13 +53,13 @@ class LTSSpace(SearchSpace):
             raise NASError(f"d_inner step {d_inner_step}: at least 1")
         self.data = None if data is None else str(data)
         self.path = None if path is None else str(path)
-        # the default directory is the benchmark "gpt2", so proxies found on "gpt2" match its name
+        # the default directory is a shipped benchmark's ("gpt2"), so proxies found on it match its name;
         # the path resolved: one directory is one space however it is spelled (checkpoints, output folders)
-        self.benchmark_name = "gpt2" if path is None else canonical_name(f"lts:{path}")
-        self.name = "lts" if path is None else self.benchmark_name
+        self.benchmark_name = self.DEFAULT_BENCHMARK if path is None else canonical_name(f"lts:{path}")
+        self.name = self.DEFAULT_NAME if path is None else self.benchmark_name
         self._bench: LTSBenchmark | None = None
         configs = [self.bench.architecture(a).config for a in self.bench.ids()]
-        self.values, self.template = derive_choices(configs, d_inner_step)
+        self.values, self.template = derive_choices(configs, d_inner_step, self.bench.family.parse)
         self.max_layer = max(self.values["n_layer"])
 
     def __getstate__(self) -> dict[str, Any]:
@@ -118,10 +122,12 @@ class LTSSpace(SearchSpace):
         return self.bench
 
     def build_model(self, config: dict, seed: int, device: str | torch.device = "cpu") -> nn.Module:
-        return build_gpt2_flex(self.model_config(config), seed, device)
+        family = self.bench.family
+        return family.build(family.parse(self.model_config(config)), seed, device)
 
     def count_params(self, config: dict) -> dict[str, int]:
-        return count_gpt2_flex_params(self.model_config(config))
+        family = self.bench.family
+        return family.count(family.parse(self.model_config(config)))
 
     def smallest(self) -> dict:
         v = self.values
@@ -147,12 +153,14 @@ class LTSSpace(SearchSpace):
         return paths + [out / PARAMS_FILE]
 
 
-def derive_choices(configs: Sequence[dict], d_inner_step: int = DEFAULT_D_INNER_STEP) -> tuple[dict, dict]:
-    """(choices per gene, fixed keys) of a set of Archai model configs (see the module docstring)."""
+def derive_choices(configs: Sequence[dict], d_inner_step: int = DEFAULT_D_INNER_STEP,
+                   parse: Callable[[dict], Any] = FlexConfig.from_dict) -> tuple[dict, dict]:
+    """(choices per gene, fixed keys) of a set of Archai model configs, read with `parse` (the family's; see
+    the module docstring)."""
     if not configs:
         raise NASError("no model configs to derive the LTS space from")
     try:
-        parsed = [FlexConfig.from_dict(c) for c in configs]
+        parsed = [parse(c) for c in configs]
     except (ConfigError, TypeError, ValueError) as e:
         raise BenchmarkError(f"a model config lacks or mistypes an architecture key: {e}") from None
     n_layers = [c.n_layer for c in parsed]
@@ -173,3 +181,9 @@ def derive_choices(configs: Sequence[dict], d_inner_step: int = DEFAULT_D_INNER_
     template = {k: v for k, v in configs[0].items() if k not in genes}
     return values, template
 
+
+
+class TransXLSpace(LTSSpace):
+    """The LTS space of the shipped Transformer-XL benchmark (`--space transxl`)."""
+
+    DEFAULT_BENCHMARK, DEFAULT_NAME = "transxl", "transxl"
