@@ -8,7 +8,7 @@ driver), which writes them, so where the work ran never changes what is stored.
 
 - `LocalExecutor`: in order, in this process.
 - `ProcessExecutor(jobs)`: a spawned process pool on this machine; Ctrl-C cancels what
-  is queued, workers ignore SIGINT and exit when their parent dies.
+  is queued, workers ignore SIGINT (from their start) and exit when their parent dies.
 - `RayExecutor(address)`: Ray tasks (`num_cpus` / `num_gpus` each); a worker that dies
   is retried by Ray (`max_retries`). Ray is optional: `pip install "lpzero[ray]"`.
 """
@@ -23,7 +23,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import get_context, resource_tracker
+from multiprocessing.synchronize import Event
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import torch
@@ -130,18 +131,61 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _init_process_worker(parent: int) -> None:
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """SIGINT held back in this thread while the body starts worker processes.
+
+    A process starts with its parent's signal mask, so a worker cannot be interrupted before its
+    initializer ignores SIGINT: a terminal's Ctrl-C reaches the whole process group, and a worker
+    still importing torch would die of it with a traceback. This process still gets it: another
+    of its threads takes it, or it is delivered when the mask is restored.
+    """
+    # multiprocessing's resource tracker is started the same way, and unblocks SIGINT once it is:
+    # started first, it leaves the mask alone
+    resource_tracker.ensure_running()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+#: in a pool worker: its pool's stop event (`ProcessExecutor`), set when the parent stops waiting
+_stop: Event | None = None
+#: in the parent: the stop events of pools it stopped waiting for, kept while it lives. A worker still
+#: starting opens its pool's event by name, which fails (FileNotFoundError) once the event is freed.
+_STOPPED: list[Event] = []
+
+
+def _init_process_worker(parent: int, stop: Event) -> None:
+    global _stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it cancels what is queued
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # held since the start (`_sigint_held`)
     _exit_with_parent(parent)
     torch.set_num_threads(1)  # one CPU per task, as a Ray task asks for: jobs workers never oversubscribe
+    _stop = stop
 
 
 def _guarded(fn: Callable, item: Any, *args: Any) -> Any:
-    """`fn(item, *args)` in a worker; its failure comes back as a value (one bad item must not end the others)."""
+    """`fn(item, *args)` in a worker; its failure comes back as a value (one bad item must not end the others).
+    A task taken after the pool's parent stopped waiting (Ctrl-C) is skipped: nobody would read its result."""
+    if _stop is not None and _stop.is_set():
+        return TaskFailure(item, "cancelled")
     try:
         return fn(item, *args)
     except Exception as e:
         return TaskFailure(item, _describe(e))
+
+
+def _give_up(pool: ProcessPoolExecutor, stop: Event) -> None:
+    """Stop waiting for `pool`: the tasks it has not started are cancelled, those running finish.
+
+    `cancel_futures` reaches only the tasks the pool still holds; up to jobs + 1 more wait in its
+    call queue, and the workers skip those once `stop` is set.
+    """
+    stop.set()
+    _STOPPED.append(stop)
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 class ProcessExecutor(Executor):
@@ -158,19 +202,28 @@ class ProcessExecutor(Executor):
             raise LPZeroError(f"--jobs {jobs}: at least 1")
         self.jobs = jobs
         self._pool: ProcessPoolExecutor | None = None
+        self._stop: Event | None = None  # set: the pool's workers skip the tasks they take
+
+    def _start_pool(self) -> tuple[ProcessPoolExecutor, Event]:
+        context = get_context("spawn")
+        self._stop = context.Event()
+        self._pool = ProcessPoolExecutor(self.jobs, mp_context=context, initializer=_init_process_worker,
+                                         initargs=(os.getpid(), self._stop))
+        return self._pool, self._stop
 
     def imap_unordered(self, fn: Callable, items: Sequence, *args: Any) -> Iterator[tuple[Any, Any]]:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.jobs, mp_context=get_context("spawn"),
-                                             initializer=_init_process_worker, initargs=(os.getpid(),))
-        pool = self._pool
+        pool, stop = self._pool, self._stop
         try:
-            futures = {pool.submit(_guarded, fn, item, *args): item for item in items}
+            with _sigint_held():  # `submit` starts the workers: they begin with SIGINT held
+                if pool is None:
+                    pool, stop = self._start_pool()
+                futures = {pool.submit(_guarded, fn, item, *args): item for item in items}
             for fut in as_completed(futures):
                 yield futures[fut], fut.result()
         except BaseException:
             self._pool = None
-            pool.shutdown(wait=False, cancel_futures=True)
+            if pool is not None:
+                _give_up(pool, stop)
             raise
 
     def map(self, fn: Callable, items: Iterable) -> Iterator[Any]:

@@ -9,6 +9,7 @@ was safetensors, which raises its own error type without the file's name.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import math
@@ -140,28 +141,102 @@ def atomic_write_json(path: Path, data: Any, indent: int | None = 1) -> None:
 
 
 @contextlib.contextmanager
-def owned_folder(path: Path, what: str = "--out") -> Iterator[Path]:
-    """Create `path` and hold it for this run: a second run into it is refused in one line naming
-    the running one's pid. The lock is the kernel's (flock): it goes with the process, so a killed
-    run never leaves the folder locked."""
+def owned_folder(path: Path, command: str | None = None, what: str = "--out") -> Iterator[Path]:
+    """Create `path` and hold it for this run of `command` ("evolve", "rank", "nas").
+
+    A second run into it is refused in one line naming the running one's pid. The lock is the
+    kernel's (flock): it goes with the process, so a killed run never leaves the folder locked. The
+    lock file records the command, and a folder holding another command's outputs is refused: one
+    run's files never mix with another command's (a folder of an older lpzero records none). A run
+    that fails having written nothing leaves nothing it made: its lock file and the folders it created.
+    """
     path = Path(path)
+    made = _missing_folders(path)
     path.mkdir(parents=True, exist_ok=True)
-    handle = open(path / LOCK_FILE, "a+")
+    lock = path / LOCK_FILE
+    new_lock, before = not lock.exists(), _entries(path)
+    handle = open(lock, "a+")
+    finished = False
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            pid = handle.read().strip() or "unknown"
+        pid, owner = _lock(handle)
+        if pid is not None:
             raise LPZeroError(f"{what} {path} is in use by another lpzero run (pid {pid}); wait for it to end or "
-                              "choose another folder") from None
+                              "choose another folder")
+        if command is not None and owner not in (None, command) and _holds_outputs(path):
+            raise LPZeroError(f"{what} {path} holds the outputs of an `lpzero {owner}` run; `lpzero {command}` "
+                              "would mix its files with them: choose another folder")
         handle.seek(0)
         handle.truncate()
-        handle.write(str(os.getpid()))
+        handle.write(f"{os.getpid()} {command}" if command else str(os.getpid()))
         handle.flush()
         yield path
+        finished = True
     finally:
+        if not finished and new_lock and _entries(path) <= before:  # a failed run that wrote nothing
+            _leave_nothing(path, made)
         handle.close()
+
+
+def _lock(handle) -> tuple[str | None, str | None]:
+    """Take the lock of `handle`: (None, the command the file records) once taken, or (the pid that holds
+    it, None) when another run does."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        return handle.read().split(" ")[0].strip() or "unknown", None
+    handle.seek(0)
+    _, _, owner = handle.read().strip().partition(" ")
+    return None, owner or None
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """The folders of `path` that do not exist yet, deepest first (what creating it makes)."""
+    missing = []
+    for folder in (path, *path.parents):
+        if os.path.lexists(folder):
+            break
+        missing.append(folder)
+    return missing
+
+
+def _entries(path: Path) -> set[str]:
+    """The names in `path` besides its lock file."""
+    return {entry.name for entry in path.iterdir()} - {LOCK_FILE}
+
+
+def _holds_outputs(path: Path) -> bool:
+    """Whether `path` holds anything besides its lock file."""
+    return bool(_entries(path))
+
+
+def _leave_nothing(path: Path, made: list[Path]) -> None:
+    """After a failed run that wrote nothing: remove the lock file it made, then the folders it made (deepest
+    first) while they are empty. A run that wrote checkpoints keeps them, and its lock, for --resume."""
+    (path / LOCK_FILE).unlink(missing_ok=True)
+    for folder in made:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another process put something there): leave it
+            return
+
+
+def check_folder(path: Path) -> None:
+    """An OSError naming `path` now, before any work, where it cannot be made or used as a folder: an
+    existing part of it that is a file, a name longer than the file system allows, or (for a part still
+    to be made) a parent folder this process cannot write."""
+    path = Path(path).absolute()
+    existing = path
+    while not os.path.lexists(existing):
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(existing))
+    missing = path.relative_to(existing).parts
+    longest = os.pathconf(existing, "PC_NAME_MAX")
+    if any(len(os.fsencode(part)) > longest for part in missing):
+        raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG), str(path))
+    if missing and not os.access(existing, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(existing))
 
 
 def remove_outputs(folder: Path, names: Iterable[str]) -> None:

@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import traceback
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -43,8 +44,10 @@ def load_object(spec: str, what: str = "object", error: type[LPZeroError] = LPZe
     else:
         try:
             module = importlib.import_module(where)
-        except ImportError as e:
-            raise error(f"{what} {spec!r}: module {where!r} cannot be imported: {e}") from None
+        # a user's module may fail in any way (SyntaxError, NameError, ...): one line, never a traceback;
+        # importlib has already removed the failed module from sys.modules
+        except (Exception, SystemExit) as e:
+            raise error(f"{what} {spec!r}: module {where!r} cannot be imported: {import_failure(e)}") from None
     try:
         return getattr(module, attr)
     except AttributeError:
@@ -64,10 +67,23 @@ def _file_module(path: Path, spec: str, what: str, error: type[LPZeroError]):
         sys.modules[name] = module  # before executing: dataclasses and pickling look it up
         try:
             module_spec.loader.exec_module(module)
-        except ImportError as e:
+        # a user's file may fail in any way (SyntaxError, NameError, a raise at import): one line naming the
+        # file and the exception, and no half-executed module left for the next lookup to find
+        except (Exception, SystemExit) as e:
             del sys.modules[name]
-            raise error(f"{path}: cannot be imported: {e}") from None
+            raise error(f"{path}: cannot be imported: {import_failure(e, path)}") from None
     return module
+
+
+def import_failure(e: BaseException, path: Path | None = None) -> str:
+    """Why an import failed, on one line: the exception (its type unless an ImportError, whose message says
+    it) and, for a file, the line of it that raised."""
+    text = " ".join(str(e).split()) or "(no message)"
+    reason = text if isinstance(e, ImportError) else f"{type(e).__name__}: {text}"
+    if path is None or isinstance(e, SyntaxError):  # a SyntaxError names its line itself
+        return reason
+    lines = [frame.lineno for frame in traceback.extract_tb(e.__traceback__) if frame.filename == str(path)]
+    return f"{reason} (line {lines[-1]})" if lines else reason
 
 
 def object_path(obj: object) -> str | None:
@@ -173,8 +189,9 @@ class Registry(Generic[T]):
             if ep.name == name:
                 try:
                     return Lookup(self._checked(ep.load(), f"entry point {name!r}"), None, "entry point")
-                except ImportError as e:
-                    raise self.error(f"{self.kind} entry point {name!r} ({ep.value}) cannot be imported: {e}") from None
+                except (Exception, SystemExit) as e:  # another package's module, failing in any way
+                    raise self.error(f"{self.kind} entry point {name!r} ({ep.value}) cannot be imported: "
+                                     f"{import_failure(e)}") from None
         if sep:
             return Lookup(self._checked(load_object(name, self.kind, self.error), f"{self.kind} {name!r}"), None, "path")
         raise self.unknown(self.kind, name, self.names() + list(self.forms))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import random
+import re
+from collections import deque
 from typing import Iterable
 
 from deap import gp
@@ -66,6 +68,7 @@ def parse_tree(text: str, pset: gp.PrimitiveSetTyped) -> gp.PrimitiveTree:
         raise PrimitiveError(f"empty proxy tree {text!r}")
     if text.count("(") != text.count(")"):
         raise PrimitiveError(f"cannot parse proxy tree {text!r}: unbalanced parentheses")
+    _check_types(text, pset)
     try:
         tree = gp.PrimitiveTree.from_string(text, pset)
     except (KeyError, TypeError, IndexError, AttributeError, SyntaxError) as e:
@@ -82,6 +85,25 @@ def parse_tree(text: str, pset: gp.PrimitiveSetTyped) -> gp.PrimitiveTree:
         raise PrimitiveError(f"proxy tree {text!r} returns {tree[0].ret.__name__}, not one score per "
                              f"architecture ({pset.ret.__name__})")
     return tree
+
+
+def _check_types(text: str, pset: gp.PrimitiveSetTyped) -> None:
+    """PrimitiveError naming the first node whose type does not fit the argument it is given as, walking
+    the tokens as DEAP's parser does (its own message prints `<deap.gp.Primitive object at 0x...>`).
+    Unknown tokens are left to DEAP's parser, which names them."""
+    expected: deque[tuple[type, str, int]] = deque()  # (type, the op that takes it, argument position)
+    for token in re.split(r"[ \t\n\r\f\v(),]", text):
+        if not token:
+            continue
+        want = expected.popleft() if expected else None
+        node = pset.mapping.get(token)
+        if node is None:
+            return
+        if want is not None and not issubclass(node.ret, want[0]):
+            raise PrimitiveError(f"cannot parse proxy tree {text!r}: argument {want[2] + 1} of {want[1]} must be "
+                                 f"{want[0].__name__}, not {token} ({node.ret.__name__})")
+        if isinstance(node, gp.Primitive):
+            expected.extendleft(reversed([(arg, token, i) for i, arg in enumerate(node.args)]))
 
 
 def tree_inputs(tree: gp.PrimitiveTree) -> set[str]:
@@ -106,6 +128,12 @@ def _min_heights(pset: gp.PrimitiveSetTyped) -> dict[type, int]:
     return height
 
 
+def can_build(pset: gp.PrimitiveSetTyped, type_: type | None = None) -> bool:
+    """Whether any tree of `type_` (default: the set's return type, one score per architecture) can be built
+    from `pset`: an op table without reductions reaches no score from its inputs."""
+    return _min_heights(pset).get(pset.ret if type_ is None else type_, float("inf")) < float("inf")
+
+
 def generate_typed(
     pset: gp.PrimitiveSetTyped,
     min_: int,
@@ -124,7 +152,7 @@ def generate_typed(
     rng = rng or random
     type_ = pset.ret if type_ is None else type_
     need = _min_heights(pset)
-    if need.get(type_, float("inf")) == float("inf"):
+    if not can_build(pset, type_):
         raise PrimitiveError(f"no tree of type {type_.__name__} can be built from this primitive set")
     height = max(rng.randint(min_, max_), need[type_])
     expr: list = []
@@ -138,6 +166,10 @@ def generate_typed(
             expr.append(term() if isinstance(term, type) else term)
             continue
         fitting = [p for p in pset.primitives.get(t, []) if 1 + max(need[a] for a in p.args) <= max(budget, need[t])]
+        if not fitting:  # a type no op yields (an input of a table without elementwise ops): the tree stops here
+            term = rng.choice(terminals)
+            expr.append(term() if isinstance(term, type) else term)
+            continue
         prim = rng.choice(fitting)
         expr.append(prim)
         for arg in reversed(prim.args):

@@ -140,23 +140,92 @@ def test_a_killed_build_leaves_no_workers_and_resumes_to_the_same_cache(tmp_path
         assert all(torch.equal(x[k], y[k]) for k in x)
 
 
+class HeldBenchmark(TinyGPT2Benchmark):
+    """The fake benchmark, opened with `--data DIR`: every architecture but `tiny0` leaves a file
+    `building-ID` in DIR and waits for a file `go` there before its model is built. A test can then
+    interrupt a build while two architectures surely run and the rest wait in the queue."""
+
+    def __init__(self, data_root: object = None) -> None:
+        super().__init__(data_root)
+        self.folder = Path(str(data_root))
+
+    def build_model(self, arch_id: str, seed: int, device="cpu"):
+        if arch_id != "tiny0":
+            (self.folder / f"building-{arch_id}").touch()
+            deadline = time.monotonic() + 300  # a test that died never says go
+            while not (self.folder / "go").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        return super().build_model(arch_id, seed, device)
+
+
+HELD = f"{Path(__file__).resolve()}:HeldBenchmark"
+
+
+def _sigint_default() -> None:
+    """In the child, before it runs: SIGINT back to its default. A test run in the background
+    (`pytest &`, nohup) ignores SIGINT, a child inherits that, and the interrupt a test sends would
+    do nothing: the build would finish with exit code 0."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _start_held_build(tmp_path: Path, **popen) -> tuple[subprocess.Popen, Path]:
+    """`lpzero cache --jobs 2` of `HeldBenchmark` (its stderr in tmp_path/stderr); (the process, its data folder)."""
+    data = tmp_path / "data"
+    data.mkdir()
+    cmd = [sys.executable, "-m", "lpzero.cli", "cache", HELD, "--data", str(data), "--cache-dir", str(tmp_path / "cache"),
+           "--jobs", "2", "--batch-size", "2", "--seq-len", "16", "--samples", "64", "--baselines", "none"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent), **popen.pop("env", {})}
+    with open(tmp_path / "stderr", "w") as err:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=_sigint_default,
+                                **popen)
+    return proc, data
+
+
 @pytest.mark.slow
 def test_an_interrupt_stops_a_parallel_build_promptly_and_keeps_what_is_done(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)}
-    cmd = [sys.executable, "-m", "lpzero.cli", "cache", FAKE_BENCHMARK, "--cache-dir", str(tmp_path), "--jobs", "2",
-           "--batch-size", "8", "--seq-len", "64", "--samples", "64", "--baselines", "all"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not list(tmp_path.rglob("*.safetensors")) and time.time() < deadline:
+    proc, data = _start_held_build(tmp_path)
+    settings = CacheSettings(HELD, batch_size=2, seq_len=16, samples=64, data=str(data))
+    cache = InputCache(settings, tmp_path / "cache")
+    # Interrupt once tiny0 is stored and both workers are building (tiny1 and tiny2, held), tiny3-5
+    # queued. Interrupting at the first stored file instead raced with the build: warm workers finish
+    # the other tiny architectures within a second (exit code 0), and a worker still starting up
+    # under load made the exit wait for it (over 30 s).
+    deadline = time.time() + 240
+    while (len(list(data.glob("building-*"))) < 2 or not cache.path("tiny0").is_file()) and time.time() < deadline:
+        assert proc.poll() is None, (tmp_path / "stderr").read_text()
         time.sleep(0.1)
     proc.send_signal(signal.SIGINT)
     interrupted = time.time()
+    time.sleep(1.0)  # taken by the build before the held architectures go on
+    (data / "go").touch()
     proc.wait(60)
-    assert proc.returncode != 0
+    stderr = (tmp_path / "stderr").read_text()
+    assert proc.returncode != 0, stderr
     assert time.time() - interrupted < 30  # the running architectures finish; the queue does not run
-    cache = InputCache(CacheSettings(FAKE_BENCHMARK, batch_size=8, seq_len=64, samples=64), tmp_path)
+    assert "Traceback" not in stderr
+    # the queue did not run: neither what the pool still held nor what it had put in its call queue
+    assert sorted(p.name for p in data.glob("building-*")) == ["building-tiny1", "building-tiny2"]
     done = [p.stem for p in cache.dir.glob("*.safetensors")]
-    assert done and all(cache.info(a)["arch_id"] == a for a in done)  # every kept file is whole
+    assert "tiny0" in done and all(cache.info(a)["arch_id"] == a for a in done)  # every kept file is whole
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to find the workers")
+def test_ctrl_c_while_the_workers_start_stops_the_build_without_their_tracebacks(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: workers that are still starting (importing
+    torch, before they can ignore SIGINT) must not die of it, each with a KeyboardInterrupt traceback."""
+    marker = f"LPZERO_TEST_{uuid.uuid4().hex}"
+    proc, data = _start_held_build(tmp_path, env={marker: "1"}, start_new_session=True)
+    deadline = time.time() + 240
+    while len(_processes_with(marker)) < 4 and time.time() < deadline:  # it, the resource tracker, two workers
+        assert proc.poll() is None, (tmp_path / "stderr").read_text()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    (data / "go").touch()
+    proc.wait(240)  # the workers finish starting, and the architectures handed to them
+    stderr = (tmp_path / "stderr").read_text()
+    assert proc.returncode != 0, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr, stderr
 
 
 def breaks_on_tiny4(ctx) -> float:

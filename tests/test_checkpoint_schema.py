@@ -7,7 +7,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from lpzero.benchmarks.lonas.training import TrainingState, load_training_checkpoint, save_training_checkpoint
+from lpzero.benchmarks.training import TrainingState, load_training_checkpoint, save_training_checkpoint
 from lpzero.checkpoint import random_state, random_state_from_json, write_checkpoint
 from lpzero.cli import main
 from lpzero.errors import ResultError

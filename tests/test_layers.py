@@ -21,6 +21,7 @@ FOLDERS = {"lpzero": "lpzero", "primitives": "lpzero.primitives", "benchmarks": 
 #: layer of each module, by the longest matching prefix; lower layers never import higher ones
 LAYERS = {
     "lpzero.errors": 0, "lpzero.files": 0, "lpzero.executors": 0, "lpzero.checkpoint": 0, "lpzero.registry": 0,
+    "lpzero.lazy": 0,
     "lpzero.settings": 0,
     "lpzero.primitives": 1,
     "lpzero.benchmarks": 2,

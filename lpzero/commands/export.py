@@ -1,4 +1,8 @@
-"""`lpzero export BEST_JSON` and `lpzero ops`: a found proxy's formula, and the op table; no model is built."""
+"""`lpzero export BEST_JSON`: a found proxy's formula (or a search's front); no model is built.
+
+It imports `lpzero.report.export` and `lpzero.report.front`, not the report package's plots and
+tables (matplotlib, scipy.stats): those are loaded only when asked for (`lpzero.report`).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,8 +11,6 @@ import click
 from click.core import ParameterSource
 
 from lpzero.errors import LPZeroError
-from lpzero.primitives import op_table
-from lpzero.primitives.op import markdown_table
 from lpzero.proxies.found_proxy import FoundProxy
 from lpzero.report.export import FORMATS, found_formula
 from lpzero.report.export_torch import sympy_srepr, torch_module
@@ -45,10 +47,3 @@ def export(ctx: click.Context, best_json: str, fmt: str) -> None:
     else:
         click.echo(found_formula(proxy, fmt))
 
-
-@click.command()
-@click.option("--ops", "table", default="default", show_default=True,
-              help="The op table: default, an `lpzero.ops` entry point, module:ATTR or file.py:ATTR.")
-def ops(table: str) -> None:
-    """Print the primitive op table (Markdown)."""
-    click.echo(markdown_table(op_table(table)))

@@ -220,8 +220,15 @@ def evaluate_candidate(key: str, space: SearchSpace, proxy: Proxy | None, settin
     return result
 
 
+#: how the error of a candidate its space cannot build begins (`SearchSpace.invalid`)
+INVALID = "invalid: "
+
+
 def _evaluate(key: str, space: SearchSpace, proxy: Proxy | None, settings: EvalSettings) -> CandidateResult:
     config = space.config(key)
+    reason = space.invalid(config)
+    if reason is not None:  # dropped: not a failure a resume could fix, not a candidate either
+        return CandidateResult(error=INVALID + reason)
     out = CandidateResult()
     seconds = out.seconds
     needed = settings.needed()

@@ -90,9 +90,7 @@ def check_best(best: dict, where: str) -> None:
         raise ResultError(f"{where}: orientation must be 1 or -1, not {orientation!r}")
     if not isinstance(best["tree"], str) or len(best["tree"]) > MAX_TREE_TEXT:
         raise ResultError(f"{where}: 'tree' must be a tree's text of at most {MAX_TREE_TEXT:,} characters")
-    protection = best.get("protection", [])
-    if not isinstance(protection, list) or not all(isinstance(g, dict) for g in protection):
-        raise ResultError(f"{where}: 'protection' must be a list of objects, not {protection!r:.60}")
+    check_protection(best.get("protection", []), where)
     for key in ("split", "benchmark"):
         if key in best and not isinstance(best[key], dict if key == "split" else str):
             raise ResultError(f"{where}: {key!r} must be {'an object' if key == 'split' else 'a name'}, "
@@ -103,6 +101,25 @@ def check_best(best: dict, where: str) -> None:
             and e.get("orientation") in (1, -1) for e in several):
         raise ResultError(f"{where}: 'benchmarks' must be a list of objects, each with a 'benchmark' name and an "
                           f"'orientation' of 1 or -1, not {several!r:.60}")
+
+
+#: the keys of a `protection` entry (`lpzero.report.protection.GuardActivity`) and the JSON types each may have
+PROTECTION_KEYS: dict[str, tuple[type, ...]] = {"node": (int,), "op": (str,), "subtree": (str,),
+                                                "active_fraction": (int, float), "architectures": (int,), "of": (int,)}
+
+
+def check_protection(protection: object, where: str) -> None:
+    """ResultError (prefixed `where`) unless `protection` is a list of guard-activity objects, each with
+    every key of `PROTECTION_KEYS` of its type (the export and the report read them all)."""
+    if not isinstance(protection, list) or not all(isinstance(g, dict) for g in protection):
+        raise ResultError(f"{where}: 'protection' must be a list of objects, not {protection!r:.60}")
+    for i, entry in enumerate(protection):
+        for key, types in PROTECTION_KEYS.items():
+            value = entry.get(key)
+            if isinstance(value, bool) or not isinstance(value, types):
+                kind = "a number" if float in types else "a whole number" if int in types else "a text"
+                got = "missing" if key not in entry else f"not {value!r:.40}"
+                raise ResultError(f"{where}: 'protection' entry {i}: {key!r} must be {kind}, {got}")
 
 
 def best_ops(best: dict, where: str) -> OpTable:
@@ -204,5 +221,5 @@ class FoundProxy(Proxy):
         return type(self).from_best, (self.best, self.source, self.name)
 
 
-__all__ = ["BEST_FILE", "BEST_VERSION", "FoundProxy", "PRIMITIVE_SET_VERSION", "best_file", "best_ops", "check_best",
-           "read_best"]
+__all__ = ["BEST_FILE", "BEST_VERSION", "FoundProxy", "PRIMITIVE_SET_VERSION", "PROTECTION_KEYS", "best_file",
+           "best_ops", "check_best", "check_protection", "read_best"]

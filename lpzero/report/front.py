@@ -32,7 +32,28 @@ def load_front(path: Path | str) -> list[dict]:
     if not isinstance(front, list) or not all(isinstance(e, dict) and {"complexity", "search_part", "formula"} <= set(e)
                                               for e in front):
         raise ResultError(f"{path}: not a Pareto front (a list of entries with complexity, search_part, formula)")
+    for i, entry in enumerate(front):
+        problem = _entry_problem(entry)
+        if problem:
+            raise ResultError(f"{path}: entry {i} of the front: {problem}")
     return front
+
+
+def _number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _entry_problem(entry: dict) -> str | None:
+    """What is wrong with the form of one front entry (a hand-edited file), or None."""
+    complexity, part, formula = entry["complexity"], entry["search_part"], entry["formula"]
+    if not _number(complexity):
+        return f"'complexity' must be a number, not {complexity!r:.40}"
+    if part is not None and (not isinstance(part, dict) or not (part.get("spearman") is None
+                                                                or _number(part["spearman"]))):
+        return f"'search_part' must be an object whose 'spearman' is a number or null, not {part!r:.60}"
+    if not isinstance(formula, str):
+        return f"'formula' must be a text, not {formula!r:.40}"
+    return None
 
 
 def _rho(x: dict | None) -> str:

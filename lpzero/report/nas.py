@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 
 from lpzero.benchmarks import SearchSpace
 from lpzero.files import atomic_write, atomic_write_json, atomic_write_text
-from lpzero.nas import COST_LABELS, Candidate, EvalSettings, Pick, tabular_figures
+from lpzero.nas import COST_LABELS, INVALID, Candidate, EvalSettings, Pick, tabular_figures
 from lpzero.proxies import Proxy
 
 SUMMARY_FILE = "summary.json"
@@ -95,12 +95,16 @@ def report_markdown(summary: dict, front: Sequence[dict], costs: Sequence[str], 
                                                   else " (hand-designed baseline)")
                  + ("" if proxy["orientation"] == 1 else ", negated"))
     lines.append(f"- scores: {s['scores']}")
+    if s.get("options"):  # the benchmark options a score depends on: a bfloat16 and a float32 run differ here
+        lines.append("- benchmark options: " + ", ".join(f"{k} `{v}`" for k, v in s["options"].items()))
     lines.append(f"- objectives: maximise the proxy score, minimise {', '.join(costs)}")
     limits = s["settings"]["limits"]
     lines.append("- limits: " + (", ".join(f"{k} <= {_fmt(v)}" for k, v in limits.items()) if limits else "none"))
     lines.append(f"- search: {s['search']}")
     lines.append(f"- candidates: {s['evaluated']} ({s['feasible']} within the limits, {s['failed']} failed); this run "
                  f"scored {s['scored_now']} in {s['seconds']:.1f} s ({s['candidates_per_second']:.2f} candidates/s)")
+    for reason, count in (s.get("dropped") or {}).items():
+        lines.append(f"- dropped {count} the space cannot build: {reason}")
     lines.append("")
     c = s.get("chosen")
     if c:
@@ -129,6 +133,12 @@ def report_markdown(summary: dict, front: Sequence[dict], costs: Sequence[str], 
     return "\n".join(lines)
 
 
+def _dropped(rows: Sequence[dict]) -> dict[str, int]:
+    """reason -> how many candidates the space cannot build (`SearchSpace.invalid`): not failures, not scored."""
+    reasons = [r["error"][len(INVALID):] for r in rows if r["error"] and r["error"].startswith(INVALID)]
+    return {reason: reasons.count(reason) for reason in sorted(set(reasons), key=reasons.index)}
+
+
 def nas_summary(space: SearchSpace, proxy: Proxy, settings: EvalSettings, picked: Pick, search: str,
                 scores_note: str, new: int, seconds: float) -> dict:
     """summary.json's record of a search: settings, counts, the front's keys, the chosen candidate (and, where
@@ -136,9 +146,11 @@ def nas_summary(space: SearchSpace, proxy: Proxy, settings: EvalSettings, picked
     costs = list(settings.costs)
     rows = [c.row() for c in picked.candidates]
     summary = {
-        "space": space.name, "proxy": proxy.record(), "scores": scores_note, "settings": settings.record(),
+        "space": space.name, "options": space_options(space), "proxy": proxy.record(), "scores": scores_note,
+        "settings": settings.record(),
         "search": search, "evaluated": len(rows), "feasible": sum(1 for r in rows if r["feasible"]),
-        "failed": sum(1 for r in rows if r["error"] and r["feasible"]), "scored_now": new, "seconds": seconds,
+        "failed": sum(1 for r in rows if r["error"] and r["feasible"] and not r["error"].startswith(INVALID)),
+        "dropped": _dropped(rows), "scored_now": new, "seconds": seconds,
         "candidates_per_second": new / seconds if seconds > 0 else 0.0,
         "front": [c.key for c in picked.front], "chosen": None, "chosen_files": [], "tabular": None,
     }
@@ -148,6 +160,16 @@ def nas_summary(space: SearchSpace, proxy: Proxy, settings: EvalSettings, picked
         if chosen["ground_truth"] is not None:
             summary["tabular"] = tabular_figures(picked, costs[0])
     return summary
+
+
+def space_options(space: SearchSpace) -> dict:
+    """Every benchmark option a candidate's score depends on besides the batch: those the space was opened
+    with (`options`: a LoNAS space's adapter, dtype, text and space file, a tabular space's), and what its
+    benchmark says they resolved to (`score_settings`: e.g. the dtype a checkpoint loads in by default)."""
+    options = {k: v if isinstance(v, (bool, int, float)) or v is None else str(v)
+               for k, v in getattr(space, "options", {}).items()}
+    resolved = space.base_benchmark().score_settings()
+    return dict(sorted({**options, **resolved}.items()))  # one order in every run
 
 
 def write_nas(out: Path, space: SearchSpace, proxy: Proxy, settings: EvalSettings, picked: Pick, summary: dict) -> None:

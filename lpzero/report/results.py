@@ -10,28 +10,12 @@ record as a dict.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
-import numpy as np
-
-from lpzero.cache import InputCache
 from lpzero.errors import ResultError, UnknownNameError
 from lpzero.proxies.found_proxy import BEST_FILE, BEST_VERSION, PRIMITIVE_SET_VERSION, FoundProxy
-from lpzero.search import correlation
+from lpzero.search import best_baseline  # re-exported: it moved to the search, which uses it
 
 SPLIT_PARTS = ("all", "search", "heldout")
-
-
-def best_baseline(cache: InputCache, ids: Sequence[str], truth: np.ndarray) -> dict | None:
-    """The cached hand-designed proxy with the highest |ρ| on `ids`."""
-    infos = [cache.info(a)["baselines"] for a in ids]
-    names = set.intersection(*(set(i) for i in infos)) if infos else set()
-    best = None
-    for name in sorted(names):
-        m = correlation(np.array([i[name] for i in infos]), truth)
-        if m["spearman"] is not None and (best is None or abs(m["spearman"]) > abs(best["spearman"])):
-            best = {"proxy": name, **m}
-    return best
 
 
 def load_best(path: Path | str) -> dict:

@@ -6,23 +6,27 @@ toolbox (`build_toolbox`) is an ordinary DEAP `base.Toolbox`, and the loop
 `evaluate`, `mate`, `mutate`, `select` or `map` and run the same loop. `ProxySearch` is one
 search (`lpzero evolve`): a list of benchmarks (one is a list of one), its runs, the final
 selection, the complexity front and `--select`.
+
+The names below are loaded from their module when first asked for (PEP 562): importing one module
+of the package (`lpzero.search.rps`) runs only the imports that module needs, not every module's
+(scipy.stats among them).
 """
 from __future__ import annotations
 
-from .fitness import (COMBINE, INVALID_FITNESS, CombinedEvaluator, Evaluation, FitnessEvaluator, Invalid, correlation,
-                      is_valid_fitness, spearman_fitness)
-from .genome import GenomeError, PaperGenes
-from .loop import (EvolutionState, EvolveSettings, LoopCheckpoint, LoopStatistics, evaluate_all, identity_function,
-                   run_evolution)
-from .rps import RPSLog, Violation, rps_guard, violations
-from .runs import SearchRuns
-from .search import ProxySearch, Scored, SearchResult, evolve_on
-from .protocol import FINAL_SELECTIONS, SearchPart, SearchSetup, run_seed, search_sample, select_final, split_architectures
-from .toolbox import TOOLBOX_KINDS, TOOLBOXES, build_toolbox, ensure_creator, register_operator
+from lpzero.lazy import lazy_exports
 
-__all__ = ["COMBINE", "CombinedEvaluator", "EvolutionState", "EvolveSettings", "Evaluation", "FINAL_SELECTIONS",
-           "FitnessEvaluator", "GenomeError", "INVALID_FITNESS", "Invalid", "LoopCheckpoint", "LoopStatistics",
-           "PaperGenes", "ProxySearch", "RPSLog", "Scored", "SearchPart", "SearchResult", "SearchRuns", "SearchSetup",
-           "TOOLBOXES", "TOOLBOX_KINDS", "Violation", "build_toolbox", "correlation", "ensure_creator", "evaluate_all",
-           "evolve_on", "identity_function", "is_valid_fitness", "register_operator", "rps_guard", "run_evolution",
-           "run_seed", "search_sample", "select_final", "split_architectures", "spearman_fitness", "violations"]
+#: module -> the names this package re-exports from it
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "fitness": ("COMBINE", "INVALID_FITNESS", "NORMALIZATIONS", "CombinedEvaluator", "Evaluation", "FitnessEvaluator", "Invalid",
+                "correlation", "is_valid_fitness", "spearman_fitness"),
+    "genome": ("GenomeError", "PaperGenes"),
+    "loop": ("EvolutionState", "EvolveSettings", "LoopCheckpoint", "LoopStatistics", "evaluate_all",
+             "identity_function", "run_evolution"),
+    "rps": ("RPSLog", "Violation", "rps_guard", "violations"),
+    "runs": ("SearchRuns",),
+    "search": ("ProxySearch", "Scored", "SearchResult", "evolve_on"),
+    "protocol": ("FINAL_SELECTIONS", "SearchPart", "SearchSetup", "best_baseline", "hand_designed_scale", "run_seed",
+                 "search_sample", "select_final", "split_architectures"),
+    "toolbox": ("TOOLBOX_KINDS", "TOOLBOXES", "build_toolbox", "ensure_creator", "register_operator"),
+}
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, modules=("complexity",))

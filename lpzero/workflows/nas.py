@@ -132,9 +132,11 @@ def nas(request: NASRequest, progress: Progress = no_progress) -> NASResult:
     settings = EvalSettings(s.batch_size, s.seq_len, s.batch_seed, s.model_seed, request.cache.device, costs, limits,
                             request.cost_seq_len or base.default_seq_len)
     out = Path(request.out) if request.out else Path("runs") / "nas" / folder_name(space.name)
-    with owned_folder(out):  # before any work: an unwritable or busy --out fails now
+    with owned_folder(out, "nas"):  # before any work: an unwritable, busy or another command's --out fails now
         if request.resume:  # a checkpoint of another space, selection or fewer generations: refused before any work
             check_resume(space, proxy, settings, request.nsga, out)
+            if not (out / CHECKPOINT_FILE).is_file():
+                log.warning("--resume: no checkpoint in %s; starting a new search", out)
         given, note = _given_scores(request, proxy, space, base, options, progress)
         total = len(space.all_genomes() or []) or request.nsga.population * (request.nsga.generations + 1)
         stage = f"nas {space.name}"

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lpzero.benchmarks import Benchmark, folder_name
-from lpzero.benchmarks.selection import BenchmarkRequest, measured
+from lpzero.benchmarks.selection import BenchmarkRequest, check_measured
 from lpzero.cache import InputCache
 from lpzero.cache.request import CacheRequest, Progress, fill_cache, no_progress, proxy_names
 from lpzero.errors import LPZeroError
 from lpzero.executors import ExecutorSettings
-from lpzero.files import owned_folder, remove_outputs
+from lpzero.files import check_folder, owned_folder, remove_outputs
 from lpzero.proxies import HAND_DESIGNED, FoundProxy
 from lpzero.report.rank import RANK_FILES, RankRow, rank_row, write_rank
 from lpzero.report.results import check_benchmark, found_on, split_ids
@@ -79,13 +79,11 @@ def rank(request: RankRequest, progress: Progress = no_progress) -> RankResult:
             log.warning("%s was found on %r, ranked here on %r", proxy.source, proxy.found_on, bench.name)
     found = [proxy.on_benchmark(bench.name) for proxy in found]
     names = proxy_names(request.proxies)
-    unmeasured = [a for a in ids if not measured(bench.architecture(a))]
-    if unmeasured:
-        raise LPZeroError(f"{bench.name}: {len(unmeasured)} of {len(ids)} architectures have no ground truth "
-                          f"({', '.join(unmeasured[:3])}{', ...' if len(unmeasured) > 3 else ''}); rank needs it "
-                          "(select measured ones with --ids; nas needs none)")
+    check_measured(bench, ids, "rank")
+    if any(not HAND_DESIGNED.get(n).pass_free for n in names):  # a cache that cannot be made fails now
+        check_folder(store.dir)
     out = Path(request.out) if request.out else Path("runs") / "rank" / folder_name(bench.name)
-    with owned_folder(out):  # before any work: an unwritable or busy --out fails now
+    with owned_folder(out, "rank"):  # before any work: an unwritable, busy or another command's --out fails now
         remove_outputs(out, [*RANK_FILES, *(p.name for p in out.glob("rank_*.png"))])
         rows = _rank(request, bench, store, ids, names, found, out, progress)
     return RankResult(rows, out, bench.raw_metric)
