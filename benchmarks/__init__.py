@@ -4,10 +4,12 @@ Installed as `lpzero.benchmarks`. Each model family is one folder holding its be
 model builder and its search space (`lts/`: Archai's LiteTransformerSearch GPT-2, `flexibert/`,
 `lonas/`: LoNAS sub-networks of a LLaMA-family super-network); the folder's `__init__.py`
 registers its names in the two registries below, as a plugin registers through an entry point.
-Shared machinery lives beside them: `base` (the `Benchmark` interface), `space` (the
-`SearchSpace` interface), `tabular` (a benchmark's own architectures as a space), `inputs`
-(extracting the six proxy inputs), `selection` (which benchmark and architectures a command
-works on).
+`hf/` reads any transformers family from files (a table of architectures, a space of config
+choices, one checkpoint). Shared machinery lives beside them: `base` (the `Benchmark` interface),
+`space` (the `SearchSpace` interface), `tabular` (a benchmark's own architectures as a space),
+`inputs` (extracting the six proxy inputs), `sites` (where they live in a transformers model, per
+`model_type`), `checkpoints` (local checkpoints' dtypes, tokenizers and texts), `selection` (which
+benchmark and architectures a command works on).
 
 `get_benchmark(name)` opens a benchmark registered by name ("gpt2", "flexibert", "lonas-mini"),
 by a registered prefix and its argument ("lts:PATH", "lonas:DIR"), through the entry-point group
@@ -38,6 +40,7 @@ from .base import (
     default_data_root,
     resolve_data_root,
 )
+from .builds import BuildRecipe, recipe_check
 from .space import NASError, SearchSpace, SpaceView
 
 #: entry-point group through which other packages register benchmarks
@@ -57,6 +60,9 @@ BENCHMARKS: Registry = Registry("benchmark", group=ENTRY_POINT_GROUP, error=Benc
 #: after "NAME:", or None); entry points of the group `lpzero.spaces` add others
 SPACES: Registry = Registry("space", group="lpzero.spaces", error=NASError, check=subclass_check(SearchSpace),
                             forms=("module:Class", "file.py:Class"))
+#: benchmarks lpzero builds with their ground truth (`lpzero build NAME`), a `BuildRecipe` each; the
+#: families register theirs, entry points of the group `lpzero.builds` add others
+BUILDS: Registry = Registry("benchmark to build", group="lpzero.builds", error=BenchmarkError, check=recipe_check)
 SPACES.register("tabular", "lpzero.benchmarks.tabular:TabularSpace", prefix=True,
                 description="a benchmark's own architectures, scored exhaustively (tabular:BENCHMARK)")
 
@@ -135,14 +141,16 @@ def get_space(name: str, data: str | os.PathLike | None = None, options: dict | 
 
 # The built-in families register their benchmarks and spaces (each folder's `__init__.py`); last,
 # because they register into the registries above.
-from . import lts, flexibert, lonas  # noqa: E402,F401  (in the order `lpzero info` lists them)
+from . import lts, flexibert, lonas, hf  # noqa: E402,F401  (in the order `lpzero info` lists them)
 
 LONAS_MINI_DIR = lonas.LONAS_MINI_DIR
 
 __all__ = [
     "Architecture",
     "BENCHMARKS",
+    "BUILDS",
     "Batch",
+    "BuildRecipe",
     "Benchmark",
     "BenchmarkError",
     "ENTRY_POINT_GROUP",

@@ -262,11 +262,22 @@ class Benchmark(abc.ABC):
         return [self.architecture(i) for i in self.ids()]
 
     def check_id(self, arch_id: str) -> None:
-        if arch_id not in self.ids():
-            raise BenchmarkError(f"{self.name}: unknown architecture id {arch_id!r}")
+        ids = self.ids()
+        if arch_id not in ids:
+            raise BenchmarkError(f"{self.name}: unknown architecture id {arch_id!r} (known: {known_ids(ids)})")
 
     def data_files(self) -> list[Path]:
         """Files the models or scores read beyond the architectures' configs (weights, tokenizers); default none."""
+        return []
+
+    def score_settings(self) -> dict[str, str | None]:
+        """What a score depends on besides the batch and the architecture, resolved (a dtype, a tokenizer, a
+        text), for a run's record (`lpzero nas`'s summary and report); default none."""
+        return {}
+
+    def describe_space(self) -> list[tuple[str, str]]:
+        """(label, text) rows `lpzero info` prints after the common summary (the family, a space's groups);
+        default none."""
         return []
 
     def fingerprint(self) -> str:
@@ -283,6 +294,19 @@ class Benchmark(abc.ABC):
 
 #: how much of each end of a data file `file_fingerprint` reads
 FINGERPRINT_BYTES = 1 << 20
+
+
+#: ids listed whole in a message up to this many; beyond, the first and last few and the count
+LISTED_IDS = 12
+
+
+def known_ids(ids: list[str]) -> str:
+    """`ids` for a message that lists the known ones: all of them, or (many) the first and last few, the
+    count and where to see them all."""
+    if len(ids) <= LISTED_IDS:
+        return ", ".join(ids) or "none"
+    return (f"{', '.join(ids[:6])}, ..., {', '.join(ids[-2:])}; {len(ids)} in all, `lpzero info BENCH --json` "
+            "lists them")
 
 
 def file_fingerprint(path: str | os.PathLike) -> str:

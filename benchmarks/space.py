@@ -94,6 +94,11 @@ class SearchSpace(abc.ABC):
         """Every architecture's genome when the space is to be scored exhaustively (tabular); else None."""
         return None
 
+    def invalid(self, config: dict) -> str | None:
+        """Why the candidate cannot be built (a combination of choices its models refuse), or None: an invalid
+        candidate is dropped by a search, its reason counted. Default: every genome is a model."""
+        return None
+
     def ground_truth(self, config: dict) -> float | None:
         """The trained quality (higher = better) where the space knows it (tabular), else None."""
         return None

@@ -66,14 +66,19 @@ def gpt2_stream(data_root: Path, split: str) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
-def decoder_batch(data_root: Path, seed: int, batch_size: int, seq_len: int, split: str = "valid") -> Batch:
-    """`batch_size` random windows of `seq_len` GPT-2 tokens from WikiText-2."""
-    stream = gpt2_stream(data_root, split)
+def stream_windows(stream: torch.Tensor, seed: int, batch_size: int, seq_len: int, where: str) -> Batch:
+    """`batch_size` windows of `seq_len` tokens of `stream` at random starts drawn from `seed` (the same seed,
+    the same batch); BenchmarkError naming the text `where` when it holds no such window."""
     if len(stream) <= seq_len:
-        raise BenchmarkError(f"wikitext-2/{split}.txt: {len(stream)} tokens, fewer than seq_len={seq_len}")
+        raise BenchmarkError(f"{where}: {len(stream)} tokens, fewer than seq_len={seq_len}")
     gen = torch.Generator().manual_seed(seed)
     starts = torch.randint(0, len(stream) - seq_len, (batch_size,), generator=gen)
     return Batch(torch.stack([stream[s : s + seq_len] for s in starts.tolist()]))
+
+
+def decoder_batch(data_root: Path, seed: int, batch_size: int, seq_len: int, split: str = "valid") -> Batch:
+    """`batch_size` random windows of `seq_len` GPT-2 tokens from WikiText-2."""
+    return stream_windows(gpt2_stream(data_root, split), seed, batch_size, seq_len, f"wikitext-2/{split}.txt")
 
 
 def encoder_batch(data_root: Path, seed: int, batch_size: int, seq_len: int, split: str = "valid") -> Batch:

@@ -1,4 +1,5 @@
-"""The build's training loop: AdamW, cosine schedule, random windows of a token stream, resumable.
+"""The training loop of lpzero's builds (lonas-mini, neox-mini): AdamW, cosine schedule, random windows of
+a token stream, resumable.
 
 A run is checkpointed every `CHECKPOINT_EVERY` steps; a run that finds a checkpoint
 continues from it (weights, optimizer, schedule and both random generators), so an
@@ -22,7 +23,7 @@ from lpzero.checkpoint import CheckpointFormat, check_record, versioned
 from lpzero.errors import ResultError
 from lpzero.files import atomic_write
 
-from ..base import BenchmarkError
+from .base import BenchmarkError
 
 #: steps between two checkpoints
 CHECKPOINT_EVERY = 100
@@ -75,12 +76,13 @@ class TrainingResult:
 
 def train(model: nn.Module, params: list[nn.Parameter], loss_of: LossOf, stream: torch.Tensor, plan: TrainingPlan,
           checkpoint: Path, saved: Callable[[str], bool] = lambda name: True,
-          on_step: Callable[[int], None] | None = None) -> TrainingResult:
+          on_step: Callable[[int], None] | None = None, keep_checkpoint: bool = False) -> TrainingResult:
     """Train `params` of `model` by `plan` on random windows of `stream`; the model is left in eval mode.
 
     `checkpoint` is the run's checkpoint file (resumed from if present, removed at the
-    end); `saved` picks the `state_dict` entries it keeps (the trained ones); `on_step`
-    gets the number of finished steps after each.
+    end unless `keep_checkpoint`: a caller that still has to save the model removes it
+    once it has); `saved` picks the `state_dict` entries it keeps (the trained ones);
+    `on_step` gets the number of finished steps after each.
     """
     optimizer = torch.optim.AdamW(params, lr=plan.lr, weight_decay=0.01)
     steps = plan.steps
@@ -110,7 +112,8 @@ def train(model: nn.Module, params: list[nn.Parameter], loss_of: LossOf, stream:
         if (i + 1) % CHECKPOINT_EVERY == 0 and i + 1 < steps:
             save_training_checkpoint(checkpoint, state, i + 1, loss, earlier + time.perf_counter() - started)
     model.eval()
-    checkpoint.unlink(missing_ok=True)
+    if not keep_checkpoint:
+        checkpoint.unlink(missing_ok=True)
     return TrainingResult(loss, earlier)
 
 

@@ -28,12 +28,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                              "architecture."),
     "rank": ("lpzero.commands.rank:rank", "Score every architecture with each proxy; print and write the ρ/τ table."),
     "evolve": ("lpzero.commands.evolve:evolve", "Search for a proxy with genetic programming (paper Algorithm 1)."),
+    "score": ("lpzero.commands.score:score", "Score one model with a proxy: a checkpoint directory or a config.json "
+                                             "(any transformers family)."),
     "export": ("lpzero.commands.export:export", "Print the simplified formula of a found proxy (best.json)."),
-    "ops": ("lpzero.commands.export:ops", "Print the primitive op table (Markdown)."),
+    "ops": ("lpzero.commands.ops:ops", "Print the primitive op table (Markdown)."),
     "nas": ("lpzero.commands.nas:nas", "Pick architectures with a proxy: NSGA-II over (proxy score, costs) under "
                                        "limits."),
-    "build": ("lpzero.commands.build:build", "Build a benchmark with its ground truth: lonas-mini (a LoNAS "
-                                             "super-network and its sub-networks)."),
+    "build": ("lpzero.commands.build:build", "Build NAME with its ground truth: lonas-mini (a LoNAS super-network "
+                                             "and its sub-networks) or neox-mini (GPT-NeoX models trained here)."),
 }
 
 
@@ -47,9 +49,9 @@ class UserError(click.ClickException):
 
 
 #: OS errors that are the user's to fix (a full disk, a read-only or misplaced output path, a folder
-#: that cannot be made where the file system allows none, e.g. under /proc)
+#: that cannot be made where the file system allows none, e.g. under /proc, a name longer than it allows)
 USER_OS_ERRORS = {errno.ENOENT, errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EISDIR,
-                  errno.EEXIST, errno.EDQUOT}
+                  errno.EEXIST, errno.EDQUOT, errno.ENAMETOOLONG}
 
 
 class LPZeroGroup(click.Group):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lpzero.benchmarks.lonas.training import TRAINING_CHECKPOINT, load_training_checkpoint
+from lpzero.benchmarks.training import TRAINING_CHECKPOINT, load_training_checkpoint
 from lpzero.checkpoint import VERSION_KEY
 from lpzero.errors import ResultError
 

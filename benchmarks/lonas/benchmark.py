@@ -19,21 +19,22 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from ..base import (Architecture, Batch, Benchmark, BenchmarkError, Site, WeightSite, ZCSites, default_data_root,
+from ..base import (Architecture, Batch, Benchmark, BenchmarkError, WeightSite, ZCSites, default_data_root,
                     read_json_object)
+from ..builds import BUILD_FILE
+from ..checkpoints import check_text_stream, check_tokenizer_ids, stored_dtype
 from ..half_cpu import fast_half_backward
+from ..sites import layer_sites, site_map
 from .export import export_subnetwork
 from .slicing import WeightFamily, count_subnetwork_params, extract_subnetwork, in_family
 from .space import LONAS_ALPHA, LONAS_RANK, SPACE_PRESETS, Choice, LoNASSpace, choice_id, lonas_space
 from .supernetwork import (ADAPTER_CONFIG, check_adapter, check_base_config, check_base_weights, check_space_modules,
-                           decoder_layers, inner_model, load_base, make_supernetwork, model_decoder,
-                           read_adapter_config, stored_dtype)
-from .text import VOCAB_FILE, Vocabulary, checkpoint_tokenizer, token_stream, tokenized
+                           decoder_layers, inner_model, load_base, make_supernetwork, read_adapter_config)
+from .describe import describe_lonas
+from .text import VOCAB_FILE, Vocabulary, lonas_tokenizer, token_stream, tokenized, unknown_token
 
 #: file names of a built LoNAS directory (beside `base/` and `adapter/`)
-SPACE_FILE, GROUND_TRUTH_FILE, BUILD_FILE = "space.json", "ground_truth.json", "build.json"
-#: what `lpzero info` says of a build of each size (`build.SIZES`; build.json's "size_name")
-BUILD_SIZES = {"mini": "mini (the benchmark)", "smoke": "smoke (a seconds-long toy size, not a benchmark)"}
+SPACE_FILE, GROUND_TRUTH_FILE = "space.json", "ground_truth.json"
 #: what an architecture id of a ground-truth file may contain
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 
@@ -196,16 +197,17 @@ class LoNASBenchmark(Benchmark):
         return truth
 
     def _check_text(self) -> None:
-        """BenchmarkError when the tokenizer is missing, gives ids the model has no row for, or the
-        text has no window of the default length."""
-        vocab_size = int(self.base_config["vocab_size"])
-        size = len(checkpoint_tokenizer(self.tokenizer_path)) if self.tokenizer_path is not None else 0
-        if size > vocab_size:
-            raise BenchmarkError(f"{self.tokenizer_path}: its tokenizer has {size} tokens, more than the model's "
-                                 f"vocabulary of {vocab_size}")
+        """BenchmarkError when the tokenizer is missing or has ids the model has no row for, or a text is mostly
+        unknown tokens or too short for any window (`check_text_stream`). The window of the --seq-len a
+        command uses depends on its batch: `check_batch` checks it when the batch is set."""
+        tokenizer = lonas_tokenizer(self.tokenizer_path) if self.tokenizer_path is not None else None
+        if tokenizer is not None:
+            check_tokenizer_ids(tokenizer, self.tokenizer_path, int(self.base_config["vocab_size"]))
         if self.data_root is None and self.text_path is None:
             return  # no text to check yet: `stream` names the missing data root when asked
-        self.check_batch(self.default_batch_size, self.default_seq_len)
+        # a user's text only: WikiText-2 is the default whatever a toy tokenizer makes of it
+        unknown = unknown_token(tokenizer, self.vocabulary) if self.text_path is not None else None
+        check_text_stream(self.batch_stream(), self.text_path or "wikitext-2/valid.txt", unknown)
 
     def check_batch(self, batch_size: int | None = None, seq_len: int | None = None) -> None:
         """BenchmarkError when no mini-batch of `seq_len` tokens can be made: longer than the model's
@@ -221,21 +223,15 @@ class LoNASBenchmark(Benchmark):
                                  f"window of {seq_len} + 1 (--seq-len {seq_len})")
 
     def describe_space(self) -> list[tuple[str, str]]:
-        """What `lpzero info` says of this benchmark beyond the common summary: the build's size (a built
-        directory), where the space came from, its groups by family with their layers and choices, and
-        the number of sub-networks; (label, text) rows."""
-        rows = []
-        if self.build_size is not None:
-            rows.append(("build", BUILD_SIZES.get(self.build_size, self.build_size)))
-        rows.append(("space", f"{self.space.name}, {self.space_source}"))
-        families: dict[tuple[str, tuple[int, ...]], list[int]] = {}
-        for g in self.space.groups:
-            families.setdefault((g.family, g.choices), []).append(g.layer)
-        for (family, choices), layers in families.items():
-            rows.append(("", f"{family:<14}{_layer_span(layers):<10}{', '.join(map(str, choices))}"))
-        size = self.space.size
-        rows.append(("sub-networks", f"{size:,}" if size < 10 ** 15 else f"{float(size):.3e}"))
-        return rows
+        """What `lpzero info` says of this benchmark beyond the common summary (`describe.describe_lonas`)."""
+        return describe_lonas(self)
+
+    def score_settings(self) -> dict[str, str | None]:
+        """What a score depends on besides the batch and the sub-network, resolved, for a run's record
+        (`lpzero nas`'s summary and report): the dtype the models load in, the adapter, the text."""
+        return {"dtype": str(self.dtype).removeprefix("torch."),
+                "adapter": None if self.adapter_path is None else str(self.adapter_path.resolve()),
+                "text": "WikiText-2 valid" if self.text_path is None else str(self.text_path.resolve())}
 
     def search_space(self) -> SubnetworkGenomes:
         """Every sub-network of the space (not only the ground truth's), as genomes: what a NAS search reads."""
@@ -339,14 +335,14 @@ class LoNASBenchmark(Benchmark):
         """
         layers = decoder_layers(model)
         inner = inner_model(model)
-        d = model_decoder(model)  # the family's module names (LLaMA's for every family today)
-        down, o_proj = d.module("down"), d.module("o")
+        model_type = self.base_config["model_type"]
+        smap = site_map(model_type)  # the one table of where the inputs live in a transformers family
         activations, heads, softmax, weights = [], [], [], []
         for i, layer in enumerate(layers):
-            activations.append(Site(i, layer.get_submodule(down), "input", f"L{i}.{down}.input"))
-            heads.append(Site(i, layer.get_submodule(o_proj), "input", f"L{i}.{o_proj}.input"))
-            softmax.append(Site(i, layer.get_submodule(d.attention), "output", f"L{i}.{d.attention}.probs",
-                                output_index=1))
+            a, h, s = layer_sites(layer, i, smap, model_type)
+            activations.append(a)
+            heads.append(h)
+            softmax.append(s)
             for pname, p in layer.named_parameters():
                 if pname.endswith("weight") and p.dim() == 2 and in_family(pname, self.weights):
                     weights.append(WeightSite(i, f"L{i}.{pname.replace('.default', '')}", p))
@@ -430,15 +426,8 @@ class SubnetworkGenomes:
 
     def export(self, choices: Sequence[Mapping[str, int]], out: Path) -> list[Path]:
         """`out/subnetwork_<k>/`: a peft adapter and `lonas_subnetwork.json` per sub-network."""
-        return [export_subnetwork(self.bench.supernetwork(), self.space, choice, Path(out) / f"subnetwork_{k}")
-                for k, choice in enumerate(choices)]
-
-
-def _layer_span(layers: list[int]) -> str:
-    """"L0-L31" for consecutive layers, else "L0,L2"."""
-    if layers == list(range(layers[0], layers[-1] + 1)):
-        return f"L{layers[0]}" if len(layers) == 1 else f"L{layers[0]}-L{layers[-1]}"
-    return ",".join(f"L{i}" for i in layers)
+        return [export_subnetwork(self.bench.supernetwork(), self.space, choice, Path(out) / f"subnetwork_{k}",
+                                  self.bench.base_path) for k, choice in enumerate(choices)]
 
 
 def _key(choice: Mapping[str, int]) -> tuple:

@@ -24,7 +24,8 @@ ground truth's spread is made of is an analysis of the finished build, not a sta
 from __future__ import annotations
 
 import functools
-import time
+import os
+import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,26 +33,37 @@ from typing import Callable
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from scipy.stats import spearmanr
 from torch import nn
 
+from lpzero.errors import WriteError
 from lpzero.executors import Executor, LocalExecutor, TaskFailure, torch_threads
 from lpzero.files import atomic_write_json
 
-from ..base import BenchmarkError, read_json, read_json_object
+from ..base import BenchmarkError, read_json
+from ..builds import BuildProgress, BuildRecipe, StagedBuild
+from ..checkpoints import quiet_loading
 from ..text import gpt2_tokenizer
-from .benchmark import BUILD_FILE, GROUND_TRUTH_FILE, SPACE_FILE
+from .benchmark import BUILD_FILE, GROUND_TRUTH_FILE, LONAS_MINI_DIR, SPACE_FILE
 from .slicing import count_subnetwork_params, run_subnetwork
-from .space import Choice, LoNASSpace, choice_id, lonas_space
-from .supernetwork import load_base, make_supernetwork, new_llama, quiet_loading
+from .space import Choice, LoNASSpace, choice_id, lonas_space, positive_int
+from .spread import record_spread
+from .supernetwork import load_base, make_supernetwork, new_llama
 from .text import VOCAB_FILE, Vocabulary, perplexity, token_stream, window_nll, windows
-from .training import TrainingPlan, train
+from ..training import TrainingPlan, train
 
 # BUILD_FILE (build.json): the build's settings, its size's name and each finished stage's facts
 #: windows per block of the split-half reliability (16 x 128 tokens: a few paragraphs)
 RELIABILITY_BLOCK = 16
 #: bump when a stage's recipe changes what it produces
 BUILD_VERSION = 1
+#: the environment variable that sets the torch threads of the training stages (`build_threads`)
+THREADS_ENV = "LPZERO_THREADS"
+#: the training stages' torch threads unless $LPZERO_THREADS says otherwise: one, as each ground-truth worker
+#: has, because torch's default (a thread per core) thrashes as soon as anything runs beside it (lonas-mini's
+#: pretraining fell from 3.8 to 0.25 steps/s with 2 threads on 2 shared cores)
+DEFAULT_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -84,12 +96,10 @@ SIZES = {
                        n_subnetworks=8, eval_windows=16, min_reliability=0.0),
 }
 
-#: a build's progress callback: (stage, done, total)
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass
-class Builder:
+class Builder(StagedBuild):
     """Builds a LoNAS mini benchmark into `out` (see the module docstring)."""
 
     out: Path
@@ -97,54 +107,24 @@ class Builder:
     size: BuildSize
     seed: int = 0
     device: str = "cpu"
-    progress: Progress | None = None
+    progress: BuildProgress | None = None
     #: where the ground truth's per-sub-network evaluations run (default: this process)
     executor: Executor | None = None
+    #: torch threads of the training stages, which run in this process (the ground truth's tasks use one each)
+    threads: int = DEFAULT_THREADS
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
-        self.state = self._read_state()
-        self._earlier_seconds = 0.0
-
-    # --- bookkeeping ---------------------------------------------------------------------------
-
-    def _read_state(self) -> dict:
-        path = self.out / BUILD_FILE
-        expected = {"version": BUILD_VERSION, "seed": self.seed, "size": asdict(self.size)}
         # the size's name, so `lpzero info` can say a smoke build is a toy (not compared: a build
         # made before it was recorded resumes and gains it)
         name = next((k for k, v in SIZES.items() if v == self.size), "custom")
-        if not path.is_file():
-            return {**expected, "size_name": name, "stages": {}}
-        state = read_json_object(path)
-        found = {k: state.get(k) for k in expected}
-        if found != expected:
-            raise BenchmarkError(f"{path}: a build with other settings is in {self.out} (seed/size/version "
-                                 "differ); use another --out or remove it")
-        if not isinstance(state.get("stages"), dict):
-            raise BenchmarkError(f"{path}: stages is {state.get('stages')!r} (expected an object)")
-        return {**state, "size_name": name}
-
-    def _finish(self, stage: str, seconds: float, **facts: object) -> None:
-        self.state["stages"][stage] = {"seconds": round(seconds, 1), **facts}
-        atomic_write_json(self.out / BUILD_FILE, self.state)
-
-    def _tick(self, stage: str, done: int, total: int) -> None:
-        if self.progress is not None:
-            self.progress(stage, done, total)
+        self.state = self.read_state({"version": BUILD_VERSION, "seed": self.seed, "size": asdict(self.size)},
+                                     size_name=name)
 
     def run(self) -> dict:
         """Run the stages not yet finished; returns build.json's content."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.out / BUILD_FILE, self.state)
-        for stage, fn in (("vocab", self.build_vocab), ("pretrain", self.pretrain),
-                          ("supernet", self.train_supernet), ("ground_truth", self.ground_truth)):
-            if stage not in self.state["stages"]:
-                self._earlier_seconds = 0.0  # a resumed stage's time before the interruption
-                start = time.perf_counter()
-                facts = fn() or {}
-                self._finish(stage, self._earlier_seconds + time.perf_counter() - start, **facts)
-        return self.state
+        return self.run_stages((("vocab", self.build_vocab), ("pretrain", self.pretrain),
+                                ("supernet", self.train_supernet), ("ground_truth", self.ground_truth)))
 
     # --- stages ------------------------------------------------------------------------------------
 
@@ -177,9 +157,8 @@ class Builder:
         params = list(model.parameters())
         loss = self._train("pretrain", model, params, s.pretrain_steps, s.pretrain_lr,
                            lambda batch, rng: model(input_ids=batch, labels=batch).loss)
-        with quiet_loading():
-            model.save_pretrained(str(self.out / "base"), safe_serialization=True)
-        return {"params": sum(p.numel() for p in params), "final_loss": round(loss, 4)}
+        self._save("pretrain", model, self.out / "base", "model.safetensors")
+        return {"params": sum(p.numel() for p in params), "final_loss": round(loss, 4), "threads": self.threads}
 
     def _base(self) -> nn.Module:
         return load_base(self.out / "base", self.device)
@@ -197,10 +176,15 @@ class Builder:
         # the base is frozen: a checkpoint keeps the LoRA weights only
         loss = self._train("supernet", model, params, self.size.supernet_steps, self.size.supernet_lr, step,
                            saved=lambda name: ".lora_" in name)
-        with quiet_loading():
-            model.save_pretrained(str(self.out / "adapter"), safe_serialization=True)
+        self._save("supernet", model, self.out / "adapter", "adapter_model.safetensors")
         atomic_write_json(self.out / SPACE_FILE, space.to_json())
-        return {"lora_params": sum(p.numel() for p in params), "final_loss": round(loss, 4)}
+        return {"lora_params": sum(p.numel() for p in params), "final_loss": round(loss, 4), "threads": self.threads}
+
+    def _save(self, stage: str, model: nn.Module, folder: Path, weights: str) -> None:
+        """`save_model`, then the stage's training checkpoint is removed: a save that fails (a full disk)
+        leaves it, and the rerun build trains from it again rather than from the start."""
+        save_model(model, folder, weights)
+        (self.out / f"{stage}.checkpoint.pt").unlink(missing_ok=True)
 
     def _train(self, stage: str, model: nn.Module, params: list, steps: int, lr: float,
                loss_of: Callable[[torch.Tensor, np.random.Generator], torch.Tensor],
@@ -209,9 +193,10 @@ class Builder:
         s = self.size
         plan = TrainingPlan(stage, steps, lr, s.seq_len, s.batch_size, self.seed, self.device)
         stream = token_stream(self.data_root, "valid", self._vocabulary())
-        result = train(model, params, loss_of, stream, plan, self.out / f"{stage}.checkpoint.pt", saved,
-                       on_step=lambda done: self._tick(stage, done, steps))
-        self._earlier_seconds = result.earlier_seconds  # a resumed stage's time before the interruption
+        with torch_threads(self.threads):
+            result = train(model, params, loss_of, stream, plan, self.out / f"{stage}.checkpoint.pt", saved,
+                           on_step=lambda done: self.tick(stage, done, steps), keep_checkpoint=True)
+        self.earlier_seconds = result.earlier_seconds  # a resumed stage's time before the interruption
         return result.loss
 
     def subnetworks(self, space: LoNASSpace) -> dict[str, dict[str, int]]:
@@ -248,7 +233,7 @@ class Builder:
                 if isinstance(result, TaskFailure):
                     raise BenchmarkError(f"ground truth of {task.key}: {result.error}")
                 nll[task.key] = nll.get(task.key, [])[: task.start] + result
-                self._tick(f"ground truth ({n_windows} windows)", done + 1, len(tasks))
+                self.tick(f"ground truth ({n_windows} windows)", done + 1, len(tasks))
                 if done % 10 == 9 or done + 1 == len(tasks):
                     atomic_write_json(partial_path, {"n_windows": n_windows, "nll": nll}, indent=None)
             reliability = self._split_half(nll, n_windows)
@@ -284,6 +269,38 @@ class Builder:
         first = [sum(x for i, x in enumerate(v[:n_windows]) if (i // block) % 2 == 0) for v in nll.values()]
         second = [sum(x for i, x in enumerate(v[:n_windows]) if (i // block) % 2 == 1) for v in nll.values()]
         return float(spearmanr(first, second).statistic)
+
+
+def save_model(model: nn.Module, folder: Path, weights: str) -> None:
+    """`model.save_pretrained` (safetensors) into a folder beside `folder`, then each file moved into it: a
+    write that fails (a full disk) leaves no torn weights in `folder`, and is a WriteError naming `weights`
+    there (safetensors' own error names no file)."""
+    partial = folder.with_name(f".{folder.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)  # an interrupted earlier save
+    try:
+        with quiet_loading():
+            model.save_pretrained(str(partial), safe_serialization=True)
+    except (SafetensorError, OSError) as e:
+        shutil.rmtree(partial, ignore_errors=True)
+        name = Path(e.filename).name if isinstance(e, OSError) and e.filename else weights
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise WriteError(f"{folder / name}: cannot be written: {reason}") from e
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted(partial.iterdir()):
+        path.replace(folder / path.name)
+    partial.rmdir()
+
+
+def build_threads() -> int:
+    """The training stages' torch threads: $LPZERO_THREADS where set, else `DEFAULT_THREADS`; BenchmarkError
+    naming the variable for anything but a positive integer."""
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return DEFAULT_THREADS
+    if not value.isdigit() or int(value) < 1:
+        raise BenchmarkError(f"{THREADS_ENV}={value!r}: expected a positive integer (torch threads of the "
+                             f"training stages; default {DEFAULT_THREADS})")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -324,12 +341,38 @@ def evaluate_windows(task: WindowTask, out: str, data_root: str, seq_len: int, d
 
 
 def build_lonas_mini(out: Path, data_root: Path, smoke: bool = False, seed: int = 0, device: str = "cpu",
-                     progress: Progress | None = None, executor: Executor | None = None) -> dict:
-    """Build (or finish building) lonas-mini into `out`; returns build.json's content."""
+                     progress: BuildProgress | None = None, executor: Executor | None = None,
+                     threads: int | None = None) -> dict:
+    """Build (or finish building) lonas-mini into `out`; returns build.json's content. `threads`: torch threads
+    of the training stages (default: `build_threads()`, $LPZERO_THREADS or one)."""
+    # a bad $LPZERO_THREADS fails now, not after the vocabulary
+    threads = build_threads() if threads is None else positive_int(threads, "build_lonas_mini", "threads")
     gpt2_tokenizer(data_root)  # a missing tokenizer fails now, not after training
     size = SIZES["smoke" if smoke else "mini"]
-    return Builder(Path(out), data_root, size, seed, device, progress, executor).run()
+    return Builder(Path(out), data_root, size, seed, device, progress, executor, threads).run()
 
 
-__all__ = ["BUILD_FILE", "BuildSize", "Builder", "SIZES", "WindowTask", "build_lonas_mini", "evaluate_windows",
-           "load_evaluation"]
+def _build_and_analyse(out: Path, data_root: Path, smoke: bool, seed: int, device: str,
+                       progress: BuildProgress | None, executor: Executor | None) -> dict:
+    """`build_lonas_mini`, then the analysis of its ground truth's spread (`spread.record_spread`)."""
+    state = build_lonas_mini(out, data_root, smoke, seed, device, progress, executor)
+    record_spread(out)
+    return state
+
+
+def _open_as(folder: Path) -> str:
+    return "lonas-mini" if folder == Path(LONAS_MINI_DIR) else f"lonas:{folder}"
+
+
+def _summary(state: dict) -> str:
+    truth = state["stages"]["ground_truth"]
+    return (f"{truth['subnetworks']} sub-networks, held-out perplexity on {truth['tokens']:,} tokens, split-half "
+            f"Spearman {truth['split_half_spearman']:.3f}")
+
+
+#: `lpzero build lonas-mini` (registered in `lpzero.benchmarks.BUILDS`)
+LONAS_MINI = BuildRecipe(LONAS_MINI_DIR, "lonas_mini_smoke", _build_and_analyse, _open_as, _summary)
+
+
+__all__ = ["BUILD_FILE", "BuildSize", "Builder", "DEFAULT_THREADS", "LONAS_MINI", "SIZES", "THREADS_ENV", "WindowTask",
+           "build_lonas_mini", "build_threads", "evaluate_windows", "load_evaluation", "save_model"]

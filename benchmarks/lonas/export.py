@@ -12,14 +12,18 @@ from lpzero.files import atomic_write, atomic_write_json
 
 from .slicing import module_ranks
 from .space import LoNASSpace
-from .supernetwork import decoder_layers, lora_config, model_decoder
+from .supernetwork import decoder_layers, inner_model, lora_config, model_decoder
 
 #: the sub-network record `export_subnetwork` writes beside the adapter
 SUBNETWORK_FILE = "lonas_subnetwork.json"
 
 
-def export_subnetwork(model: nn.Module, space: LoNASSpace, choice: Mapping[str, int], out: str | os.PathLike) -> Path:
+def export_subnetwork(model: nn.Module, space: LoNASSpace, choice: Mapping[str, int], out: str | os.PathLike,
+                      base: str | os.PathLike | None = None) -> Path:
     """Write the sub-network `choice` as a standard peft adapter directory plus `lonas_subnetwork.json`.
+
+    The adapter's `base_model_name_or_path` is `base` (the base checkpoint's directory; default:
+    the path the base model was loaded from), as an absolute path where it is a directory.
 
     The adapter has each module's sliced rank (peft's `rank_pattern`, with `alpha_pattern`
     keeping LoNAS's scaling alpha / r_max). A LoRA adapter cannot shrink the base model,
@@ -50,9 +54,20 @@ def export_subnetwork(model: nn.Module, space: LoNASSpace, choice: Mapping[str, 
         tensors[f"base_model.model.{name}.lora_A.weight"] = a.contiguous()
         tensors[f"base_model.model.{name}.lora_B.weight"] = b.contiguous()
     rank_pattern = {k: v for k, v in ranks.items() if v != space.lora_rank}
-    lora_config(space, dropout=0.0, rank_pattern=rank_pattern).save_pretrained(str(out))
+    config = lora_config(space, dropout=0.0, rank_pattern=rank_pattern)
+    config.base_model_name_or_path = _base_path(model, base)
+    config.save_pretrained(str(out))
     atomic_write(out / "adapter_model.safetensors", lambda tmp: save_file(tensors, str(tmp)))
     record = {"space": space.name, "choice": choice, "width": [choice[g.name] for g in space.groups],
               "groups": [g.name for g in space.groups], "ffn_widths": {str(k): v for k, v in widths.items()}}
     atomic_write_json(out / SUBNETWORK_FILE, record)
     return out
+
+
+def _base_path(model: nn.Module, base: str | os.PathLike | None) -> str | None:
+    """Where the adapter's base model is: `base`, else the path `model`'s base was loaded from (None if unknown);
+    a directory as an absolute path, so the adapter finds it from any working folder."""
+    base = base or getattr(inner_model(model).config, "_name_or_path", "") or None
+    if base is None:
+        return None
+    return str(Path(base).resolve()) if Path(base).is_dir() else str(base)

@@ -10,20 +10,18 @@ package, and peft alone takes seconds to import.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import struct
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch import nn
 
 from ..base import BenchmarkError, read_json_object
+from ..checkpoints import quiet_loading
 from .space import LONAS_DROPOUT, LORA_TARGETS, LoNASSpace, positive_int
 
 
@@ -52,8 +50,8 @@ class Decoder:
 #: space's groups (`lonas_space`) name modules as these entries do; a family with other
 #: names needs its own entry here and a space that names them.
 DECODERS: dict[str, Decoder] = {"llama": Decoder(), "mistral": Decoder(), "qwen2": Decoder(), "qwen3": Decoder()}
-#: the dtypes a base loads in ("auto": the checkpoint's stored dtype)
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+#: the projections of a decoder layer (`Decoder` roles)
+_ROLES = ("q", "k", "v", "o", "gate", "up", "down")
 
 
 def decoder_of(model_type: str | None, where: str = "model") -> Decoder:
@@ -68,24 +66,12 @@ def check_space_modules(space: LoNASSpace, model_type: str, where: str) -> None:
     """BenchmarkError naming `where` and the group when a group of `space` names a module that is not
     a projection of this decoder family's layers."""
     d = decoder_of(model_type, where)
-    known = {d.module(role) for role in ("q", "k", "v", "o", "gate", "up", "down")}
+    known = {d.module(role) for role in _ROLES}
     for g in space.groups:
         unknown = [m for m in g.modules + g.inputs if m not in known]
         if unknown:
             raise BenchmarkError(f"{where}: group {g.name} names {unknown}, not projections of a {model_type} "
                                  f"layer ({', '.join(sorted(known))})")
-
-
-def stored_dtype(config: dict, dtype: str = "auto", where: str = "config.json") -> torch.dtype:
-    """The dtype to load in: `dtype`, or for "auto" the config's `dtype`/`torch_dtype` (float32 if absent)."""
-    if dtype not in DTYPES:
-        raise BenchmarkError(f"dtype={dtype!r}: expected one of {', '.join(DTYPES)}")
-    if dtype == "auto":
-        dtype = config.get("dtype") or config.get("torch_dtype") or "float32"
-        if dtype not in DTYPES[1:]:
-            raise BenchmarkError(f"{where}: stored dtype {dtype!r} is not one of {', '.join(DTYPES[1:])} "
-                                 "(choose one with dtype=)")
-    return getattr(torch, dtype)
 
 
 #: the config.json keys every check reads: positive integers in every LLaMA-family config
@@ -195,14 +181,16 @@ def read_adapter_config(folder: Path) -> dict:
 
 def check_adapter(folder: str | os.PathLike, space: LoNASSpace, base_config: dict) -> None:
     """A peft adapter directory fits `space` and the base: rank and alpha are the space's r_max and
-    alpha, and adapter_model.safetensors is whole and holds LoRA matrices of rank r for every
-    projection LoNAS adapts in every layer, of the base's sizes (headers only, no weights read)."""
+    alpha, its target_modules name modules the base has (`targeted_modules`), and adapter_model.safetensors
+    is whole and holds LoRA matrices of rank r for every projection LoNAS adapts in every layer, of the
+    base's sizes, and for every module it targets (headers only, no weights read)."""
     folder = Path(folder)
     config = read_adapter_config(folder)
     r, alpha = config["r"], config["lora_alpha"]
     if r != space.lora_rank or alpha != space.lora_alpha:
         raise BenchmarkError(f"{folder / ADAPTER_CONFIG}: adapter has r={r}, alpha={alpha}; the space "
                              f"{space.name!r} slices r={space.lora_rank}, alpha={space.lora_alpha}")
+    targeted = targeted_modules(config, base_config, str(folder / ADAPTER_CONFIG))
     path = folder / "adapter_model.safetensors"
     if not path.is_file():
         if (folder / "adapter_model.bin").is_file():
@@ -210,7 +198,8 @@ def check_adapter(folder: str | os.PathLike, space: LoNASSpace, base_config: dic
         raise BenchmarkError(f"{folder}: no adapter weights (adapter_model.safetensors)")
     shapes = projection_shapes(base_config)
     found: set[tuple[int, str, str]] = set()
-    for name, shape in safetensors_shapes(path).items():
+    tensors = safetensors_shapes(path)
+    for name, shape in tensors.items():
         match = _LAYER_TENSOR.search(name)
         if not match or match.group(3) is None:
             continue
@@ -229,6 +218,75 @@ def check_adapter(folder: str | os.PathLike, space: LoNASSpace, base_config: dic
                 if (layer, module, part) not in found:
                     raise BenchmarkError(f"{path}: no {part} of {module} in layer {layer} (LoNAS adapts "
                                          f"{', '.join(LORA_TARGETS)} in every layer)")
+    _check_targets_have_weights(path, targeted, tensors)
+
+
+def adaptable_modules(base_config: dict) -> list[str]:
+    """The modules of the causal LM `base_config` describes that a LoRA adapter may target, by the names peft
+    matches `target_modules` against: each layer's projections (`DECODERS`), the embedding, the output layer."""
+    d = decoder_of(base_config.get("model_type", "llama"))
+    return [f"{d.layers}.{i}.{d.module(role)}" for i in range(base_config["num_hidden_layers"])
+            for role in _ROLES] + ["model.embed_tokens", "lm_head"]
+
+
+def targeted_modules(config: dict, base_config: dict, where: str) -> list[str]:
+    """The modules peft adapts when it loads an adapter of `config` (adapter_config.json) onto the base, as
+    peft matches `target_modules` (a list of names or name suffixes, a regular expression, or "all-linear")
+    and `layers_to_transform`. BenchmarkError naming `where` when an entry names no module of the base, or
+    a module LoNAS adapts is not targeted: peft would raise, or ignore those weights, on every candidate."""
+    targets, modules = config.get("target_modules"), adaptable_modules(base_config)
+    model_type = base_config.get("model_type", "llama")
+    projections = ", ".join(getattr(decoder_of(model_type), role) for role in _ROLES)
+    if targets == "all-linear":  # peft: every linear layer but the output layer
+        found = [m for m in modules if m not in ("model.embed_tokens", "lm_head")]
+    elif isinstance(targets, str):
+        try:
+            found = [m for m in modules if re.fullmatch(targets, m)]
+        except re.error as e:
+            raise BenchmarkError(f"{where}: target_modules {targets!r} is not a regular expression ({e})") from None
+        if not found:
+            raise BenchmarkError(f"{where}: target_modules {targets!r} matches no module of a {model_type} model "
+                                 f"(its layers' projections: {projections})")
+    elif isinstance(targets, list) and targets and all(isinstance(t, str) for t in targets):
+        lacking = [t for t in targets if not any(_is_suffix(t, m) for m in modules)]
+        if lacking:
+            raise BenchmarkError(f"{where}: target_modules names {', '.join(lacking)}, which a {model_type} model "
+                                 f"does not have (its layers' projections: {projections})")
+        found = [m for m in modules if any(_is_suffix(t, m) for t in targets)]
+    else:
+        raise BenchmarkError(f"{where}: target_modules is {targets!r} (expected a list of module names, a regular "
+                             f"expression or 'all-linear')")
+    untargeted = [t for t in LORA_TARGETS if not any(m.endswith(f".{t}") for m in found)]
+    if untargeted:
+        raise BenchmarkError(f"{where}: target_modules does not adapt {', '.join(untargeted)} (LoNAS adapts "
+                             f"{', '.join(LORA_TARGETS)} in every layer)")
+    layers = config.get("layers_to_transform")
+    if isinstance(layers, int) and not isinstance(layers, bool):
+        layers = [layers]
+    if layers is not None and not (isinstance(layers, list) and all(type(i) is int for i in layers)):
+        raise BenchmarkError(f"{where}: layers_to_transform is {layers!r} (expected null, a layer or a list of them)")
+    return [m for m in found if _in_layers(m, layers)]
+
+
+def _is_suffix(target: str, module: str) -> bool:
+    """Whether peft's list entry `target` names `module` (the whole name or its last dotted parts)."""
+    return module == target or module.endswith(f".{target}")
+
+
+def _in_layers(module: str, layers: list[int] | None) -> bool:
+    """Whether peft's `layers_to_transform` (None: every layer) keeps `module`."""
+    found = re.search(r"\.layers\.(\d+)\.", f".{module}")
+    return layers is None or found is None or int(found.group(1)) in layers
+
+
+def _check_targets_have_weights(path: Path, targeted: list[str], tensors: dict[str, list[int]]) -> None:
+    """BenchmarkError naming the first targeted module without LoRA weights in `path`: peft would give it new,
+    random ones (with only a warning), and every score would be of another network."""
+    with_weights = {name.split(".lora_")[0] for name in tensors if ".lora_" in name}
+    for module in targeted:
+        if f"base_model.model.{module}" not in with_weights:
+            raise BenchmarkError(f"{path}: no LoRA weights for {module}, which {ADAPTER_CONFIG}'s target_modules "
+                                 "lists (peft would start it from new random weights)")
 
 
 def _check_layer(path: Path, name: str, layer: int, config: dict) -> None:
@@ -251,23 +309,6 @@ def lora_config(space: LoNASSpace, dropout: float = LONAS_DROPOUT, rank_pattern:
                     "alpha_pattern": {k: space.lora_alpha * v / space.lora_rank for k, v in rank_pattern.items()}}
     return LoraConfig(r=space.lora_rank, lora_alpha=space.lora_alpha, lora_dropout=dropout,
                       target_modules=list(LORA_TARGETS), bias="none", task_type="CAUSAL_LM", **patterns)
-
-
-@contextlib.contextmanager
-def quiet_loading() -> Iterator[None]:
-    """Silence what a user cannot act on while models load or save: transformers' progress
-    bars and a deprecation warning peft triggers inside transformers."""
-    from transformers.utils import logging as transformers_logging
-
-    bars = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            yield
-    finally:
-        if bars:
-            transformers_logging.enable_progress_bar()
 
 
 def new_llama(vocab_size: int, hidden_size: int, intermediate_size: int, num_layers: int, num_heads: int,

@@ -2,7 +2,7 @@
 
 A built LoNAS model (`lpzero build lonas-mini`) reads GPT-2 tokens (`lpzero.benchmarks.text`)
 through its `Vocabulary`, which keeps the most frequent of them and maps the rest to one
-unknown token. A user's checkpoint reads its own tokenizer (`checkpoint_tokenizer`,
+unknown token. A user's checkpoint reads its own tokenizer (`lpzero.benchmarks.checkpoints`,
 `tokenized`).
 """
 from __future__ import annotations
@@ -17,14 +17,13 @@ import torch
 from torch import nn
 
 from ..base import BenchmarkError, read_json
-from ..text import gpt2_stream, gpt2_tokenizer, text_lines
+from ..checkpoints import checkpoint_tokenizer, folder_text_ids, text_ids, tokenizer_unknown
+from ..text import gpt2_stream, gpt2_tokenizer
 from .slicing import run_subnetwork
 from .space import LoNASSpace
 
 #: the vocabulary file of a model directory (absent: the model reads its own tokenizer's ids)
 VOCAB_FILE = "lpzero_vocab.json"
-#: the files a `save_pretrained` tokenizer is read from (fast, or sentencepiece where installed)
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 
 
 @dataclass(frozen=True)
@@ -71,49 +70,12 @@ def token_stream(data_root: Path, split: str, vocabulary: Vocabulary | None) -> 
     return vocabulary.lookup(len(gpt2_tokenizer(data_root)))[ids]
 
 
-@functools.lru_cache(maxsize=4)
-def checkpoint_tokenizer(folder: Path):
-    """The tokenizer saved in a checkpoint directory (`AutoTokenizer`, local files only).
-
-    BenchmarkError when the folder has none or it cannot be read (a `tokenizer.model`
-    without the sentencepiece package, a malformed file).
-    """
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
-        raise BenchmarkError(f"{folder}: no tokenizer ({' or '.join(TOKENIZER_FILES)}) and no {VOCAB_FILE}: "
-                             "save the model's tokenizer there (tokenizer.save_pretrained)")
-    try:
-        if (folder / "tokenizer.json").is_file() and _generic_class(folder):
-            # a tokenizer saved from a bare `tokenizers` object: AutoTokenizer would pick the class of the
-            # model's type instead (transformers 5), which rebuilds it and may tokenize nothing
-            return PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
-        return AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    except Exception as e:  # transformers, tokenizers and sentencepiece raise their own types
-        raise BenchmarkError(f"{folder}: cannot read its tokenizer: {type(e).__name__}: {e}") from None
-
-
-def _generic_class(folder: Path) -> bool:
-    """Whether tokenizer_config.json names no model-specific tokenizer class (or is absent)."""
-    path = folder / "tokenizer_config.json"
-    if not path.is_file():
-        return False
-    data = read_json(path)
-    return isinstance(data, dict) and data.get("tokenizer_class") in ("TokenizersBackend", "PreTrainedTokenizerFast")
-
-
-def source_text(data_root: Path | None, text: Path | None, split: str = "valid") -> str:
-    """The text mini-batches come from: the file `text`, else WikiText-2 `split`'s running text."""
-    if text is not None:
-        if not text.is_file():
-            raise BenchmarkError(f"{text}: file not found")
-        try:
-            return text.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            raise BenchmarkError(f"{text}: cannot read it as UTF-8 text: {e}") from None
-    if data_root is None:
-        raise BenchmarkError("no data root for the text (WikiText-2), and no text file given")
-    return " ".join(text_lines(data_root, split))  # as `gpt2_stream` joins it
+def unknown_token(tokenizer, vocabulary: Vocabulary | None) -> tuple[int, str] | None:
+    """(id, name) of the token a text's unknown words become: the tokenizer's, or (no tokenizer) that of a
+    built directory's vocabulary; None where there is none (a byte-level tokenizer knows every text)."""
+    if tokenizer is not None:
+        return tokenizer_unknown(tokenizer)
+    return None if vocabulary is None else (vocabulary.unk, f"{VOCAB_FILE}'s unknown token")
 
 
 @functools.lru_cache(maxsize=8)
@@ -125,11 +87,14 @@ def tokenized(data_root: Path | None, text: Path | None, tokenizer_folder: Path 
         if text is None:
             return token_stream(data_root, split, vocabulary)
         gpt2 = gpt2_tokenizer(data_root)
-        ids = torch.tensor(gpt2(source_text(None, text), add_special_tokens=False)["input_ids"], dtype=torch.long)
+        ids = text_ids(gpt2, None, text)
         return ids if vocabulary is None else vocabulary.lookup(len(gpt2))[ids]
-    tokenizer = checkpoint_tokenizer(tokenizer_folder)
-    ids = tokenizer(source_text(data_root, text, split), add_special_tokens=False, verbose=False)["input_ids"]
-    return torch.tensor(ids, dtype=torch.long)
+    return folder_text_ids(tokenizer_folder, data_root, text, split)
+
+
+def lonas_tokenizer(folder: Path):
+    """The tokenizer of a LoNAS checkpoint folder (one without it reads GPT-2's ids through `VOCAB_FILE`)."""
+    return checkpoint_tokenizer(folder, also=f" and no {VOCAB_FILE}")
 
 
 def windows(stream: torch.Tensor, seq_len: int, limit: int | None = None) -> torch.Tensor:

@@ -9,7 +9,7 @@ import here: the Transformer-XL family does not need it.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -215,3 +215,26 @@ def init_adaptive(embedding: AdaptiveEmbedding, softmax: AdaptiveLogSoftmax, dra
 
 __all__ = ["AdaptiveEmbedding", "AdaptiveLogSoftmax", "AdaptiveVocabulary", "clean_cutoffs", "init_adaptive", "integer",
            "per_layer"]
+
+
+Model = TypeVar("Model", bound=nn.Module)
+
+
+def seeded_model(make: Callable[[], Model], seed: int, device: str | torch.device = "cpu") -> Model:
+    """`make()`'s model with its `init_weights()` drawn from `seed`, on `device`, in eval mode (dropout off).
+
+    The same seed gives the same weights on every device: they are drawn on the CPU from a forked RNG,
+    so the caller's global RNG state is left untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = make()
+        model.init_weights()
+    return model.to(device).eval()
+
+
+def next_token_loss(model: nn.Module, head: AdaptiveLogSoftmax, input_ids: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of `head` predicting token t+1 from `model`'s hidden state at t, over the batch."""
+    hidden = model(input_ids)[:, :-1]
+    target = input_ids[:, 1:]
+    return head(hidden.reshape(-1, hidden.shape[-1]), target.reshape(-1)).mean()

@@ -30,6 +30,7 @@ from ..base import (
     BenchmarkError,
     ZCSites,
     default_data_root,
+    known_ids,
     read_yaml,
     resolve_data_root,
 )
@@ -202,7 +203,8 @@ class LTSBenchmark(Benchmark):
     def check_id(self, arch_id: str) -> None:
         if arch_id not in self._ppl:
             summary = self.path / "ppl_summary.yaml"
-            raise BenchmarkError(f"{self.name}: unknown architecture id {arch_id!r} (not in {summary})")
+            raise BenchmarkError(f"{self.name}: unknown architecture id {arch_id!r} (not in {summary}; known: "
+                                 f"{known_ids(self.ids())})")
 
     def architecture(self, arch_id: str) -> Architecture:
         """Config, ground truth (-valid_ppl) and Archai's parameter counts (if shipped)."""
@@ -229,6 +231,11 @@ class LTSBenchmark(Benchmark):
     def count_params(self, arch_id: str) -> dict[str, int]:
         """AdaEmb / Attn / FFN / nonembedding / total of our model, counted on the meta device."""
         return self.family.count(self._model_config(arch_id))
+
+    def describe_space(self) -> list[tuple[str, str]]:
+        text = ("WikiText-2 words (its frequency-sorted vocabulary, docs/concepts.md)" if self.family.word_level
+                else "WikiText-2 in GPT-2 tokens")
+        return [("family", f"{self.family.name} (recognised from the configs)"), ("text", text)]
 
     def make_batch(self, seed: int, batch_size: int | None = None, seq_len: int | None = None) -> Batch:
         """Random windows of WikiText-2 (default 4 x 192): GPT-2 tokens, or for a word-level family its

@@ -29,7 +29,7 @@ from transformers.pytorch_utils import Conv1D
 from ..attention import gpt2_block_sites, register_hookable_attention
 from ..base import ConfigError, ZCSites
 from .adaptive import (AdaptiveEmbedding, AdaptiveLogSoftmax, AdaptiveVocabulary, clean_cutoffs, init_adaptive,
-                       integer, per_layer)
+                       integer, next_token_loss, per_layer, seeded_model)
 
 # Archai's defaults for the keys a model_config.yaml may leave out.
 _DEFAULTS: dict[str, Any] = {
@@ -199,23 +199,13 @@ class GPT2Flex(nn.Module):
 
     def loss(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of predicting token t+1 from tokens <= t, over the whole batch."""
-        hidden = self(input_ids)[:, :-1]
-        target = input_ids[:, 1:]
-        return self.lm_head(hidden.reshape(-1, hidden.shape[-1]), target.reshape(-1)).mean()
+        return next_token_loss(self, self.lm_head, input_ids)
 
 
 def build_gpt2_flex(config: dict | FlexConfig, seed: int, device: str | torch.device = "cpu") -> GPT2Flex:
-    """A `GPT2Flex` with weights drawn from `seed`, in eval mode (dropout off).
-
-    The same seed gives the same weights on every device: they are drawn on the CPU from a
-    forked RNG, so the caller's global RNG state is left untouched.
-    """
+    """A `GPT2Flex` with weights drawn from `seed`, in eval mode (`adaptive.seeded_model`)."""
     cfg = config if isinstance(config, FlexConfig) else FlexConfig.from_dict(config)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = GPT2Flex(cfg)
-        model.init_weights()
-    return model.to(device).eval()
+    return seeded_model(lambda: GPT2Flex(cfg), seed, device)
 
 
 def count_params(model: GPT2Flex) -> dict[str, int]:

@@ -28,7 +28,7 @@ from torch import nn
 
 from ..base import ConfigError, Site, WeightSite, ZCSites
 from .adaptive import (AdaptiveEmbedding, AdaptiveLogSoftmax, AdaptiveVocabulary, clean_cutoffs, init_adaptive,
-                       integer, per_layer)
+                       integer, next_token_loss, per_layer, seeded_model)
 
 # Defaults of Archai's MemTransformerLM for the keys a model_config.yaml may leave out, except
 # `adaptive` (False there), which the LTS runs all set. tie_projs None: derived from `adaptive`.
@@ -339,23 +339,13 @@ class TransXL(nn.Module):
 
     def loss(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of predicting token t+1 from tokens <= t, over the whole batch."""
-        hidden = self(input_ids)[:, :-1]
-        target = input_ids[:, 1:]
-        return self.crit(hidden.reshape(-1, hidden.shape[-1]), target.reshape(-1)).mean()
+        return next_token_loss(self, self.crit, input_ids)
 
 
 def build_transxl(config: dict | TransXLConfig, seed: int, device: str | torch.device = "cpu") -> TransXL:
-    """A `TransXL` with weights drawn from `seed`, in eval mode (dropout off).
-
-    The same seed gives the same weights on every device: they are drawn on the CPU from a
-    forked RNG, so the caller's global RNG state is left untouched.
-    """
+    """A `TransXL` with weights drawn from `seed`, in eval mode (`adaptive.seeded_model`)."""
     cfg = config if isinstance(config, TransXLConfig) else TransXLConfig.from_dict(config)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = TransXL(cfg)
-        model.init_weights()
-    return model.to(device).eval()
+    return seeded_model(lambda: TransXL(cfg), seed, device)
 
 
 def count_params(model: TransXL) -> dict[str, int]:

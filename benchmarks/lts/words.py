@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from ..base import Batch, BenchmarkError
+from ..text import stream_windows
 
 EOS = "<eos>"
 UNK = "<unk>"
@@ -83,10 +84,5 @@ def word_batch(data_root: str | Path, seed: int, batch_size: int, seq_len: int, 
     if n_token < 2:
         raise BenchmarkError(f"n_token must be at least 2 (<eos> and a word), got {n_token}")
     root = Path(data_root)
-    stream = word_stream(root, split)
-    if len(stream) <= seq_len:
-        raise BenchmarkError(f"wikitext-2/{split}.txt: {len(stream)} words, fewer than seq_len={seq_len}")
-    gen = torch.Generator().manual_seed(seed)
-    starts = torch.randint(0, len(stream) - seq_len, (batch_size,), generator=gen)
-    windows = torch.stack([stream[s : s + seq_len] for s in starts.tolist()])
+    windows = stream_windows(word_stream(root, split), seed, batch_size, seq_len, f"wikitext-2/{split}.txt").input_ids
     return Batch(fit_vocabulary(windows, n_token, word_vocabulary(root).get(UNK)))

@@ -1,32 +1,29 @@
-"""`lpzero build lonas-mini`: build a benchmark with its ground truth (resumes an interrupted build)."""
+"""`lpzero build NAME`: build a benchmark with its ground truth (resumes an interrupted build)."""
 from __future__ import annotations
 
 import click
 
-from lpzero.benchmarks import LONAS_MINI_DIR
-from lpzero.workflows.build import BUILDS, SMOKE_DIR, BuildRequest, build as run_build
+from lpzero.workflows.build import BuildRequest, build as run_build
 
 from .options import StageBars, executor_options, executor_settings
 
 
 @click.command()
-@click.argument("name", type=click.Choice(BUILDS))
+@click.argument("name", metavar="NAME")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help=f"Where to build (default: ./{LONAS_MINI_DIR}, with --smoke ./{SMOKE_DIR}); a finished stage "
-                   "there is reused: an interrupted build resumes.")
+              help="Where to build (default: ./lonas_mini or ./neox_mini, with --smoke ./lonas_mini_smoke or "
+                   "./neox_mini_smoke); a finished stage there is reused: an interrupted build resumes.")
 @click.option("--smoke", is_flag=True, help="A seconds-long toy size, for tests.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda (cuda:N).")
 @click.option("--data", type=click.Path(), default=None, help="Data root (default: $LPZERO_DATA, else ../shared/data).")
 @executor_options
 def build(name: str, out: str | None, smoke: bool, seed: int, device: str, data: str | None, **kw) -> None:
-    """Build a benchmark with its ground truth: lonas-mini (a LoNAS super-network and its sub-networks)."""
+    """Build NAME with its ground truth: lonas-mini (a LoNAS super-network and its sub-networks) or neox-mini
+    (GPT-NeoX models trained here)."""
     request = BuildRequest(name, out, smoke, seed, device, data, executor_settings(kw))
     with StageBars() as bars:
         result = run_build(request, bars)
-    stages = result.state["stages"]
-    truth = stages["ground_truth"]
-    click.echo(f"{name} built in {result.folder}: {truth['subnetworks']} sub-networks, held-out perplexity on "
-               f"{truth['tokens']:,} tokens, split-half Spearman {truth['split_half_spearman']:.3f}")
-    click.echo("seconds per stage: " + ", ".join(f"{k} {v['seconds']:.0f}" for k, v in stages.items()))
+    click.echo(f"{name} built in {result.folder}: {result.summary}")
+    click.echo("seconds per stage: " + ", ".join(f"{k} {v['seconds']:.0f}" for k, v in result.state["stages"].items()))
     click.echo(f"open it as {result.open_as} (e.g. `lpzero rank {result.open_as}`)")

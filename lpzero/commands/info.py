@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import click
 
-from lpzero.benchmarks.lonas import LoNASBenchmark
 from lpzero.benchmarks.selection import describe
 from lpzero.files import json_text
 
@@ -33,6 +32,5 @@ def info(benchmark: str, as_json: bool, **kw) -> None:
         click.echo(f"reference      {matching}/{total} architectures match the benchmark's own parameter counts")
     (batch, seq), (paper_batch, paper_seq) = summary["default_batch"], summary["paper_batch"]
     click.echo(f"mini-batch     {batch} x {seq} (default), {paper_batch} x {paper_seq} (paper, --paper-batch)")
-    if isinstance(bench, LoNASBenchmark):  # its space: what a NAS search over it picks from
-        for label, text in bench.describe_space():
-            click.echo(f"{label:<15}{text}")
+    for label, text in bench.describe_space():  # the family's own facts: a LoNAS space's groups, a dtype
+        click.echo(f"{label:<15}{text}")

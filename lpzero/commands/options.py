@@ -15,6 +15,7 @@ import click
 from click.core import ParameterSource
 from tqdm import tqdm
 
+from lpzero.benchmarks.checkpoints import DTYPES
 from lpzero.benchmarks.selection import BenchmarkRequest
 from lpzero.cache.request import CacheRequest
 from lpzero.executors import EXECUTORS, ExecutorSettings
@@ -23,8 +24,6 @@ from lpzero.settings import field_range
 #: seconds between progress-bar redraws (a redirected log gets a line per redraw)
 PROGRESS_INTERVAL = 2.0
 POSITIVE = click.IntRange(min=1)
-#: what --dtype accepts
-DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 def default(settings: type, name: str) -> Any:
@@ -64,12 +63,13 @@ def benchmark_options(fn: Callable) -> Callable:
                      help="lonas:CHECKPOINT: a search-space JSON (space.json's format; default: the directory's "
                           "space.json, else LoNAS's rules applied to config.json and the adapter)."),
         click.option("--dtype", type=click.Choice(DTYPES), default=None,
-                     help="LoNAS: the dtype models load in (default auto: the checkpoint's own)."),
+                     help="LoNAS and hf: tables: the dtype models load in (default auto: a checkpoint's own, float32 "
+                          "for models built from configs)."),
         click.option("--text", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="LoNAS: a text file for the mini-batches (default: the shipped WikiText-2)."),
+                     help="LoNAS and hf: tables: a text file for the mini-batches (default: the table's, else the "
+                          "shipped WikiText-2)."),
         click.option("--allow-param-mismatch", is_flag=True,
-                     help="LTS: go on when our GPT-2 builder does not reproduce the directory's own parameter "
-                          "counts (another model family's runs)."),
+                     help="LTS: go on when our builder does not reproduce the directory's own parameter counts."),
     ])
 
 
