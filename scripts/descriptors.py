@@ -34,6 +34,17 @@ DESCRIPTORS: dict[str, dict[str, Callable[[Architecture], float]]] = {
         "d_model": lambda a: a.config["d_model"],
         "n_layer": lambda a: _gpt2_layers(a.config),
     },
+    # the Transformer-XL configs have GPT-2's keys
+    "transxl": {
+        "n_layer · d_model²": lambda a: _gpt2_layers(a.config) * a.config["d_model"] ** 2,
+        "d_model": lambda a: a.config["d_model"],
+        "n_layer": lambda a: _gpt2_layers(a.config),
+    },
+    "neox-mini": {
+        "hidden size": lambda a: a.config["hidden_size"],
+        "layers × hidden size²": lambda a: a.config["num_hidden_layers"] * a.config["hidden_size"] ** 2,
+        "number of layers": lambda a: a.config["num_hidden_layers"],
+    },
     "flexibert": {
         "hidden size × number of layers": lambda a: a.config["hidden_size"] * _flexibert_layers(a.config),
         "number of layers": lambda a: _flexibert_layers(a.config),
@@ -41,6 +52,21 @@ DESCRIPTORS: dict[str, dict[str, Callable[[Architecture], float]]] = {
     },
 }
 FIELDS = ("benchmark", "descriptor", "part", "n", "spearman", "kendall")
+#: what any other benchmark is described by (no config key is the same across families)
+FALLBACK = "non-embedding parameters"
+
+
+def simplest_descriptor(bench, ids: list[str]) -> tuple[str, list[float]]:
+    """(name, values on `ids`) of `bench`'s simplest descriptor: its first in `DESCRIPTORS`, else its models'
+    non-embedding (else total) parameter count."""
+    known = DESCRIPTORS.get(bench.name)
+    if known:
+        label, describe = next(iter(known.items()))
+        return label, [describe(bench.architecture(a)) for a in ids]
+    counts = [bench.count_params(a) for a in ids]
+    key = "nonembedding" if all("nonembedding" in c for c in counts) else "total"
+    return FALLBACK if key == "nonembedding" else "parameters", [c[key] for c in counts]
+
 
 
 @click.command()

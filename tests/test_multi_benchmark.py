@@ -179,3 +179,31 @@ def test_the_proxy_takes_each_benchmarks_own_orientation(searched, other, tmp_pa
         on = found.on_benchmark(entry["benchmark"])
         assert on.orientation == entry["orientation"] and on.found_on == entry["benchmark"]
     assert found.on_benchmark("another") is found
+
+
+def test_normalized_fitness_divides_each_benchmarks_rho_by_its_scale():
+    pset = build_primitive_set(OPS)
+    tree = parse_tree(TREE, pset)
+    plain = _two(pset)(tree)
+    scaled = _two(pset)
+    scaled.scales = {"a": 0.5, "b": 0.8}
+    parts = {name: p.fitness for name, p in plain.parts.items()}
+    assert scaled(tree).fitness == pytest.approx(min(parts["a"] / 0.5, parts["b"] / 0.8))
+
+
+def test_normalize_hand_designed_records_each_benchmarks_scale(tmp_path, other, cache):
+    evolve(tmp_path / "run", [FAKE_BENCHMARK, other], cache, "--normalize", "hand-designed")
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert best["normalize"] == "hand-designed"
+    scales = [abs(e["scale"]["spearman"]) for e in best["benchmarks"]]
+    assert all(e["scale"]["proxy"] == "num_params" for e in best["benchmarks"]) and all(s > 0 for s in scales)
+    assert best["search"]["fitness"] == pytest.approx(min(e["search"]["fitness"] / s
+                                                          for e, s in zip(best["benchmarks"], scales)))
+    assert "--normalize hand-designed" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_normalize_without_hand_designed_proxies_in_the_cache_is_one_line(tmp_path, other):
+    r = evolve(tmp_path / "run", [FAKE_BENCHMARK, other], tmp_path / "empty_cache", "--normalize", "hand-designed",
+               "--baselines", "none", ok=False)
+    assert r.exit_code == 2 and "--baselines" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "empty_cache").exists()

@@ -7,7 +7,7 @@ import click
 
 from lpzero.errors import LPZeroError
 from lpzero.primitives import DEFAULT_TABLE
-from lpzero.search import COMBINE, FINAL_SELECTIONS, TOOLBOXES, EvolveSettings, SearchSetup
+from lpzero.search import COMBINE, FINAL_SELECTIONS, NORMALIZATIONS, TOOLBOXES, EvolveSettings, SearchSetup
 from lpzero.search.loop import DISTINCT
 from lpzero.workflows.evolve import EvolveRequest, evolve as run_evolve
 
@@ -40,6 +40,9 @@ def _setup(name: str):
                    "fitness combining their |ρ| by --combine).")
 @click.option("--combine", type=click.Choice(tuple(COMBINE)), default=_setup("combine"), show_default=True,
               help="Several benchmarks: fitness is the min or the mean of their |ρ|.")
+@click.option("--normalize", type=click.Choice(NORMALIZATIONS), default=_setup("normalize"), show_default=True,
+              help="Several benchmarks: hand-designed divides each |ρ| by that of the benchmark's best "
+                   "hand-designed proxy on its fitness sample (its cache must hold them).")
 @click.option("--toolbox", "toolbox_kind", type=click.Choice(TOOLBOXES), default=_setup("toolbox"), show_default=True)
 @click.option("--ops", default=DEFAULT_TABLE, show_default=True,
               help="Op table: default (the paper's), extended (plus depth_weighted, first_layer, last_layer, "
@@ -97,6 +100,7 @@ def evolve(ctx: click.Context, benchmark: str, is_quick: bool, **kw) -> None:
         toolbox=kw.pop("toolbox_kind"), sample=kw.pop("sample"), holdout=kw.pop("holdout"), rps=not kw.pop("no_rps"),
         n_unary=kw.pop("n_unary"), max_height=kw.pop("max_height"), final_selection=kw.pop("final_selection"),
         runs=kw.pop("n_runs"), select=kw.pop("select"), parsimony=kw.pop("parsimony"), combine=kw.pop("combine"),
+        normalize=kw.pop("normalize"),
         evolve=EvolveSettings(population=kw.pop("population"), iterations=kw.pop("iterations"),
                               crossover=kw.pop("crossover"), mutation=kw.pop("mutation"),
                               top_fraction=kw.pop("top_fraction"), seed=kw.pop("seed"),

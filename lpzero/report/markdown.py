@@ -70,7 +70,12 @@ def _benchmark_lines(best: dict) -> list[str]:
         "## Benchmarks",
         "",
         f"One formula searched on {len(best['benchmarks'])} benchmarks; fitness is the {best['combine']} of its |ρ| "
-        "on each benchmark's own search sample. Each benchmark keeps its own split and orientation (the formula "
+        "on each benchmark's own search sample"
+        + (", each divided by that of the benchmark's best hand-designed proxy on the sample (--normalize "
+           "hand-designed: " + ", ".join(f"{e['benchmark']} {abs(e['scale']['spearman']):.3f}, {e['scale']['proxy']}"
+                                         for e in best["benchmarks"]) + ")"
+           if best.get("normalize", "none") != "none" else "")
+        + ". Each benchmark keeps its own split and orientation (the formula "
         f"above is oriented for {best['benchmark']}).",
         "",
         "| benchmark | orientation | sample ρ | search-part ρ | held-out n | held-out ρ | held-out τ | "

@@ -93,11 +93,12 @@ def search_records(result: SearchResult) -> tuple[dict, list[dict], list[dict]]:
         **_header(first, result),
         **found,
         "select": setup.select,
-        **({"combine": setup.combine} if per_benchmark is not None else {}),
+        **({"combine": setup.combine, "normalize": setup.normalize} if per_benchmark is not None else {}),
         **_benchmark_record(first, result),
     }
     if per_benchmark is not None:
         best["benchmarks"] = [{**fig, "ground_truth": f"{p.bench.raw_metric}, oriented higher = better",
+                               **({"scale": result.scales[p.name]} if p.name in result.scales else {}),
                                **_benchmark_record(p, result)} for p, fig in zip(result.parts, per_benchmark)]
     best.update(_summary(result))
     return best, hof, front

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import math
 import statistics
+import warnings
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Sequence
 
@@ -116,11 +117,17 @@ def spearman_fitness(scores: Sequence[float] | np.ndarray, truth: Sequence[float
         return invalid(Invalid.NON_FINITE, f"on {bad} of {len(scores)} architectures")
     if len(scores) < 2 or np.ptp(scores) <= CONSTANT_RTOL * np.abs(scores).max():
         return invalid(Invalid.CONSTANT)
-    rho = float(stats.spearmanr(scores, truth).statistic)
-    if not math.isfinite(rho):
-        return invalid(Invalid.UNDEFINED)
-    tau = float(stats.kendalltau(scores, truth).statistic) if with_kendall else None
-    ranking = stats.rankdata(np.copysign(1.0, rho) * scores, method="dense").astype(np.int32).tobytes()
+    if not np.isfinite(truth).all() or np.ptp(truth) == 0:
+        return invalid(Invalid.UNDEFINED, "(the ground truth is constant or not finite)")
+    # scipy warns (ConstantInputWarning, RuntimeWarning) where a correlation is undefined: here that is an
+    # `Invalid` reason, never a warning that reaches the user
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rho = float(stats.spearmanr(scores, truth).statistic)
+        if not math.isfinite(rho):
+            return invalid(Invalid.UNDEFINED)
+        tau = float(stats.kendalltau(scores, truth).statistic) if with_kendall else None
+        ranking = stats.rankdata(np.copysign(1.0, rho) * scores, method="dense").astype(np.int32).tobytes()
     return Evaluation(abs(rho), spearman=rho, kendall=tau, ranking=ranking)
 
 
@@ -173,43 +180,54 @@ class FitnessEvaluator:
 
 #: how a search on several benchmarks combines their |ρ| into one fitness (`--combine`)
 COMBINE = {"min": min, "mean": statistics.fmean}
+#: how a search on several benchmarks scales each |ρ| before combining them (`--normalize`;
+#: `lpzero.search.protocol.SearchSetup.normalize`)
+NORMALIZATIONS = ("none", "hand-designed")
 
 
 class CombinedEvaluator:
     """Scores trees on several benchmarks at once (`lpzero evolve --benchmark a,b`).
 
     Each benchmark has its own `FitnessEvaluator` (its own cached inputs and ground truth);
-    fitness is `combine` ("min" or "mean") of their |ρ|. Each benchmark keeps its own
+    fitness is `combine` ("min" or "mean") of their |ρ|, each divided by its benchmark's `scales`
+    entry (default 1: `--normalize hand-designed` gives the best hand-designed |ρ|). Each benchmark keeps its own
     orientation (`Evaluation.parts`); the combined Evaluation's `spearman` is the combined
     |ρ| signed with the first benchmark's orientation, which is the formula's. A tree invalid
     on any benchmark is invalid, its detail naming the benchmark.
     """
 
-    def __init__(self, evaluators: Mapping[str, FitnessEvaluator], combine: str = "min"):
+    def __init__(self, evaluators: Mapping[str, FitnessEvaluator], combine: str = "min",
+                 scales: Mapping[str, float] | None = None):
         if combine not in COMBINE:
             raise LPZeroError(f"unknown combine {combine!r} (one of: {', '.join(COMBINE)})")
         if not evaluators:
             raise LPZeroError("a combined fitness needs at least one benchmark")
         self.evaluators = dict(evaluators)
         self.combine = combine
+        self.scales = {name: 1.0 for name in self.evaluators} | dict(scales or {})
+        if any(not (math.isfinite(s) and s > 0) for s in self.scales.values()):
+            raise LPZeroError(f"fitness scales must be finite and positive: {self.scales}")
         self.pset = next(iter(self.evaluators.values())).pset
 
     def __call__(self, tree: gp.PrimitiveTree) -> Evaluation:
         """DEAP's evaluate convention, as `FitnessEvaluator`'s."""
         # each benchmark's evaluator memoises its own scores; combining them is cheap
-        return combine_evaluations({name: ev(tree) for name, ev in self.evaluators.items()}, self.combine)
+        return combine_evaluations({name: ev(tree) for name, ev in self.evaluators.items()}, self.combine,
+                                   self.scales)
 
     details = __call__
 
 
-def combine_evaluations(parts: Mapping[str, Evaluation], combine: str) -> Evaluation:
-    """One Evaluation of several benchmarks' (see `CombinedEvaluator`)."""
+def combine_evaluations(parts: Mapping[str, Evaluation], combine: str,
+                        scales: Mapping[str, float] | None = None) -> Evaluation:
+    """One Evaluation of several benchmarks' (see `CombinedEvaluator`; `scales`: each |ρ|'s divisor)."""
     for name, ev in parts.items():
         if not ev.valid:
             return Evaluation(INVALID_FITNESS, reason=ev.reason, detail=f"on {name}" + (f" ({ev.detail})" if ev.detail else ""),
                               parts=parts)
     first = next(iter(parts.values()))
-    fitness = float(COMBINE[combine]([ev.fitness for ev in parts.values()]))
+    scales = scales or {}
+    fitness = float(COMBINE[combine]([ev.fitness / scales.get(name, 1.0) for name, ev in parts.items()]))
     # the benchmarks' samples have fixed sizes, so the joined rankings identify a proxy on all of them
     return Evaluation(fitness, spearman=first.orientation * fitness,
                       ranking=b"|".join(ev.ranking or b"" for ev in parts.values()), parts=parts)

@@ -19,14 +19,14 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from lpzero.benchmarks import Benchmark
-from lpzero.benchmarks.selection import measured
+from lpzero.benchmarks.selection import check_measured
 from lpzero.cache import InputCache
 from lpzero.errors import LPZeroError, UnknownNameError
 from lpzero.primitives import OPS, OpTable, Weighted
 from lpzero.settings import bounded, check_ranges
 
 from .complexity import DEFAULT_SELECT, canonical_parsimony, parse_parsimony, parse_select
-from .fitness import COMBINE
+from .fitness import COMBINE, NORMALIZATIONS, correlation
 from .loop import EvolveSettings
 from .toolbox import TOOLBOXES
 
@@ -62,6 +62,10 @@ class SearchSetup:
     #: a search on several benchmarks (`lpzero evolve --benchmark a,b`): fitness is the "min" or
     #: "mean" of their |ρ| (`lpzero.search.fitness.COMBINE`); unused on one benchmark
     combine: str = "min"
+    #: a search on several benchmarks: "none" (each |ρ| as it is) or "hand-designed" (each |ρ| divided by
+    #: that of the benchmark's best hand-designed proxy on its fitness sample, so 1 means as good as it and
+    #: a benchmark where every proxy ranks well weighs no more than a hard one); unused on one benchmark
+    normalize: str = "none"
     evolve: EvolveSettings = field(default_factory=EvolveSettings)
 
     def __post_init__(self) -> None:
@@ -73,6 +77,8 @@ class SearchSetup:
         parse_parsimony(self.parsimony)
         if self.combine not in COMBINE:
             raise UnknownNameError("combine", self.combine, tuple(COMBINE))
+        if self.normalize not in NORMALIZATIONS:
+            raise UnknownNameError("normalization", self.normalize, NORMALIZATIONS)
         check_ranges(self, "search")
 
     def context(self) -> dict:
@@ -83,6 +89,8 @@ class SearchSetup:
             context["parsimony"] = parsimony  # absent by default: earlier checkpoints resume as they were
         if self.combine != SearchSetup.combine:
             context["combine"] = self.combine
+        if self.normalize != SearchSetup.normalize:
+            context["normalize"] = self.normalize
         return context
 
 
@@ -141,6 +149,41 @@ def ops_context(ops: OpTable) -> dict:
     return {} if ops is OPS else {"ops": ops.path}
 
 
+def best_baseline(cache: InputCache, ids: Sequence[str], truth: np.ndarray) -> dict | None:
+    """The cached hand-designed proxy with the highest |ρ| on `ids`."""
+    infos = [cache.info(a)["baselines"] for a in ids]
+    names = set.intersection(*(set(i) for i in infos)) if infos else set()
+    best = None
+    for name in sorted(names):
+        m = correlation(np.array([i[name] for i in infos]), truth)
+        if m["spearman"] is not None and (best is None or abs(m["spearman"]) > abs(best["spearman"])):
+            best = {"proxy": name, **m}
+    return best
+
+
+def hand_designed_scale(part: "SearchPart") -> dict:
+    """The `--normalize hand-designed` scale of a benchmark: its best hand-designed proxy on the fitness
+    sample, {"proxy", "spearman"} (LPZeroError when its cache holds none, or none ranks the sample)."""
+    best = None if part.cache is None else best_baseline(part.cache, part.sample_ids, part.gt(part.sample_ids))
+    if best is None or best["spearman"] == 0:
+        raise LPZeroError(f"--normalize hand-designed: the cache of {part.name} holds no hand-designed proxy that "
+                          f"ranks its fitness sample; compute them with `lpzero cache {part.name}` (or evolve "
+                          "without --baselines none)")
+    return {"proxy": best["proxy"], "spearman": best["spearman"]}
+
+
+def check_rankable(name: str, truth: Mapping[str, float], sample_ids: list[str]) -> None:
+    """LPZeroError unless the ground truth orders the architectures: a constant one (over the benchmark, or
+    over the fitness sample) gives every proxy an undefined ρ, so a search could only end finding none."""
+    values = set(truth.values())
+    if len(values) == 1:
+        raise LPZeroError(f"{name}: the ground truth is {values.pop():g} for all {len(truth)} architectures; no "
+                          "proxy can rank them (a benchmark needs different ground-truth values)")
+    if len({truth[a] for a in sample_ids}) == 1:
+        raise LPZeroError(f"{name}: the ground truth of the {len(sample_ids)} architectures of the fitness sample "
+                          "is one value; no proxy can rank them (a larger --sample or another --seed)")
+
+
 @dataclass
 class SearchPart:
     """One benchmark of a search: its architectures, ground truth, split, and where its inputs come from.
@@ -169,19 +212,16 @@ class SearchPart:
     def of_cache(cls, bench: Benchmark, cache: InputCache, ids: list[str], setup: SearchSetup,
                  device: str = "cpu") -> "SearchPart":
         """A benchmark's architectures `ids` split with `setup`'s seed, read from `cache` on `device`;
-        LPZeroError now, before any work, if one has no ground truth."""
-        unmeasured = [a for a in ids if not measured(bench.architecture(a))]
-        if unmeasured:
-            raise LPZeroError(f"{bench.name}: {len(unmeasured)} of {len(ids)} architectures have no ground truth "
-                              f"({', '.join(unmeasured[:3])}); a search needs it for all (select the measured ones "
-                              "with --ids)")
+        LPZeroError now, before any work, if one has no ground truth or the ground truth cannot rank them."""
+        check_measured(bench, ids, "a search")
+        truth = {a: bench.architecture(a).ground_truth for a in ids}
         search_ids, held_ids, sample_ids = search_sample(ids, setup)
+        check_rankable(bench.name, truth, sample_ids)
         if len(sample_ids) < setup.sample:
             log.warning("--sample %d: the search part of %s has %d architectures; fitness is computed on all of "
                         "them", setup.sample, bench.name, len(search_ids))
         record = {"benchmark": cache.settings.benchmark, "cache": cache.settings.key(), "holdout": setup.holdout,
                   "sample": setup.sample, "sample_ids": sample_ids}
-        truth = {a: bench.architecture(a).ground_truth for a in ids}
         return cls(bench.name, list(ids), truth, search_ids, held_ids, sample_ids, partial(cache.load, device=device),
                    record, bench, cache)
 
@@ -199,5 +239,5 @@ class SearchPart:
         return cls(name, ids, dict(zip(ids, map(float, truth))), ids, [], ids, load, dict(record or {}))
 
 
-__all__ = ["FINAL_SELECTIONS", "SearchPart", "SearchSetup", "fingerprint", "ops_context", "run_seed", "search_sample",
-           "select_final", "split_architectures"]
+__all__ = ["FINAL_SELECTIONS", "SearchPart", "SearchSetup", "best_baseline", "check_rankable", "fingerprint",
+           "hand_designed_scale", "ops_context", "run_seed", "search_sample", "select_final", "split_architectures"]

@@ -3,7 +3,8 @@
 Protocol (`lpzero evolve`; docs/concepts.md, "The held-out protocol"): each benchmark's
 architectures are split (seeded) into a search part and a held-out part, and fitness is
 computed on `sample` architectures drawn from each search part; on several benchmarks it is
-`combine` ("min" or "mean") of their |ρ|. Algorithm 1 runs `runs` times (seeds derived from
+`combine` ("min" or "mean") of their |ρ|, each divided by a scale with `normalize` (the best
+hand-designed proxy's |ρ| on the benchmark's sample). Algorithm 1 runs `runs` times (seeds derived from
 the search's seed), run r in the folder `run_<r>/` of the search's output folder, with its
 checkpoint. The fittest trees of every run compete in the final selection on the whole
 search part(s); `--select` picks the found proxy from the complexity front over the runs'
@@ -19,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -33,7 +34,8 @@ from .complexity import pareto_front, select_model, tree_complexity
 from .fitness import COMBINE, CombinedEvaluator, Evaluation, FitnessEvaluator, correlation
 from .loop import CHECKPOINT, LoopCheckpoint, LoopStatistics, check_checkpoint, rank_key, run_evolution
 from .runs import SearchRuns
-from .protocol import SearchPart, SearchSetup, fingerprint, ops_context, run_seed, select_final
+from .protocol import (SearchPart, SearchSetup, fingerprint, hand_designed_scale, ops_context, run_seed,
+                       select_final)
 from .toolbox import build_toolbox
 
 #: trees of one complexity scored on the search part for the front: the fittest on the fitness sample
@@ -75,6 +77,8 @@ class SearchResult:
     chosen: Scored
     #: how many finalists competed in the final selection
     candidates: int
+    #: each benchmark's fitness scale with `--normalize` ({"proxy", "spearman"}); empty without
+    scales: dict[str, dict] = field(default_factory=dict)
 
     @property
     def sample_inputs(self) -> Mapping[str, Weighted]:
@@ -94,6 +98,18 @@ class ProxySearch:
         self.parts, self.setup, self.out = list(parts), setup, None if out is None else Path(out)
         self.ops = op_table(ops)
         self.pset = build_primitive_set(self.ops)
+        self._scales: dict[str, dict] | None = None
+
+    def scales(self) -> dict[str, dict]:
+        """Each benchmark's fitness scale, {"proxy", "spearman"} (`SearchSetup.normalize`; none on one
+        benchmark or without normalisation); read from the caches once they are filled."""
+        if self._scales is None:
+            normalized = len(self.parts) > 1 and self.setup.normalize == "hand-designed"
+            self._scales = {p.name: hand_designed_scale(p) for p in self.parts} if normalized else {}
+        return self._scales
+
+    def _divisors(self) -> dict[str, float]:
+        return {name: abs(scale["spearman"]) for name, scale in self.scales().items()}
 
     def run_folder(self, run: int) -> Path | None:
         """Where run `run` checkpoints (None: a search without an output folder)."""
@@ -104,6 +120,11 @@ class ProxySearch:
         fingerprint: the data (one benchmark's record, or every benchmark's), the setup and the op table."""
         data = self.parts[0].record if len(self.parts) == 1 else {"benchmarks": [p.record for p in self.parts]}
         return {**data, **self.setup.context(), **ops_context(self.ops)}
+
+    def checkpoints(self) -> list[Path]:
+        """The run checkpoints a `--resume` would continue from (none: it starts a new search)."""
+        folders = [self.run_folder(r) for r in range(self.setup.runs)]
+        return [f / CHECKPOINT for f in folders if f is not None and (f / CHECKPOINT).is_file()]
 
     def check_resume(self) -> None:
         """ResultError, before any cache is filled, if a run's checkpoint was written for another search
@@ -120,9 +141,11 @@ class ProxySearch:
         if len(self.parts) == 1:
             (inputs, truth), = data.values()
             return FitnessEvaluator(self.pset, inputs, truth), fitness_data(inputs, truth)
+        divisors = self._divisors()
         evaluator = CombinedEvaluator({name: FitnessEvaluator(self.pset, inputs, truth)
-                                       for name, (inputs, truth) in data.items()}, self.setup.combine)
-        digests = " ".join(f"{name}={fitness_data(inputs, truth)}" for name, (inputs, truth) in data.items())
+                                       for name, (inputs, truth) in data.items()}, self.setup.combine, divisors)
+        digests = " ".join(f"{name}={fitness_data(inputs, truth)}" + (f"/{divisors[name]!r}" if divisors else "")
+                           for name, (inputs, truth) in data.items())
         return evaluator, hashlib.sha1(digests.encode()).hexdigest()[:16]
 
     def run(self, resume: bool = False, progress: Callable[[int, float], None] | None = None,
@@ -170,7 +193,7 @@ class ProxySearch:
             invalid = sum((s.invalid for s in runs.states), Counter())
             raise LPZeroError(f"no valid proxy in {setup.runs} run(s) of {setup.evolve.iterations} iterations "
                               f"(invalid by reason: {dict(invalid)}); try more iterations or a larger --sample")
-        figures = _Figures(self.parts, self.pset, setup.combine)
+        figures = _Figures(self.parts, self.pset, setup.combine, self._divisors())
         scored = [figures.scored(run, ind, tree_complexity(ind, self.ops)) for run, ind in finalists]
         order = select_final([s.search_part["spearman"] for s in scored], setup.final_selection)
         hall_of_fame = [scored[i] for i in order[: setup.hall_of_fame]]
@@ -178,15 +201,16 @@ class ProxySearch:
         front = [pool[i] for i in pareto_front([s.complexity for s in pool], [s.search_part["spearman"] for s in pool])]
         chosen = select_model(setup.select, [s.complexity for s in front], [s.search_part["spearman"] for s in front])
         return SearchResult(runs, self.parts, setup, self.ops, self.pset, hall_of_fame, front,
-                            hall_of_fame[0] if chosen is None else front[chosen], len(finalists))
+                            hall_of_fame[0] if chosen is None else front[chosen], len(finalists), self.scales())
 
 
 class _Figures:
     """Each tree's figures on every part, computed once per tree (a tree of both the hall of fame and the
     front is scored once)."""
 
-    def __init__(self, parts: list[SearchPart], pset: gp.PrimitiveSetTyped, combine: str) -> None:
-        self.parts, self.combine = parts, combine
+    def __init__(self, parts: list[SearchPart], pset: gp.PrimitiveSetTyped, combine: str,
+                 divisors: Mapping[str, float]) -> None:
+        self.parts, self.combine, self.divisors = parts, combine, divisors
 
         def scorer(part: SearchPart, some: list[str]) -> FitnessEvaluator:
             return FitnessEvaluator(pset, part.load(some), part.gt(some))
@@ -217,11 +241,13 @@ class _Figures:
         if len(figures) == 1:
             return figures[0]["search_part"], figures, first
         rho = [f["search_part"]["spearman"] for f in figures]
+        if None not in rho and self.divisors:  # as fitness combines them: each ρ over its scale
+            rho = [r / self.divisors[f["benchmark"]] for r, f in zip(rho, figures)]
         reasons = [f"{f['benchmark']}: {f['search_part']['invalid_reason']}" for f in figures
                    if f["search_part"]["spearman"] is None]
         combined = {"spearman": None if reasons else float(COMBINE[self.combine](rho)), "kendall": None,
                     "n": sum(f["search_part"]["n"] for f in figures), "invalid_reason": "; ".join(reasons) or None,
-                    "combine": self.combine}
+                    "combine": self.combine, **({"normalized": True} if self.divisors else {})}
         return combined, figures, first
 
 

@@ -19,8 +19,9 @@ from lpzero.benchmarks.selection import BenchmarkRequest
 from lpzero.cache.request import CacheRequest, Progress, fill_cache, no_progress, proxy_names
 from lpzero.errors import LPZeroError
 from lpzero.executors import ExecutorSettings
-from lpzero.files import owned_folder, remove_outputs
-from lpzero.primitives import DEFAULT_TABLE, op_table, op_table_path
+from lpzero.files import check_folder, owned_folder, remove_outputs
+from lpzero.primitives import DEFAULT_TABLE, Kind, Level, OpTable, op_table, op_table_path, pset_of
+from lpzero.primitives.pset import can_build
 from lpzero.report.search import OUTPUTS, default_out, write_search
 from lpzero.search import ProxySearch, SearchPart, SearchResult, SearchSetup
 from lpzero.search.complexity import renamed_select
@@ -69,6 +70,32 @@ def same_benchmark(name: str) -> str:
     return f"{Path(file).resolve()}:{cls}" if sep and file.endswith(".py") else name
 
 
+def checked_table(spec: str, toolbox: str = "typed") -> OpTable:
+    """The op table `--ops` names, refused before any work when it cannot be imported, when a new process
+    could not read it back from best.json, or when no proxy tree (of the paper `toolbox`'s genome) can be
+    built from it."""
+    table = op_table(spec)
+    op_table_path(table)  # a best.json no new process could read is not worth hours: refused now
+    if not can_build(pset_of(table)):
+        raise LPZeroError(f"--ops {spec}: no proxy tree can be built from this op table: none of its ops take the "
+                          "inputs to one score per architecture (it needs reduce ops, e.g. mean and layer_sum; "
+                          f"`lpzero ops --ops {spec}` lists its ops)")
+    lacks = paper_genome_lacks(table) if toolbox == "paper" else []
+    if lacks:
+        raise LPZeroError(f"--ops {spec} with --toolbox paper: the paper's genome needs {', '.join(lacks)}, which "
+                          "this op table lacks (--toolbox typed builds any tree the table allows)")
+    return table
+
+
+def paper_genome_lacks(table: OpTable) -> list[str]:
+    """What of the paper toolbox's genome `table` lacks: it joins two branches with a binary op on scores,
+    each branch lifted to a score by mean and layer_sum."""
+    lacks = [name for name in ("mean", "layer_sum") if name not in table]
+    if not any(Level.SCALAR in op.levels for op in table.of_kind(Kind.BINARY)):
+        lacks.append("a binary op on scores")
+    return lacks
+
+
 def open_parts(request: EvolveRequest) -> list[SearchPart]:
     """Every benchmark of `request`, opened, checked and split (before any work)."""
     parts = []
@@ -88,19 +115,25 @@ def evolve(request: EvolveRequest, progress: Progress = no_progress,
     `customize(toolbox)`, if given, re-registers DEAP operators on each run's toolbox before its
     loop (a research script's own `mate`, `mutate`, `select`: `scripts/custom_operators.py`).
     """
-    table = op_table(request.ops)  # an unknown table fails before any work
-    op_table_path(table)  # a best.json no new process could read is not worth hours: refused now
+    table = checked_table(request.ops, request.setup.toolbox)
     parts = open_parts(request)
     names = proxy_names(request.baselines)
     setup = request.setup
+    if setup.normalize == "hand-designed" and len(parts) > 1 and not names:
+        raise LPZeroError("--normalize hand-designed divides each benchmark's |ρ| by its best hand-designed "
+                          "proxy's: leave --baselines at its default (all) or name some")
     note = renamed_select(setup.select)
     if note:
         log.warning(note)
     out = Path(request.out) if request.out else default_out([p.name for p in parts])
     search = ProxySearch(parts, setup, out, table)
-    with owned_folder(out):  # before any work: an unwritable or busy --out fails now
+    for part in parts:  # a cache that cannot be made fails now, not once --out is taken and models are built
+        check_folder(part.cache.dir)
+    with owned_folder(out, "evolve"):  # before any work: an unwritable, busy or another command's --out fails now
         if request.resume:  # before the caches are filled
             search.check_resume()
+            if not search.checkpoints():
+                log.warning("--resume: no checkpoint in %s; starting a new search", out)
         remove_outputs(out, OUTPUTS)  # a run that stops early must not leave another run's best.json
         for part in parts:
             fill_cache(part.cache, part.ids, names, request.executor, request.cache.device, progress)
@@ -113,4 +146,5 @@ def evolve(request: EvolveRequest, progress: Progress = no_progress,
     return EvolveResult(out, best, result)
 
 
-__all__ = ["EvolveRequest", "EvolveResult", "evolve", "open_parts", "same_benchmark"]
+__all__ = ["EvolveRequest", "EvolveResult", "checked_table", "evolve", "open_parts", "paper_genome_lacks",
+           "same_benchmark"]
