@@ -44,6 +44,15 @@ def _rho(value: dict) -> float:
     return np.nan if value["spearman"] is None else value["spearman"]
 
 
+def _pairs(text: str, option: str) -> dict[str, str]:
+    """NAME=FOLDER items of a comma-separated option (a NAME holds no comma)."""
+    items = [item for item in text.split(",") if item]
+    bad = [item for item in items if "=" not in item]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r} is not NAME=FOLDER (names hold no comma)", param_hint=option)
+    return dict(item.split("=", 1) for item in items)
+
+
 @click.command()
 @click.option("--runs", "runs_text", required=True,
               help="Comma-separated NAME=FOLDER: each benchmark's search folder (its best.json).")
@@ -51,8 +60,7 @@ def _rho(value: dict) -> float:
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Cache root the searches used.")
 @click.option("--out", type=click.Path(file_okay=False), default="runs/transfer", show_default=True)
 def main(runs_text: str, rows_text: str, cache_dir: str | None, out: str) -> None:
-    runs = dict(item.split("=", 1) for item in runs_text.split(","))
-    more = dict(item.split("=", 1) for item in rows_text.split(",") if item)
+    runs, more = _pairs(runs_text, "--runs"), _pairs(rows_text, "--rows")
     found = {name: FoundProxy.load(folder) for name, folder in {**runs, **more}.items()}
     names, sources = list(runs), [*runs, *more]
     matrix = np.full((len(sources) + 2, len(names)), np.nan)
