@@ -137,17 +137,27 @@ def _sigint_held() -> Iterator[None]:
 
     A process starts with its parent's signal mask, so a worker cannot be interrupted before its
     initializer ignores SIGINT: a terminal's Ctrl-C reaches the whole process group, and a worker
-    still importing torch would die of it with a traceback. This process still gets it: another
-    of its threads takes it, or it is delivered when the mask is restored.
+    still importing torch would die of it with a traceback. This process gets it once the body is
+    done: the mask only holds this thread, and another thread (a progress bar's) may take the
+    signal, so Python's handler is also deferred. Interrupted while it writes a new worker's
+    start-up data, this process would leave the worker reading half of it (EOFError, a traceback).
     """
     # multiprocessing's resource tracker is started the same way, and unblocks SIGINT once it is:
     # started first, it leaves the mask alone
     resource_tracker.ensure_running()
     before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    taken: list[int] = []
+    handler = None
+    if threading.current_thread() is threading.main_thread():  # only the main thread sets handlers
+        handler = signal.signal(signal.SIGINT, lambda signum, frame: taken.append(signum))
     try:
         yield
     finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
+        if taken and callable(handler):
+            handler(signal.SIGINT, None)  # the interrupt that came meanwhile (KeyboardInterrupt by default)
 
 
 #: in a pool worker: its pool's stop event (`ProcessExecutor`), set when the parent stops waiting
